@@ -1,0 +1,32 @@
+"""telcorec: a batch "best next offer" recommender for telecom operators on Spark.
+
+Pins follow ../shared/STACK.md: they are the set known to work together (Petastorm forces
+pyarrow 14, hence pyspark 4.0 and numpy 1.x; torch 2.13.0 is the CPU build on the machine's
+disk; deltalake 0.18 is the last release that reads back with pyarrow 14).
+"""
+from setuptools import find_packages, setup
+
+setup(
+    name="telcorec",
+    version="0.1.0",
+    description="Best-next-offer recommender for telecom operators (PySpark, LightFM, PyTorch, Delta)",
+    python_requires=">=3.11,<3.12",
+    packages=find_packages(include=["telcorec", "telcorec.*"]),
+    package_data={"telcorec": ["py.typed"]},
+    install_requires=[
+        "pyspark==4.0.1",
+        "pyarrow==14.0.2",
+        "numpy==1.26.4",
+        "pandas==2.2.3",
+        "scipy>=1.11",
+        "petastorm==0.12.1",
+        "torch==2.13.0",
+        "lightfm-next==1.19.0",
+        "deltalake==0.18.2",
+        "PyYAML>=6.0,<7",
+        "matplotlib>=3.8",
+    ],
+    extras_require={
+        "test": ["pytest>=8"],
+    },
+)

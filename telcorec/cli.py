@@ -1,0 +1,80 @@
+"""Command-line edge shared by every job in jobs/: arguments, config, logging, session."""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import logging
+import sys
+from typing import Callable
+
+from pyspark.sql import SparkSession
+
+from telcorec import config as config_module
+from telcorec.config import Config
+from telcorec.exceptions import TelcorecError
+
+DEFAULT_CONF = "conf/local.yaml"
+
+
+def run_date_arg(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"run date must be YYYY-MM-DD, got {text!r}") from None
+
+
+def parser(job: str, description: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=f"./spark-submit.sh {job}", description=description)
+    p.add_argument("--conf", default=DEFAULT_CONF,
+                   help=f"YAML config (default {DEFAULT_CONF}; see conf/base.yaml for every key)")
+    p.add_argument("--run-date", type=run_date_arg, default=dt.date.today(),
+                   help="the business date of the run, YYYY-MM-DD (default today); a rerun of "
+                        "the same date replaces that date's rows")
+    p.add_argument("--subscribers", type=int, default=None,
+                   help="generated subscribers (overrides generator.subscribers)")
+    p.add_argument("--shards", type=int, default=None,
+                   help="LightFM shards (overrides train.shards)")
+    return p
+
+
+def load_config(args: argparse.Namespace) -> Config:
+    cfg = config_module.load(args.conf)
+    overrides = {}
+    if args.subscribers is not None:
+        overrides["generator.subscribers"] = args.subscribers
+    if args.shards is not None:
+        overrides["train.shards"] = args.shards
+    return cfg.with_overrides(**overrides) if overrides else cfg
+
+
+def configure_logging() -> None:
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("py4j", "pyspark"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def main(job: str, description: str, body: Callable[[SparkSession, Config, argparse.Namespace],
+                                                     str | None],
+         extra: Callable[[argparse.ArgumentParser], None] | None = None) -> None:
+    """Parse, validate config, start Spark, run `body`, print what it returns; exit 2 on a
+    user-actionable error with its message instead of a stack trace."""
+    p = parser(job, description)
+    if extra is not None:
+        extra(p)
+    args = p.parse_args()
+    configure_logging()
+    try:
+        cfg = load_config(args)
+    except TelcorecError as exc:
+        p.exit(2, f"error: {exc}\n")
+    spark = SparkSession.builder.appName(f"telcorec-{job}").getOrCreate()
+    try:
+        out = body(spark, cfg, args)
+        if out:
+            print(out)
+    except TelcorecError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        spark.stop()
+        sys.exit(2)
+    spark.stop()

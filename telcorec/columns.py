@@ -1,0 +1,134 @@
+"""Every column name the project reads or writes, declared once.
+
+Stages, tests and SQL examples refer to these constants instead of string literals so that a
+rename is one edit and a typo is an AttributeError instead of a silent NULL column.
+"""
+
+
+class Col:
+    # keys
+    SUBSCRIBER_ID = "subscriber_id"
+    OFFER_ID = "offer_id"
+    EVENT_ID = "event_id"
+    SUBSCRIBER_IDX = "subscriber_idx"
+    OFFER_IDX = "offer_idx"
+    RUN_DATE = "run_date"
+    RUN_ID = "run_id"
+
+    # subscribers
+    SEGMENT = "segment"
+    REGION = "region"
+    SIGNUP_DATE = "signup_date"
+    DEVICE_TIER = "device_tier"
+    PAYMENT_TYPE = "payment_type"
+    CONTRACT_END = "contract_end"
+    HOUSEHOLD_SIZE = "household_size"
+
+    # catalogue
+    OFFER_NAME = "offer_name"
+    PRICE = "price"
+    DATA_GB = "data_gb"
+    VOICE_MIN = "voice_min"
+    SMS = "sms"
+    CONTRACT_MONTHS = "contract_months"
+    PLAN_TYPE = "plan_type"
+    NETWORK = "network"
+    FAMILY = "family"
+
+    # subscriptions
+    START_DATE = "start_date"
+    END_DATE = "end_date"
+
+    # cdr
+    EVENT_TYPE = "event_type"
+    EVENT_TS = "event_ts"
+    DURATION_S = "duration_s"
+    DATA_MB = "data_mb"
+
+    # generator truth (hidden preferences, used only by the oracle baseline)
+    DATA_NEED_GB = "data_need_gb"
+    VOICE_NEED_MIN = "voice_need_min"
+    SMS_NEED = "sms_need"
+    PRICE_SENSITIVITY = "price_sensitivity"
+
+    # rejects
+    SOURCE_TABLE = "source_table"
+    REASON = "reason"
+    RECORD = "record"
+
+    # subscriber features
+    TENURE_MONTHS = "tenure_months"
+    TENURE_STAGE = "tenure_stage"
+    DATA_GB_MONTH = "data_gb_month"
+    DATA_GB_MONTH_STD = "data_gb_month_std"
+    VOICE_MIN_MONTH = "voice_min_month"
+    SMS_MONTH = "sms_month"
+    DATA_CV = "data_cv"
+    USAGE_STABILITY = "usage_stability"
+    DATA_INTENSITY = "data_intensity"
+    CALL_INTENSITY = "call_intensity"
+    SMS_INTENSITY = "sms_intensity"
+    CURRENT_OFFER_ID = "current_offer_id"
+    HAS_HISTORY = "has_history"
+    HOUSEHOLD = "household"
+
+    # offer features
+    PRICE_TIER = "price_tier"
+    DATA_TIER = "data_tier"
+
+    # interactions
+    WEIGHT = "weight"
+    EVENT_DATE = "event_date"
+    SPLIT = "split"
+
+    # model training / scoring
+    SHARD = "shard"
+    EXCLUDE_IDX = "exclude_idx"
+    RANK = "rank"
+    SCORE = "score"
+    MODEL = "model"
+    MODEL_VERSION = "model_version"
+
+    # metrics
+    PROTOCOL = "protocol"
+    METRIC = "metric"
+    K = "k"
+    VALUE = "value"
+
+
+class EventType:
+    VOICE = "voice"
+    SMS = "sms"
+    DATA = "data"
+    ALL = (VOICE, SMS, DATA)
+
+
+class Split:
+    TRAIN = "train"
+    TEST = "test"
+
+
+# Categorical subscriber features the hybrid models see, in a fixed order (the feature
+# vocabulary is built from these columns; the order is part of a model's metadata).
+SUBSCRIBER_CATEGORICALS = (
+    Col.SEGMENT,
+    Col.REGION,
+    Col.DEVICE_TIER,
+    Col.PAYMENT_TYPE,
+    Col.TENURE_STAGE,
+    Col.DATA_INTENSITY,
+    Col.CALL_INTENSITY,
+    Col.SMS_INTENSITY,
+    Col.USAGE_STABILITY,
+    Col.HOUSEHOLD,
+)
+
+# Categorical offer features; the offer id itself is always an item feature too.
+OFFER_CATEGORICALS = (
+    Col.PLAN_TYPE,
+    Col.PAYMENT_TYPE,
+    Col.NETWORK,
+    Col.FAMILY,
+    Col.PRICE_TIER,
+    Col.DATA_TIER,
+)

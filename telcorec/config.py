@@ -1,0 +1,240 @@
+"""Typed configuration: YAML in conf/ loaded once into frozen dataclasses.
+
+A config file may name a parent with `extends:` (relative to itself); mappings are merged key by
+key, the child winning. Unknown keys and out-of-range values are refused with a message naming
+the full key, so a typo fails at start-up instead of silently using a default.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from telcorec.exceptions import ConfigError
+
+
+def _check(ok: bool, key: str, message: str) -> None:
+    if not ok:
+        raise ConfigError(f"config key '{key}': {message}")
+
+
+@dataclass(frozen=True)
+class GeneratorConfig:
+    subscribers: int = 8000
+    offers: int = 60
+    days: int = 90
+    cold_start_share: float = 0.05
+    bad_row_rate: float = 0.001
+
+    def __post_init__(self) -> None:
+        _check(self.subscribers >= 10, "generator.subscribers", "must be >= 10")
+        _check(self.offers >= 50, "generator.offers", "must be >= 50 (a realistic catalogue)")
+        _check(self.days >= 90, "generator.days", "must be >= 90 days of usage")
+        _check(0 <= self.cold_start_share < 1, "generator.cold_start_share", "must be in [0, 1)")
+        _check(0 <= self.bad_row_rate < 0.5, "generator.bad_row_rate", "must be in [0, 0.5)")
+
+
+@dataclass(frozen=True)
+class InputsConfig:
+    source: str = "generated"
+    path: str = "raw"
+
+    def __post_init__(self) -> None:
+        _check(self.source in ("generated", "tables"), "inputs.source",
+               "must be 'generated' (make demo data) or 'tables' (read existing Delta tables)")
+
+
+@dataclass(frozen=True)
+class IngestConfig:
+    cdr_window_days: int = 120
+    max_reject_share: float = 0.05
+
+    def __post_init__(self) -> None:
+        _check(self.cdr_window_days >= 1, "ingest.cdr_window_days", "must be >= 1")
+        _check(0 <= self.max_reject_share <= 1, "ingest.max_reject_share", "must be in [0, 1]")
+
+
+@dataclass(frozen=True)
+class FeaturesConfig:
+    intensity_bins: int = 5
+    stable_cv: float = 0.3
+
+    def __post_init__(self) -> None:
+        _check(self.intensity_bins == 5, "features.intensity_bins",
+               "must be 5 (the labels very_low .. very_high are defined for five bins)")
+        _check(self.stable_cv > 0, "features.stable_cv", "must be > 0")
+
+
+@dataclass(frozen=True)
+class LightFMConfig:
+    loss: str = "warp"
+    no_components: int = 32
+    learning_rate: float = 0.05
+    item_alpha: float = 1e-6
+    user_alpha: float = 1e-6
+    max_sampled: int = 10
+    epochs: int = 30
+    k: int = 5
+    n: int = 10
+
+    def __post_init__(self) -> None:
+        _check(self.loss in ("warp", "bpr", "warp-kos", "logistic"), "train.lightfm.loss",
+               "must be one of warp, bpr, warp-kos, logistic")
+        _check(self.no_components >= 1, "train.lightfm.no_components", "must be >= 1")
+        _check(0 < self.learning_rate < 1, "train.lightfm.learning_rate", "must be in (0, 1)")
+        _check(self.item_alpha >= 0 and self.user_alpha >= 0, "train.lightfm.item_alpha/user_alpha",
+               "must be >= 0")
+        _check(self.max_sampled >= 1, "train.lightfm.max_sampled", "must be >= 1")
+        _check(1 <= self.epochs <= 1000, "train.lightfm.epochs", "must be in [1, 1000]")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    shards: int = 1
+    lightfm: LightFMConfig = field(default_factory=LightFMConfig)
+
+    def __post_init__(self) -> None:
+        _check(1 <= self.shards <= 4096, "train.shards", "must be in [1, 4096]")
+
+
+@dataclass(frozen=True)
+class ScoringConfig:
+    k: int = 10
+
+    def __post_init__(self) -> None:
+        _check(1 <= self.k <= 100, "scoring.k", "must be in [1, 100]")
+
+
+@dataclass(frozen=True)
+class EvaluationConfig:
+    ks: tuple[int, ...] = (5, 10)
+
+    def __post_init__(self) -> None:
+        _check(len(self.ks) > 0 and all(k >= 1 for k in self.ks), "evaluation.ks",
+               "must be a non-empty list of positive integers")
+
+
+@dataclass(frozen=True)
+class StorageConfig:
+    writer: str = "auto"
+
+    def __post_init__(self) -> None:
+        _check(self.writer in ("auto", "delta-rs", "spark"), "storage.writer",
+               "must be auto (Spark's Delta source when the session has it, else delta-rs), "
+               "delta-rs or spark")
+
+
+@dataclass(frozen=True)
+class Config:
+    warehouse: str = "warehouse"
+    seed: int = 42
+    generator: GeneratorConfig = field(default_factory=GeneratorConfig)
+    inputs: InputsConfig = field(default_factory=InputsConfig)
+    ingest: IngestConfig = field(default_factory=IngestConfig)
+    features: FeaturesConfig = field(default_factory=FeaturesConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    scoring: ScoringConfig = field(default_factory=ScoringConfig)
+    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
+    storage: StorageConfig = field(default_factory=StorageConfig)
+
+    def __post_init__(self) -> None:
+        _check(bool(self.warehouse), "warehouse", "must be a non-empty path")
+        _check(self.scoring.k >= max(self.evaluation.ks), "scoring.k",
+               f"must be >= the largest evaluation.ks ({max(self.evaluation.ks)})")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def fingerprint(self) -> str:
+        """A short stable hash of the effective configuration (recorded with every run)."""
+        blob = json.dumps(self.to_dict(), sort_keys=True, default=str).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+    def with_overrides(self, **dotted: Any) -> "Config":
+        """Return a copy with `section.key=value` overrides applied and validated."""
+        data = self.to_dict()
+        for key, value in dotted.items():
+            node = data
+            *parents, leaf = key.split(".")
+            for part in parents:
+                node = node[part]
+            _check(leaf in node, key, "no such key")
+            node[leaf] = value
+        return from_dict(data)
+
+
+def _coerce(tp: Any, value: Any, key: str) -> Any:
+    origin = typing.get_origin(tp)
+    if dataclasses.is_dataclass(tp):
+        _check(isinstance(value, dict), key, f"must be a mapping, got {type(value).__name__}")
+        return _build(tp, value, key)
+    if origin is tuple:
+        _check(isinstance(value, (list, tuple)), key, "must be a list")
+        (item_tp, _) = typing.get_args(tp)
+        return tuple(_coerce(item_tp, v, f"{key}[]") for v in value)
+    if tp is float:
+        _check(isinstance(value, (int, float)) and not isinstance(value, bool), key,
+               f"must be a number, got {value!r}")
+        return float(value)
+    if tp is int:
+        _check(isinstance(value, int) and not isinstance(value, bool), key,
+               f"must be an integer, got {value!r}")
+        return value
+    if tp is str:
+        _check(isinstance(value, str), key, f"must be a string, got {value!r}")
+        return value
+    if tp is bool:
+        _check(isinstance(value, bool), key, f"must be true or false, got {value!r}")
+        return value
+    if isinstance(tp, types.UnionType):
+        return value
+    raise ConfigError(f"config key '{key}': unsupported type {tp}")
+
+
+def _build(cls: type, data: dict[str, Any], prefix: str = "") -> Any:
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    for key in data:
+        if key not in names:
+            full = f"{prefix}.{key}" if prefix else key
+            raise ConfigError(f"config key '{full}' is unknown; allowed here: {sorted(names)}")
+    kwargs = {k: _coerce(hints[k], v, f"{prefix}.{k}" if prefix else k) for k, v in data.items()}
+    return cls(**kwargs)
+
+
+def from_dict(data: dict[str, Any]) -> Config:
+    return _build(Config, data)
+
+
+def _merge(base: dict[str, Any], child: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in child.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist; pass --conf with a file from conf/")
+    _check(path.resolve() not in seen, "extends", f"cycle through {path}")
+    data = yaml.safe_load(path.read_text()) or {}
+    _check(isinstance(data, dict), str(path), "the file must hold a mapping")
+    parent = data.pop("extends", None)
+    if parent is None:
+        return data
+    return _merge(_read_yaml(path.parent / parent, seen + (path.resolve(),)), data)
+
+
+def load(path: str | Path) -> Config:
+    """Load and validate a YAML config (following `extends:`)."""
+    return from_dict(_read_yaml(Path(path)))

@@ -1,0 +1,1 @@
+"""Recommendation models behind one small contract: fit, representations/scores, save/load."""

@@ -1,0 +1,50 @@
+"""Model artifacts without pickle: arrays in .npz (loaded with allow_pickle=False) + JSON.
+
+The JSON records the sha256 of the .npz; loading refuses a file whose checksum differs, so a
+swapped or truncated artifact is an error instead of silently wrong offers.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+
+from telcorec.exceptions import ModelError
+
+ARRAYS = "arrays.npz"
+META = "metadata.json"
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def save(directory: Path, arrays: dict[str, np.ndarray], metadata: dict) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    np.savez(directory / ARRAYS, **arrays)
+    meta = {**metadata, "arrays_sha256": _sha256(directory / ARRAYS)}
+    (directory / META).write_text(json.dumps(meta, indent=2, sort_keys=True, default=str))
+    return directory
+
+
+def load(directory: Path) -> tuple[dict[str, np.ndarray], dict]:
+    meta_path, arrays_path = directory / META, directory / ARRAYS
+    if not meta_path.is_file() or not arrays_path.is_file():
+        raise ModelError(f"no model artifact in {directory}: run the train stage first")
+    meta = json.loads(meta_path.read_text())
+    if _sha256(arrays_path) != meta.get("arrays_sha256"):
+        raise ModelError(f"{arrays_path} does not match the checksum in {META}; the artifact "
+                         "was changed after training. Retrain instead of loading it.")
+    try:
+        with np.load(arrays_path, allow_pickle=False) as data:
+            arrays = {name: data[name] for name in data.files}
+    except ValueError as exc:
+        raise ModelError(f"{arrays_path} holds object arrays, which are refused "
+                         "(they would need pickle)") from exc
+    return arrays, meta

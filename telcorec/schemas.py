@@ -1,0 +1,115 @@
+"""The StructType of every table the project reads or writes, declared once.
+
+Input tables (`SUBSCRIBERS`, `CATALOGUE`, `SUBSCRIPTIONS`, `CDR`) are the contract an operator's
+own tables are mapped onto. Stages end with `select(*schema.fieldNames())` of their output
+schema; jobs check their inputs with `require_columns` (metadata only, no Spark action).
+"""
+from pyspark.sql import DataFrame
+from pyspark.sql import types as T
+
+from telcorec.columns import Col
+from telcorec.exceptions import SchemaError
+
+
+def _schema(*fields: tuple) -> T.StructType:
+    return T.StructType([T.StructField(name, dtype, nullable) for name, dtype, nullable in fields])
+
+
+S, D, I, L, B, TS, DT = (T.StringType(), T.DoubleType(), T.IntegerType(), T.LongType(),
+                         T.BooleanType(), T.TimestampType(), T.DateType())
+
+# ---- inputs (the operator contract) -------------------------------------------------------
+SUBSCRIBERS = _schema(
+    (Col.SUBSCRIBER_ID, S, True), (Col.SEGMENT, S, True), (Col.REGION, S, True),
+    (Col.SIGNUP_DATE, DT, True), (Col.DEVICE_TIER, S, True), (Col.PAYMENT_TYPE, S, True),
+    (Col.CONTRACT_END, DT, True), (Col.HOUSEHOLD_SIZE, I, True),
+)
+CATALOGUE = _schema(
+    (Col.OFFER_ID, S, True), (Col.OFFER_NAME, S, True), (Col.PRICE, D, True),
+    (Col.DATA_GB, D, True), (Col.VOICE_MIN, D, True), (Col.SMS, I, True),
+    (Col.CONTRACT_MONTHS, I, True), (Col.PLAN_TYPE, S, True), (Col.PAYMENT_TYPE, S, True),
+    (Col.NETWORK, S, True), (Col.FAMILY, B, True),
+)
+SUBSCRIPTIONS = _schema(
+    (Col.SUBSCRIBER_ID, S, True), (Col.OFFER_ID, S, True), (Col.START_DATE, DT, True),
+    (Col.END_DATE, DT, True),
+)
+CDR = _schema(
+    (Col.EVENT_ID, S, True), (Col.SUBSCRIBER_ID, S, True), (Col.EVENT_TYPE, S, True),
+    (Col.EVENT_TS, TS, True), (Col.DURATION_S, D, True), (Col.DATA_MB, D, True),
+)
+
+
+def validated(schema: T.StructType) -> T.StructType:
+    """A validated input table: the input contract plus the run_date partition column."""
+    return T.StructType([T.StructField(Col.RUN_DATE, DT, False), *schema.fields])
+
+
+INPUTS = {"subscribers": SUBSCRIBERS, "catalogue": CATALOGUE,
+          "subscriptions": SUBSCRIPTIONS, "cdr": CDR}
+
+# The generator's hidden preferences: only the oracle baseline reads this table.
+SUBSCRIBER_TRUTH = _schema(
+    (Col.SUBSCRIBER_ID, S, False), (Col.SEGMENT, S, False), (Col.DEVICE_TIER, S, False),
+    (Col.PAYMENT_TYPE, S, False), (Col.HOUSEHOLD_SIZE, I, False), (Col.DATA_NEED_GB, D, False),
+    (Col.VOICE_NEED_MIN, D, False), (Col.SMS_NEED, D, False), (Col.PRICE_SENSITIVITY, D, False),
+)
+
+# ---- stage outputs -------------------------------------------------------------------------
+REJECTS = _schema(
+    (Col.RUN_DATE, DT, False), (Col.SOURCE_TABLE, S, False), (Col.REASON, S, False),
+    (Col.RECORD, S, True),
+)
+SUBSCRIBER_FEATURES = _schema(
+    (Col.RUN_DATE, DT, False), (Col.SUBSCRIBER_ID, S, False), (Col.SEGMENT, S, True),
+    (Col.REGION, S, True), (Col.DEVICE_TIER, S, True), (Col.PAYMENT_TYPE, S, True),
+    (Col.HOUSEHOLD, S, False), (Col.TENURE_MONTHS, I, True), (Col.TENURE_STAGE, S, False),
+    (Col.DATA_GB_MONTH, D, True), (Col.DATA_GB_MONTH_STD, D, True), (Col.VOICE_MIN_MONTH, D, True),
+    (Col.SMS_MONTH, D, True), (Col.DATA_CV, D, True), (Col.USAGE_STABILITY, S, False),
+    (Col.DATA_INTENSITY, S, False), (Col.CALL_INTENSITY, S, False), (Col.SMS_INTENSITY, S, False),
+    (Col.CURRENT_OFFER_ID, S, True), (Col.HAS_HISTORY, B, False),
+)
+OFFER_FEATURES = _schema(
+    (Col.RUN_DATE, DT, False), (Col.OFFER_ID, S, False), (Col.OFFER_IDX, I, False),
+    (Col.PRICE, D, False), (Col.DATA_GB, D, False), (Col.VOICE_MIN, D, False),
+    (Col.PLAN_TYPE, S, True), (Col.PAYMENT_TYPE, S, True), (Col.NETWORK, S, True),
+    (Col.FAMILY, S, False), (Col.PRICE_TIER, S, False), (Col.DATA_TIER, S, False),
+)
+SUBSCRIBER_INDEX = _schema(
+    (Col.RUN_DATE, DT, False), (Col.SUBSCRIBER_ID, S, False), (Col.SUBSCRIBER_IDX, L, False),
+)
+INTERACTIONS = _schema(
+    (Col.RUN_DATE, DT, False), (Col.SUBSCRIBER_ID, S, False), (Col.SUBSCRIBER_IDX, L, False),
+    (Col.OFFER_ID, S, False), (Col.OFFER_IDX, I, False), (Col.WEIGHT, D, False),
+    (Col.EVENT_DATE, DT, True), (Col.SPLIT, S, False),
+)
+OFFERS = _schema(
+    (Col.RUN_DATE, DT, False), (Col.RUN_ID, S, False), (Col.SUBSCRIBER_ID, S, False),
+    (Col.OFFER_ID, S, False), (Col.RANK, I, False), (Col.SCORE, D, False),
+    (Col.MODEL_VERSION, S, False),
+)
+METRICS = _schema(
+    (Col.RUN_DATE, DT, False), (Col.RUN_ID, S, False), (Col.MODEL, S, False),
+    (Col.PROTOCOL, S, False), (Col.METRIC, S, False), (Col.K, I, False),
+    (Col.SEGMENT, S, False), (Col.VALUE, D, False),
+)
+
+
+def require_columns(df: DataFrame, schema: T.StructType, table: str) -> None:
+    """Fail fast, before any Spark action, when a column is missing or has the wrong type."""
+    actual = {f.name: f.dataType for f in df.schema.fields}
+    for field in schema.fields:
+        if field.name not in actual:
+            raise SchemaError(
+                f"table '{table}' has no column '{field.name}' (expected type "
+                f"{field.dataType.simpleString()}); columns present: {sorted(actual)}. "
+                "Map your column onto it in the adapter config or rename it.")
+        if actual[field.name] != field.dataType:
+            raise SchemaError(
+                f"table '{table}' column '{field.name}' is {actual[field.name].simpleString()}, "
+                f"expected {field.dataType.simpleString()}. Cast it in the adapter or fix the source.")
+
+
+def conform(df: DataFrame, schema: T.StructType) -> DataFrame:
+    """Select exactly the schema's columns, in order, cast to the declared types."""
+    return df.select(*[df[f.name].cast(f.dataType).alias(f.name) for f in schema.fields])

@@ -1,0 +1,169 @@
+"""Stage 5, score: every subscriber against every offer, top K kept, written to `offers`.
+
+The offer side (and each shard model's subscriber-feature embeddings: small, sized by the
+feature vocabulary, not by subscribers) is broadcast once. Each Spark task turns its
+subscribers' features into representations, multiplies them with the offer matrix (BLAS),
+masks the excluded offers and keeps the top K with a partial sort. No subscriber x offer cross
+join is ever materialised in Spark.
+
+Every model and baseline is a `Scorer`: given a pandas batch of subscribers it returns an
+(n x offers) score matrix in offer_idx order, so ranking, exclusion and evaluation are shared.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Protocol
+
+import numpy as np
+import pandas as pd
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from telcorec import runs, schemas, storage
+from telcorec.columns import Col
+from telcorec.config import Config
+from telcorec.encoding import Vocabulary
+from telcorec.models import artifacts
+from telcorec.models.lightfm_model import Representations, representations, scores
+from telcorec.training import MANIFEST, model_name, shard_of
+from telcorec.warehouse import Warehouse
+
+RANKED = T.StructType([
+    T.StructField(Col.SUBSCRIBER_ID, T.StringType(), False),
+    T.StructField(Col.OFFER_ID, T.StringType(), False),
+    T.StructField(Col.RANK, T.IntegerType(), False),
+    T.StructField(Col.SCORE, T.DoubleType(), False),
+])
+
+
+class Scorer(Protocol):
+    name: str
+    offer_ids: list[str]
+
+    def score(self, batch: pd.DataFrame) -> np.ndarray:
+        """Scores (len(batch) x len(offer_ids)), higher is better."""
+
+
+@dataclass
+class LightFMScorer:
+    name: str
+    version: str
+    offer_ids: list[str]
+    user_vocab: Vocabulary
+    users: dict[int, tuple[np.ndarray, np.ndarray]]  # shard -> (feature embeddings, biases)
+    items: dict[int, Representations]                # shard -> offer representations
+
+    @classmethod
+    def load(cls, model_dir: Path) -> "LightFMScorer":
+        manifest = json.loads((model_dir / MANIFEST).read_text())
+        item_vocab = Vocabulary.from_json(manifest["item_vocabulary"])
+        users, items = {}, {}
+        for shard, sub in manifest["shard_paths"].items():
+            arrays, _ = artifacts.load(model_dir / sub)
+            users[int(shard)] = (arrays["user_embeddings"], arrays["user_biases"])
+            items[int(shard)] = (arrays["item_embeddings"], arrays["item_biases"])
+        item_rows = pd.DataFrame(manifest["offer_rows"])
+        item_features = item_vocab.encode(item_rows, identity=item_rows[Col.OFFER_ID])
+        item_reprs = {s: representations(item_features, emb, bias)
+                      for s, (emb, bias) in items.items()}
+        return cls(manifest["model"], manifest["model_version"], manifest["offer_ids"],
+                   Vocabulary.from_json(manifest["user_vocabulary"]), users, item_reprs)
+
+    def score(self, batch: pd.DataFrame) -> np.ndarray:
+        features = self.user_vocab.encode(batch)
+        out = np.empty((len(batch), len(self.offer_ids)), dtype=np.float32)
+        shard_col = batch[Col.SHARD].to_numpy()
+        for shard, (emb, bias) in self.users.items():
+            rows = np.flatnonzero(shard_col == shard)
+            if rows.size:
+                out[rows] = scores(representations(features[rows], emb, bias), self.items[shard])
+        return out
+
+
+@dataclass
+class PopularityScorer:
+    """Offers ranked by how many subscribers hold them in the training data."""
+    offer_ids: list[str]
+    counts: np.ndarray
+    name: str = "popularity"
+
+    def score(self, batch: pd.DataFrame) -> np.ndarray:
+        return np.broadcast_to(self.counts.astype(np.float32), (len(batch), len(self.counts)))
+
+
+def top_k(score_matrix: np.ndarray, exclude: pd.Series | None, k: int) -> tuple[np.ndarray, ...]:
+    """Row-wise top k (indices, scores), best first; excluded offers never appear."""
+    s = np.array(score_matrix, dtype=np.float64)
+    if exclude is not None and len(exclude):
+        lengths = exclude.map(lambda a: 0 if a is None else len(a)).to_numpy()
+        if lengths.sum():
+            rows = np.repeat(np.arange(len(s)), lengths)
+            cols = np.concatenate([np.asarray(a, dtype=np.int64) for a in exclude if a is not None
+                                   and len(a)])
+            s[rows, cols] = -np.inf
+    k = min(k, s.shape[1])
+    part = np.argpartition(-s, k - 1, axis=1)[:, :k]
+    part_scores = np.take_along_axis(s, part, axis=1)
+    order = np.lexsort((part, -part_scores), axis=1)  # best first; ties by offer index
+    return np.take_along_axis(part, order, axis=1), np.take_along_axis(part_scores, order, axis=1)
+
+
+def rank_frame(batch: pd.DataFrame, scorer: Scorer, k: int) -> pd.DataFrame:
+    exclude = batch[Col.EXCLUDE_IDX] if Col.EXCLUDE_IDX in batch else None
+    idx, best = top_k(scorer.score(batch), exclude, k)
+    keep = np.isfinite(best)
+    offer_ids = np.asarray(scorer.offer_ids, dtype=object)
+    return pd.DataFrame({
+        Col.SUBSCRIBER_ID: np.repeat(batch[Col.SUBSCRIBER_ID].to_numpy(), idx.shape[1])[keep.ravel()],
+        Col.OFFER_ID: offer_ids[idx[keep]],
+        Col.RANK: np.tile(np.arange(1, idx.shape[1] + 1, dtype=np.int32), len(batch))[keep.ravel()],
+        Col.SCORE: best[keep],
+    })
+
+
+def recommend(subscribers: DataFrame, scorer: Scorer, k: int) -> DataFrame:
+    """Top-k offers for every row of `subscribers` (one row per subscriber), on executors."""
+    broadcast = subscribers.sparkSession.sparkContext.broadcast(scorer)
+
+    def ranked(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        local = broadcast.value
+        for batch in batches:
+            yield rank_frame(batch, local, k)
+
+    return subscribers.mapInPandas(ranked, RANKED)
+
+
+def exclusions(features: DataFrame, offers: DataFrame) -> DataFrame:
+    """Offers a subscriber must not be offered in production: their current plan."""
+    current = offers.select(F.col(Col.OFFER_ID).alias(Col.CURRENT_OFFER_ID), Col.OFFER_IDX)
+    joined = features.join(current, on=Col.CURRENT_OFFER_ID, how="left")
+    return joined.withColumn(Col.EXCLUDE_IDX, F.when(F.col(Col.OFFER_IDX).isNull(),
+                                                     F.array().cast("array<int>"))
+                             .otherwise(F.array(F.col(Col.OFFER_IDX)))).drop(Col.OFFER_IDX)
+
+
+def load_lightfm(wh: Warehouse, cfg: Config, run_date: dt.date) -> LightFMScorer:
+    return LightFMScorer.load(wh.models(run_date, model_name(cfg.train.lightfm)))
+
+
+def run(spark: SparkSession, cfg: Config, run_date: dt.date) -> dict:
+    wh = Warehouse.from_config(cfg.warehouse, cfg.inputs.path)
+    writer = storage.choose_writer(spark, cfg.storage.writer)
+    features = storage.read_table(spark, wh.table("subscriber_features"),
+                                  schemas.SUBSCRIBER_FEATURES, run_date, writer)
+    offers = storage.read_table(spark, wh.table("offer_features"), schemas.OFFER_FEATURES,
+                                run_date, writer)
+    scorer = load_lightfm(wh, cfg, run_date)
+    batch = (exclusions(features, offers)
+             .withColumn(Col.SHARD, shard_of(F.col(Col.SUBSCRIBER_ID), cfg.train.shards)))
+    ranked = (recommend(batch, scorer, cfg.scoring.k)
+              .withColumn(Col.RUN_DATE, F.lit(run_date))
+              .withColumn(Col.RUN_ID, F.lit(runs.run_id(cfg, run_date)))
+              .withColumn(Col.MODEL_VERSION, F.lit(scorer.version)))
+    n = storage.replace_partition(schemas.conform(ranked, schemas.OFFERS), wh.table("offers"),
+                                  schemas.OFFERS, run_date, writer)
+    return {"offers": n, "model_version": scorer.version}

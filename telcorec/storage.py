@@ -1,0 +1,222 @@
+"""Delta tables under the warehouse root: the one place that reads and writes them.
+
+Two writers honour one table contract (STACK.md):
+- `spark`: Spark's own Delta source, used when the session has Delta's SQL extension (a
+  cluster started with `--packages io.delta:delta-spark_2.13:4.0.1`, Databricks);
+- `delta-rs`: used in local mode, tests and CI, where Maven (and so Delta's jars) is out of reach.
+
+The delta-rs path stays distributed: every Spark task writes its own Parquet file straight into
+the table directory and returns only the file's path, size and statistics; the driver then
+commits those files in one Delta transaction. No row passes through the driver, and a run that
+dies before the commit leaves only unreferenced files (removed by `vacuum(full=True)`), never a
+visible half-written table. deltalake 0.18 has no public call that commits files written
+elsewhere, so `_commit` uses the same internal entry points its own `write_deltalake(engine=
+"pyarrow")` uses; the version is pinned in setup.py and the tests read every write back.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import time
+import uuid
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from deltalake import DeltaTable, write_deltalake
+from deltalake.exceptions import TableNotFoundError
+from deltalake.writer import AddAction, get_file_stats_from_metadata
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import types as T
+from pyspark.sql.pandas.types import to_arrow_schema
+
+from telcorec.columns import Col
+from telcorec.exceptions import PublishError
+
+log = logging.getLogger(__name__)
+
+_FILE_RESULT = T.StructType([
+    T.StructField("path", T.StringType(), False),
+    T.StructField("size", T.LongType(), False),
+    T.StructField("stats", T.StringType(), False),
+    T.StructField("rows", T.LongType(), False),
+])
+_STATS_COLUMNS = 32  # as delta-rs: min/max statistics for the first 32 columns
+
+
+def is_delta_table(path: str | Path) -> bool:
+    return (Path(path) / "_delta_log").is_dir()
+
+
+def choose_writer(spark: SparkSession, configured: str) -> str:
+    """'spark' when asked for or when the session has Delta's extension (auto), else 'delta-rs'."""
+    if configured != "auto":
+        return configured
+    extensions = spark.conf.get("spark.sql.extensions", "") or ""
+    return "spark" if "DeltaSparkSessionExtension" in extensions else "delta-rs"
+
+
+def _file_schema(schema: T.StructType, partition_col: str | None) -> pa.Schema:
+    # Delta keeps partition values in the log and the path, not in the data files.
+    return to_arrow_schema(T.StructType([f for f in schema.fields if f.name != partition_col]))
+
+
+def _write_task_files(table_path: str, subdir: str, file_schema: pa.Schema,
+                      required: Sequence[str], partition: tuple[str, str] | None):
+    """Build the function each Spark task runs: stream its batches into one Parquet file.
+
+    The task also enforces the table's constraints (NOT NULL columns, the partition being
+    written) so that a bad row fails the job before the commit, without a second pass.
+    """
+
+    def write(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        relative = f"{subdir}part-{uuid.uuid4().hex}.parquet"
+        target = Path(table_path) / relative
+        writer = None
+        rows = 0
+        for batch in batches:
+            if batch.num_rows == 0:
+                continue
+            for name in required:
+                if batch.column(name).null_count:
+                    raise PublishError(f"column '{name}' is declared NOT NULL but the data has "
+                                       "NULLs in it; nothing was committed")
+            if partition is not None:
+                col, value = partition
+                if not pc.all(pc.equal(batch.column(col).cast(pa.string()), value)).as_py():
+                    raise PublishError(f"the data holds rows whose {col} is not {value}; a run "
+                                       "may only replace its own partition; nothing was committed")
+            table = pa.Table.from_batches([batch]).select(file_schema.names).cast(file_schema)
+            if writer is None:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                writer = pq.ParquetWriter(str(target), file_schema)
+            writer.write_table(table)
+            rows += batch.num_rows
+        if writer is None:
+            return
+        writer.close()
+        stats = get_file_stats_from_metadata(pq.read_metadata(str(target)),
+                                             num_indexed_cols=_STATS_COLUMNS,
+                                             columns_to_collect_stats=None)
+        yield pa.RecordBatch.from_pylist(
+            [{"path": relative, "size": target.stat().st_size,
+              "stats": json.dumps(stats, default=str), "rows": rows}],
+            schema=to_arrow_schema(_FILE_RESULT))
+
+    return write
+
+
+def _commit(table_path: str, schema: pa.Schema, actions: list[AddAction],
+            partition_col: str | None, partition_value: str | None) -> None:
+    """One atomic Delta commit of files already written into the table directory."""
+    from deltalake._internal import write_new_deltalake
+
+    partition_by = [partition_col] if partition_col else []
+    if not is_delta_table(table_path):
+        write_new_deltalake(table_path, schema, actions, "overwrite", partition_by,
+                            None, None, None, None, None)
+        return
+    table = DeltaTable(table_path)
+    filters = [(partition_col, "=", partition_value)] if partition_col else None
+    table._table.create_write_transaction(actions, "overwrite", partition_by, schema, filters,
+                                          None)
+
+
+def replace_partition(df: DataFrame, path: str | Path, schema: T.StructType,
+                      run_date: dt.date, writer: str = "delta-rs") -> int:
+    """Atomically replace the `run_date` partition of a Delta table with `df`; return its rows.
+
+    Other run dates are untouched; a rerun for the same date gives the same table content. Rows
+    of `df` that carry another run date are refused before anything is written.
+    """
+    table_path = str(Path(path).resolve()) if "://" not in str(path) else str(path)
+    df = df.select(*schema.fieldNames())
+    if writer == "spark":
+        (df.write.format("delta").mode("overwrite").partitionBy(Col.RUN_DATE)
+         .option("replaceWhere", f"{Col.RUN_DATE} = DATE'{run_date.isoformat()}'")
+         .save(table_path))
+        return -1
+    subdir = f"{Col.RUN_DATE}={run_date.isoformat()}/"
+    return _replace_with_delta_rs(df, table_path, schema, Col.RUN_DATE, run_date.isoformat(),
+                                  subdir)
+
+
+def replace_table(df: DataFrame, path: str | Path, schema: T.StructType,
+                  writer: str = "delta-rs") -> int:
+    """Atomically replace the whole content of an unpartitioned table owned by one job."""
+    table_path = str(Path(path).resolve())
+    df = df.select(*schema.fieldNames())
+    if writer == "spark":
+        df.write.format("delta").mode("overwrite").save(table_path)
+        return -1
+    return _replace_with_delta_rs(df, table_path, schema, None, None, "")
+
+
+def _replace_with_delta_rs(df: DataFrame, table_path: str, schema: T.StructType,
+                           partition_col: str | None, partition_value: str | None,
+                           subdir: str) -> int:
+    file_schema = _file_schema(schema, partition_col)
+    required = [f.name for f in schema.fields if not f.nullable and f.name != partition_col]
+    partition = (partition_col, partition_value) if partition_col else None
+    started = time.monotonic()
+    files = (df.mapInArrow(_write_task_files(table_path, subdir, file_schema, required,
+                                             partition),
+                           _FILE_RESULT)
+             .collect())  # one small row per written file, never per subscriber
+    now_ms = int(time.time() * 1000)
+    partition_values = {partition_col: partition_value} if partition_col else {}
+    actions = [AddAction(f["path"], f["size"], partition_values, now_ms, True, f["stats"])
+               for f in files]
+    _commit(table_path, to_arrow_schema(schema), actions, partition_col, partition_value)
+    rows = sum(f["rows"] for f in files)
+    log.info("wrote %s: %d rows in %d files (%.1fs)", table_path, rows, len(files),
+             time.monotonic() - started)
+    return rows
+
+
+def read_table(spark: SparkSession, path: str | Path, schema: T.StructType,
+               run_date: dt.date | None = None, writer: str = "delta-rs") -> DataFrame:
+    """Read a Delta table's current snapshot (optionally one run date) as a Spark DataFrame."""
+    table_path = str(Path(path).resolve())
+    partitioned = Col.RUN_DATE in schema.fieldNames()
+    if writer == "spark":
+        df = spark.read.format("delta").load(table_path)
+        if run_date is not None:
+            df = df.filter(df[Col.RUN_DATE] == run_date)
+        return df.select(*schema.fieldNames())
+    try:
+        table = DeltaTable(table_path)
+    except TableNotFoundError as exc:
+        raise PublishError(f"no Delta table at {table_path}; run the stage that writes it "
+                           "first (./spark-submit.sh pipeline runs them all)") from exc
+    filters = ([(Col.RUN_DATE, "=", run_date.isoformat())]
+               if partitioned and run_date is not None else None)
+    uris = table.file_uris(partition_filters=filters)
+    if not uris:
+        return spark.createDataFrame([], schema)
+    reader = spark.read.schema(schema)
+    if partitioned:
+        # Delta keeps partition values in the path (run_date=YYYY-MM-DD/...), as Hive does;
+        # basePath lets Spark read them back into the run_date column of the given schema.
+        reader = reader.option("basePath", table_path)
+    return reader.parquet(*uris).select(*schema.fieldNames())
+
+
+def write_small(rows: pa.Table, path: str | Path, predicate: str | None) -> None:
+    """Write a small driver-side result (metrics, run records) in one commit.
+
+    With a `predicate`, rows matching it are replaced (a rerun does not duplicate them); the
+    predicate must be built from validated values only (dates via isoformat, names checked
+    against the allowed pattern by the caller).
+    """
+    table_path = str(Path(path).resolve())
+    if not is_delta_table(table_path):
+        write_deltalake(table_path, rows, mode="append", partition_by=[Col.RUN_DATE],
+                        engine="rust")
+    elif predicate:
+        write_deltalake(table_path, rows, mode="overwrite", predicate=predicate, engine="rust")
+    else:
+        write_deltalake(table_path, rows, mode="append", engine="rust")
