@@ -96,7 +96,12 @@ class PopularityScorer:
 
 
 def top_k(score_matrix: np.ndarray, exclude: pd.Series | None, k: int) -> tuple[np.ndarray, ...]:
-    """Row-wise top k (indices, scores), best first; excluded offers never appear."""
+    """Row-wise top k (indices, scores), best first; excluded offers never appear.
+
+    Ties are broken by the lower offer index, so the same scores always give the same ranking:
+    the partial sort runs on scores nudged down by index x a step far below any score
+    difference a model produces (1e-9 of the score range), then exact scores are reported.
+    """
     s = np.array(score_matrix, dtype=np.float64)
     if exclude is not None and len(exclude):
         lengths = exclude.map(lambda a: 0 if a is None else len(a)).to_numpy()
@@ -106,10 +111,14 @@ def top_k(score_matrix: np.ndarray, exclude: pd.Series | None, k: int) -> tuple[
                                    and len(a)])
             s[rows, cols] = -np.inf
     k = min(k, s.shape[1])
-    part = np.argpartition(-s, k - 1, axis=1)[:, :k]
-    part_scores = np.take_along_axis(s, part, axis=1)
-    order = np.lexsort((part, -part_scores), axis=1)  # best first; ties by offer index
-    return np.take_along_axis(part, order, axis=1), np.take_along_axis(part_scores, order, axis=1)
+    finite = s[np.isfinite(s)]
+    spread = float(finite.max() - finite.min()) if finite.size else 0.0
+    step = 1e-9 * max(spread, 1e-6) / s.shape[1]
+    key = s - np.arange(s.shape[1]) * step
+    part = np.argpartition(-key, k - 1, axis=1)[:, :k]
+    order = np.argsort(-np.take_along_axis(key, part, axis=1), axis=1, kind="stable")
+    idx = np.take_along_axis(part, order, axis=1)
+    return idx, np.take_along_axis(s, idx, axis=1)
 
 
 def rank_frame(batch: pd.DataFrame, scorer: Scorer, k: int) -> pd.DataFrame:
