@@ -105,6 +105,40 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
+class NCFConfig:
+    """Neural Collaborative Filtering (He et al., WWW 2017), trained through Petastorm and
+    TorchDistributor. Off in the quick demo; conf/full.yaml turns it on."""
+    enabled: bool = False
+    models: tuple[str, ...] = ("gmf", "mlp", "neumf")
+    embedding_dim: int = 32
+    mlp_layers: tuple[int, ...] = (64, 32, 16, 8)
+    negatives: int = 4
+    resample_negatives: bool = True
+    epochs: int = 10
+    batch_size: int = 1024
+    learning_rate: float = 0.001
+    processes: int = 2
+    pretrain: bool = True
+    alpha: float = 0.5
+    use_features: bool = True
+    eval_negatives: int = 99
+
+    def __post_init__(self) -> None:
+        _check(len(self.models) > 0 and set(self.models) <= {"gmf", "mlp", "neumf"},
+               "ncf.models", "must be a non-empty subset of gmf, mlp, neumf")
+        _check(self.embedding_dim >= 1, "ncf.embedding_dim", "must be >= 1")
+        _check(len(self.mlp_layers) >= 1 and all(x >= 1 for x in self.mlp_layers),
+               "ncf.mlp_layers", "must be a non-empty list of positive sizes")
+        _check(self.negatives >= 1, "ncf.negatives", "must be >= 1")
+        _check(1 <= self.epochs <= 1000, "ncf.epochs", "must be in [1, 1000]")
+        _check(self.batch_size >= 1, "ncf.batch_size", "must be >= 1")
+        _check(0 < self.learning_rate < 1, "ncf.learning_rate", "must be in (0, 1)")
+        _check(1 <= self.processes <= 64, "ncf.processes", "must be in [1, 64]")
+        _check(0 <= self.alpha <= 1, "ncf.alpha", "must be in [0, 1]")
+        _check(self.eval_negatives >= 1, "ncf.eval_negatives", "must be >= 1")
+
+
+@dataclass(frozen=True)
 class ScoringConfig:
     k: int = 10
 
@@ -140,6 +174,7 @@ class Config:
     ingest: IngestConfig = field(default_factory=IngestConfig)
     features: FeaturesConfig = field(default_factory=FeaturesConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    ncf: NCFConfig = field(default_factory=NCFConfig)
     scoring: ScoringConfig = field(default_factory=ScoringConfig)
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
