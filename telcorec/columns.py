@@ -89,6 +89,16 @@ class Col:
     MODEL = "model"
     MODEL_VERSION = "model_version"
 
+    # runs
+    ATTEMPT_ID = "attempt_id"
+    STATUS = "status"
+    STARTED_AT = "started_at"
+    ENDED_AT = "ended_at"
+    CONFIG_HASH = "config_hash"
+    COUNTS = "counts"
+    METRICS_JSON = "metrics"
+    MESSAGE = "message"
+
     # metrics
     PROTOCOL = "protocol"
     METRIC = "metric"
@@ -101,6 +111,13 @@ class EventType:
     SMS = "sms"
     DATA = "data"
     ALL = (VOICE, SMS, DATA)
+
+
+class RunStatus:
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    REJECTED = "rejected"  # the quality gate refused to publish
 
 
 class Split:

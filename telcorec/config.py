@@ -122,6 +122,7 @@ class NCFConfig:
     alpha: float = 0.5
     use_features: bool = True
     eval_negatives: int = 99
+    validation_subscribers: int = 600
 
     def __post_init__(self) -> None:
         _check(len(self.models) > 0 and set(self.models) <= {"gmf", "mlp", "neumf"},
@@ -136,6 +137,10 @@ class NCFConfig:
         _check(1 <= self.processes <= 64, "ncf.processes", "must be in [1, 64]")
         _check(0 <= self.alpha <= 1, "ncf.alpha", "must be in [0, 1]")
         _check(self.eval_negatives >= 1, "ncf.eval_negatives", "must be >= 1")
+        _check(self.mlp_layers[0] % 2 == 0, "ncf.mlp_layers",
+               "the first size must be even (the subscriber and offer embeddings, each half of "
+               "it, are concatenated)")
+        _check(self.validation_subscribers >= 0, "ncf.validation_subscribers", "must be >= 0")
 
 
 @dataclass(frozen=True)
@@ -144,6 +149,28 @@ class ScoringConfig:
 
     def __post_init__(self) -> None:
         _check(1 <= self.k <= 100, "scoring.k", "must be in [1, 100]")
+
+
+@dataclass(frozen=True)
+class GateConfig:
+    """Checks before `offers` is touched; a failing check marks the run `rejected`."""
+    metric: str = "precision"
+    k: int = 5
+    max_drop_vs_published: float = 0.10
+    min_lift_over_popularity: float = 0.0
+    min_row_share: float = 0.9
+    min_catalogue_coverage: float = 0.05
+
+    def __post_init__(self) -> None:
+        _check(self.metric in ("precision", "recall"), "gate.metric", "must be precision or recall")
+        _check(self.k >= 1, "gate.k", "must be >= 1")
+        _check(0 <= self.max_drop_vs_published < 1, "gate.max_drop_vs_published",
+               "must be in [0, 1)")
+        _check(self.min_lift_over_popularity >= -1, "gate.min_lift_over_popularity",
+               "must be >= -1")
+        _check(0 <= self.min_row_share <= 1, "gate.min_row_share", "must be in [0, 1]")
+        _check(0 <= self.min_catalogue_coverage <= 1, "gate.min_catalogue_coverage",
+               "must be in [0, 1]")
 
 
 @dataclass(frozen=True)
@@ -177,12 +204,15 @@ class Config:
     ncf: NCFConfig = field(default_factory=NCFConfig)
     scoring: ScoringConfig = field(default_factory=ScoringConfig)
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
+    gate: GateConfig = field(default_factory=GateConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
 
     def __post_init__(self) -> None:
         _check(bool(self.warehouse), "warehouse", "must be a non-empty path")
         _check(self.scoring.k >= max(self.evaluation.ks), "scoring.k",
                f"must be >= the largest evaluation.ks ({max(self.evaluation.ks)})")
+        _check(self.gate.k in self.evaluation.ks, "gate.k",
+               f"must be one of evaluation.ks {list(self.evaluation.ks)}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -9,29 +9,24 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import re
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql.pandas.types import to_arrow_schema
 
 from telcorec import runs, schemas, storage
 from telcorec.columns import Col, Split
 from telcorec.config import Config
-from telcorec.exceptions import DataError
 from telcorec.interactions import check_no_overlap
+from telcorec.metrics_store import ALL_SEGMENTS, metrics_table, write_metrics
 from telcorec.scoring import PopularityScorer, Scorer, load_lightfm, recommend
 from telcorec.synthetic.utility import true_utility
 from telcorec.training import shard_of
 from telcorec.warehouse import Warehouse
 
 log = logging.getLogger(__name__)
-ALL_SEGMENTS = "all"
-_SAFE_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
 @dataclass
@@ -92,26 +87,6 @@ def popularity(interactions: DataFrame, n_offers: int, offer_ids: list[str]) -> 
     for row in train.groupBy(Col.OFFER_IDX).count().collect():  # one row per offer
         counts[row[Col.OFFER_IDX]] = row["count"]
     return PopularityScorer(offer_ids, counts)
-
-
-def metrics_table(rows: list[tuple], model: str, run_id: str, run_date: dt.date,
-                  protocol: str) -> pa.Table:
-    records = [{Col.RUN_DATE: run_date, Col.RUN_ID: run_id, Col.MODEL: model,
-                Col.PROTOCOL: protocol, Col.METRIC: m, Col.K: k, Col.SEGMENT: seg, Col.VALUE: v}
-               for m, k, seg, v in rows]
-    return pa.Table.from_pylist(records, schema=to_arrow_schema(schemas.METRICS))
-
-
-def write_metrics(path, tables: list[pa.Table], run_date: dt.date, protocol: str) -> None:
-    """Replace this run date's rows of these models and protocol (a rerun does not duplicate)."""
-    table = pa.concat_tables(tables)
-    models = sorted(set(table.column(Col.MODEL).to_pylist()))
-    if not all(_SAFE_NAME.match(m) for m in models + [protocol]):
-        raise DataError(f"refusing unsafe model or protocol names in a predicate: {models}")
-    names = ", ".join(f"'{m}'" for m in models)
-    predicate = (f"{Col.RUN_DATE} = '{run_date.isoformat()}' AND {Col.PROTOCOL} = '{protocol}' "
-                 f"AND {Col.MODEL} IN ({names})")
-    storage.write_small(table, path, predicate)
 
 
 def run(spark: SparkSession, cfg: Config, run_date: dt.date) -> dict[str, dict[str, float]]:

@@ -8,9 +8,12 @@ from typing import Callable
 
 from pyspark.sql import SparkSession
 
-from telcorec import (evaluation, features, generation, ingest, interactions, runs, scoring,
-                      training)
+from telcorec import (evaluation, features, generation, ingest, interactions, metrics_store,
+                      runs, scoring, training)
+from telcorec.columns import RunStatus
 from telcorec.config import Config
+from telcorec.exceptions import TelcorecError
+from telcorec.gate import GateRejected
 from telcorec.warehouse import Warehouse
 
 log = logging.getLogger(__name__)
@@ -22,21 +25,50 @@ STAGES: dict[str, Stage] = {
     "features": features.run,
     "interactions": interactions.run,
     "train": training.run,
-    "score": scoring.run,
     "evaluate": evaluation.run,
+    "score": scoring.run,  # checks the quality gate, then publishes `offers`
 }
 
 
 def run(spark: SparkSession, cfg: Config, run_date: dt.date) -> dict[str, object]:
+    """Run every stage; record the attempt in `runs` (running -> succeeded/failed/rejected)."""
+    wh = Warehouse.from_config(cfg.warehouse, cfg.inputs.path)
+    record = runs.RunLog(wh.table("runs"), cfg, run_date)
+    record.start()
     results: dict[str, object] = {}
-    for name, stage in STAGES.items():
-        if name == "generate" and cfg.inputs.source != "generated":
-            continue
-        started = time.monotonic()
-        log.info("stage %s: starting", name)
-        results[name] = stage(spark, cfg, run_date)
-        log.info("stage %s: done in %.1fs", name, time.monotonic() - started)
+    try:
+        for name, stage in STAGES.items():
+            if name == "generate" and cfg.inputs.source != "generated":
+                continue
+            started = time.monotonic()
+            log.info("stage %s: starting", name)
+            results[name] = stage(spark, cfg, run_date)
+            log.info("stage %s: done in %.1fs", name, time.monotonic() - started)
+    except GateRejected as exc:
+        record.finish(RunStatus.REJECTED, counts=_counts(results), message=str(exc),
+                      metrics=metrics_store.overall_metrics(wh.table("metrics"), run_date))
+        raise
+    except Exception as exc:
+        # our own errors carry no row values; anything else is reported by type only, because
+        # library messages can quote the data (delta-rs "Preview of invalid data")
+        message = str(exc) if isinstance(exc, TelcorecError) else type(exc).__name__
+        record.finish(RunStatus.FAILED, counts=_counts(results), message=message)
+        raise
+    record.finish(RunStatus.SUCCEEDED, counts=_counts(results),
+                  metrics=metrics_store.overall_metrics(wh.table("metrics"), run_date),
+                  model_version=results["score"]["model_version"])
     return results
+
+
+def _counts(results: dict[str, object]) -> dict[str, object]:
+    out: dict[str, object] = {}
+    for stage, value in results.items():
+        if stage == "ingest":
+            out[stage] = {c.table: {"read": c.read, "accepted": c.accepted,
+                                    "rejected": c.rejected_by_reason} for c in value}
+        elif stage != "evaluate":
+            out[stage] = value
+    return out
 
 
 def summary(cfg: Config, run_date: dt.date, results: dict[str, object]) -> str:

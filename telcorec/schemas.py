@@ -93,6 +93,12 @@ METRICS = _schema(
     (Col.PROTOCOL, S, False), (Col.METRIC, S, False), (Col.K, I, False),
     (Col.SEGMENT, S, False), (Col.VALUE, D, False),
 )
+RUNS = _schema(
+    (Col.RUN_DATE, DT, False), (Col.RUN_ID, S, False), (Col.ATTEMPT_ID, S, False),
+    (Col.STATUS, S, False), (Col.STARTED_AT, TS, False), (Col.ENDED_AT, TS, True),
+    (Col.CONFIG_HASH, S, False), (Col.MODEL_VERSION, S, True), (Col.COUNTS, S, True),
+    (Col.METRICS_JSON, S, True), (Col.MESSAGE, S, True),
+)
 
 
 def require_columns(df: DataFrame, schema: T.StructType, table: str) -> None:

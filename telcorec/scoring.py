@@ -19,14 +19,16 @@ from typing import Iterator, Protocol
 
 import numpy as np
 import pandas as pd
+from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from telcorec import runs, schemas, storage
+from telcorec import gate, metrics_store, runs, schemas, storage
 from telcorec.columns import Col
 from telcorec.config import Config
 from telcorec.encoding import Vocabulary
+from telcorec.gate import OutputStats
 from telcorec.models import artifacts
 from telcorec.models.lightfm_model import Representations, representations, scores
 from telcorec.training import MANIFEST, model_name, shard_of
@@ -122,9 +124,14 @@ def top_k(score_matrix: np.ndarray, exclude: pd.Series | None, k: int) -> tuple[
 
 
 def rank_frame(batch: pd.DataFrame, scorer: Scorer, k: int) -> pd.DataFrame:
+    """Top-k rows for a batch. A NaN score is ranked last but kept (as NaN) in the output, so
+    the quality gate sees it and refuses the run instead of publishing a silently odd ranking."""
     exclude = batch[Col.EXCLUDE_IDX] if Col.EXCLUDE_IDX in batch else None
-    idx, best = top_k(scorer.score(batch), exclude, k)
-    keep = np.isfinite(best)
+    raw = np.asarray(scorer.score(batch), dtype=np.float64)
+    nan = np.isnan(raw)
+    idx, best = top_k(np.where(nan, np.finfo(np.float64).min, raw), exclude, k)
+    best = np.where(np.take_along_axis(nan, idx, axis=1), np.nan, best)
+    keep = ~np.isneginf(best)
     offer_ids = np.asarray(scorer.offer_ids, dtype=object)
     return pd.DataFrame({
         Col.SUBSCRIBER_ID: np.repeat(batch[Col.SUBSCRIBER_ID].to_numpy(), idx.shape[1])[keep.ravel()],
@@ -159,7 +166,19 @@ def load_lightfm(wh: Warehouse, cfg: Config, run_date: dt.date) -> LightFMScorer
     return LightFMScorer.load(wh.models(run_date, model_name(cfg.train.lightfm)))
 
 
+def output_stats(ranked: DataFrame, subscribers: int, k: int, catalogue: int) -> OutputStats:
+    """One small aggregation over the ranked rows for the quality gate."""
+    row = ranked.agg(F.count(F.lit(1)).alias("rows"),
+                     F.countDistinct(Col.OFFER_ID).alias("offers"),
+                     F.sum((F.isnan(Col.SCORE) | F.col(Col.SCORE).isin(float("inf"), float("-inf")))
+                           .cast("int")).alias("bad")).first()
+    return OutputStats(rows=row["rows"], subscribers=subscribers, k=k,
+                       distinct_offers=row["offers"], catalogue_size=catalogue,
+                       non_finite_scores=row["bad"] or 0)
+
+
 def run(spark: SparkSession, cfg: Config, run_date: dt.date) -> dict:
+    """Score, check the gate, then publish the run date's partition of `offers` atomically."""
     wh = Warehouse.from_config(cfg.warehouse, cfg.inputs.path)
     writer = storage.choose_writer(spark, cfg.storage.writer)
     features = storage.read_table(spark, wh.table("subscriber_features"),
@@ -173,6 +192,17 @@ def run(spark: SparkSession, cfg: Config, run_date: dt.date) -> dict:
               .withColumn(Col.RUN_DATE, F.lit(run_date))
               .withColumn(Col.RUN_ID, F.lit(runs.run_id(cfg, run_date)))
               .withColumn(Col.MODEL_VERSION, F.lit(scorer.version)))
-    n = storage.replace_partition(schemas.conform(ranked, schemas.OFFERS), wh.table("offers"),
-                                  schemas.OFFERS, run_date, writer)
-    return {"offers": n, "model_version": scorer.version}
+    ranked = schemas.conform(ranked, schemas.OFFERS).persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        stats = output_stats(ranked, features.count(), cfg.scoring.k, len(scorer.offer_ids))
+        current = metrics_store.overall_metrics(wh.table("metrics"), run_date)
+        reasons = gate.check(cfg.gate, scorer.name, current,
+                             runs.last_published_metrics(wh.table("runs")), stats)
+        if reasons:
+            raise gate.GateRejected("quality gate refused to publish: " + "; ".join(reasons))
+        n = storage.replace_partition(ranked, wh.table("offers"), schemas.OFFERS, run_date,
+                                      writer)
+    finally:
+        ranked.unpersist()
+    return {"offers": n, "model_version": scorer.version, "model": scorer.name,
+            "distinct_offers": stats.distinct_offers}

@@ -22,7 +22,19 @@ TABLE_SCHEMAS = {
     "interactions": schemas.INTERACTIONS,
     "offers": schemas.OFFERS,
     "metrics": schemas.METRICS,
+    "runs": schemas.RUNS,
 }
+
+# Only offers of succeeded runs, and for each subscriber only the newest such run date: what a
+# campaign tool should read. A run that failed or was rejected never shows here.
+LATEST_OFFERS = """
+CREATE OR REPLACE TEMPORARY VIEW latest_offers AS
+WITH ok AS (SELECT DISTINCT run_date, run_id FROM runs WHERE status = 'succeeded'),
+published AS (SELECT o.* FROM offers o JOIN ok ON o.run_date = ok.run_date AND o.run_id = ok.run_id),
+newest AS (SELECT subscriber_id, max(run_date) AS run_date FROM published GROUP BY subscriber_id)
+SELECT p.* FROM published p JOIN newest n
+  ON p.subscriber_id = n.subscriber_id AND p.run_date = n.run_date
+"""
 
 
 def register_views(spark: SparkSession, wh: Warehouse, writer: str) -> list[str]:
@@ -33,6 +45,9 @@ def register_views(spark: SparkSession, wh: Warehouse, writer: str) -> list[str]
             storage.read_table(spark, wh.table(name), schema, writer=writer) \
                 .createOrReplaceTempView(name)
             registered.append(name)
+    if {"offers", "runs"} <= set(registered):
+        spark.sql(LATEST_OFFERS)
+        registered.append("latest_offers")
     return registered
 
 

@@ -8,9 +8,6 @@ from pathlib import Path
 
 from telcorec.exceptions import ConfigError
 
-# Output tables, by name; `sql` registers each one that exists as a view of the same name.
-TABLES = ("subscribers", "catalogue", "subscriptions", "cdr", "rejects", "subscriber_features",
-          "offer_features", "subscriber_index", "interactions", "offers", "metrics")
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 
 

@@ -105,7 +105,7 @@ def test_subscriber_features_end_to_end_on_literal_rows(spark):
     assert s1[Col.USAGE_STABILITY] == "variable"
     assert (s1[Col.CURRENT_OFFER_ID], s1[Col.HAS_HISTORY]) == (None, False)
     assert (s2[Col.TENURE_STAGE], s2[Col.HOUSEHOLD], s2[Col.CALL_INTENSITY]) == (
-        "veteran", "family", "medium")
+        "veteran", "family", "high")
     assert (s2[Col.USAGE_STABILITY], s2[Col.DATA_INTENSITY]) == ("unknown", "very_low")
     assert (s2[Col.CURRENT_OFFER_ID], s2[Col.HAS_HISTORY]) == ("O2", True)
 

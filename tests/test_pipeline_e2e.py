@@ -17,7 +17,7 @@ RUN = dt.date(2026, 11, 23)
 def tiny(spark, tmp_path_factory):
     root = tmp_path_factory.mktemp("wh")
     cfg = config.load("conf/local.yaml").with_overrides(**{
-        "warehouse": str(root), "generator.subscribers": 400, "train.lightfm.epochs": 5})
+        "warehouse": str(root), "generator.subscribers": 600})
     results = pipeline.run(spark, cfg, RUN)
     return cfg, Warehouse.from_config(cfg.warehouse, cfg.inputs.path), results
 
@@ -33,13 +33,13 @@ def test_offers_contract(spark, tiny):
         F.count(F.lit(1)).alias("n"), F.collect_set(Col.RANK).alias("ranks"),
         F.countDistinct(Col.OFFER_ID).alias("distinct_offers"))
     k = cfg.scoring.k
-    assert per_sub.count() == features.count() == 400  # every subscriber, cold start included
+    assert per_sub.count() == features.count() == 600  # every subscriber, cold start included
     assert per_sub.filter((F.col("n") != k) | (F.col("distinct_offers") != k)
                           | (F.size("ranks") != k)).count() == 0
     assert offers.agg(F.min(Col.RANK), F.max(Col.RANK)).first() == (1, k)
     current = features.select(Col.SUBSCRIBER_ID, F.col(Col.CURRENT_OFFER_ID).alias(Col.OFFER_ID))
     assert offers.join(current, on=[Col.SUBSCRIBER_ID, Col.OFFER_ID], how="inner").count() == 0
-    assert results["score"]["offers"] == 400 * k
+    assert results["score"]["offers"] == 600 * k
 
 
 def test_ingest_counts_add_up(tiny):
@@ -73,3 +73,51 @@ def test_rerun_same_date_is_idempotent(spark, tiny):
     assert storage.read_table(spark, wh.table("metrics"), schemas.METRICS).count() == metric_rows
     dupes = after.groupBy(Col.RUN_DATE, Col.SUBSCRIBER_ID, Col.OFFER_ID).count()
     assert dupes.filter(F.col("count") > 1).count() == 0
+
+
+def test_runs_table_records_each_attempt(spark, tiny):
+    _, wh, _ = tiny
+    rows = DeltaTable(str(wh.table("runs"))).to_pandas()
+    by_attempt = rows.groupby(Col.ATTEMPT_ID)[Col.STATUS].apply(sorted)
+    assert all(statuses == ["running", "succeeded"] for statuses in by_attempt)
+    done = rows[rows[Col.STATUS] == "succeeded"].iloc[0]
+    assert '"lightfm_warp:precision@5"' in done[Col.METRICS_JSON]
+    assert '"offers": 6000' in done[Col.COUNTS]
+
+
+def test_latest_offers_view_shows_only_succeeded_runs(spark, tiny):
+    _, wh, _ = tiny
+    from telcorec import sql
+    got = sql.query(spark, wh, "delta-rs", "SELECT count(*) AS n, count(DISTINCT subscriber_id) "
+                    "AS s FROM latest_offers").first()
+    assert (got["n"], got["s"]) == (6000, 600)
+
+
+def test_gate_refuses_a_broken_model_and_leaves_offers_as_they_were(spark, tiny):
+    import numpy as np
+
+    from telcorec import evaluation, scoring, training
+    from telcorec.gate import GateRejected
+    from telcorec.models import artifacts
+
+    cfg, wh, _ = tiny
+    before = storage.read_table(spark, wh.table("offers"), schemas.OFFERS, RUN).cache()
+    before.count()
+    version = DeltaTable(str(wh.table("offers"))).version()
+    model_dir = wh.models(RUN, "lightfm_warp")
+    shard = model_dir / "shard=0000"
+    arrays, meta = artifacts.load(shard)
+    good = {name: value.copy() for name, value in arrays.items()}
+    rng = np.random.default_rng(0)
+    broken = {name: rng.normal(size=value.shape).astype(value.dtype) for name, value in arrays.items()}
+    try:
+        artifacts.save(shard, broken, {k: v for k, v in meta.items() if k != "arrays_sha256"})
+        evaluation.run(spark, cfg, RUN)
+        with pytest.raises(GateRejected, match="quality gate refused to publish"):
+            scoring.run(spark, cfg, RUN)
+        assert DeltaTable(str(wh.table("offers"))).version() == version
+        assertDataFrameEqual(storage.read_table(spark, wh.table("offers"), schemas.OFFERS, RUN),
+                             before)
+    finally:
+        artifacts.save(shard, good, {k: v for k, v in meta.items() if k != "arrays_sha256"})
+        evaluation.run(spark, cfg, RUN)
