@@ -105,6 +105,58 @@ class Col:
     K = "k"
     VALUE = "value"
 
+    # optional input columns (read when the source has them, NULL otherwise)
+    AUTOPAY = "autopay"
+    ON_TIME_PAYMENT_SHARE = "on_time_payment_share"
+    MONTHLY_CHARGE = "monthly_charge"
+    CHURNED = "churned"
+    USAGE = "usage"
+    MISSED = "missed"
+    ROAMING = "roaming"
+    INTERNATIONAL = "international"
+
+    # subscriber features (issue 3)
+    VOICE_MIN_MONTH_STD = "voice_min_month_std"
+    SMS_MONTH_STD = "sms_month_std"
+    DATA_TREND = "data_trend"
+    DATA_TREND_PCT = "data_trend_pct"
+    USAGE_SCORE = "usage_score"
+    PEAK_CALL_HOUR = "peak_call_hour"
+    BUSINESS_HOURS_RATIO = "business_hours_ratio"
+    MISSED_CALL_SHARE = "missed_call_share"
+    ZERO_LENGTH_SHARE = "zero_length_share"
+    ROAMING_SHARE = "roaming_share"
+    INTERNATIONAL_SHARE = "international_share"
+    DAYS_TO_CONTRACT_END = "days_to_contract_end"
+    RENEWAL_WINDOW = "renewal_window"
+    VALUE_SCORE = "value_score"
+    VALUE_TIER = "value_tier"
+    ACTIVE_OFFERS = "active_offers"
+    DATA_USE_RATIO = "data_use_ratio"
+    DATA_PLAN_FIT = "data_plan_fit"
+    DATA_PLAN_EFFICIENCY = "data_plan_efficiency"
+    VOICE_USE_RATIO = "voice_use_ratio"
+    VOICE_PLAN_FIT = "voice_plan_fit"
+    VOICE_PLAN_EFFICIENCY = "voice_plan_efficiency"
+    CHURN_PROBABILITY = "churn_probability"
+    CHURN_BAND = "churn_band"
+    CHURN_SOURCE = "churn_source"
+
+    # offer features (issue 3)
+    OFFER_VALUE = "offer_value"
+    VALUE_CATEGORY = "value_category"
+    BUNDLE_RICHNESS = "bundle_richness"
+    BUNDLE_TYPE = "bundle_type"
+    CONTRACT_LENGTH = "contract_length"
+
+    # interactions
+    CONFIDENCE_USAGE = "usage_norm"
+    FIRST_DATE = "first_date"
+
+    # ingest: why an adapter could not parse a row (NULL when it could), and the raw row
+    PARSE_ERROR = "_parse_error"
+    RAW_RECORD = "_raw_record"
+
 
 class EventType:
     VOICE = "voice"

@@ -41,19 +41,118 @@ class GeneratorConfig:
         _check(0 <= self.bad_row_rate < 0.5, "generator.bad_row_rate", "must be in [0, 0.5)")
 
 
+INPUT_SOURCES = ("generated", "tables", "operator", "ibm_telco", "copenhagen", "interactions")
+SOURCE_FORMATS = ("csv", "parquet", "delta")
+
+
+@dataclass(frozen=True)
+class CsvConfig:
+    """How CSV inputs are read: every value as a string, then parsed with these formats."""
+    header: bool = True
+    delimiter: str = ","
+    timestamp_format: str = "yyyy-MM-dd HH:mm:ss"
+    date_format: str = "yyyy-MM-dd"
+
+    def __post_init__(self) -> None:
+        _check(len(self.delimiter) == 1, "inputs.*.csv.delimiter", "must be one character")
+
+
+@dataclass(frozen=True)
+class TableSourceConfig:
+    """One source table: where it is and how its columns map onto the input contract."""
+    path: str = ""                       # file or directory, relative to the adapter's path
+    columns: dict[str, str] = field(default_factory=dict)  # contract column -> source column
+    values: dict[str, dict[str, str]] = field(default_factory=dict)  # recode source values
+
+
+@dataclass(frozen=True)
+class OperatorSourceConfig:
+    """inputs.source = operator: the operator's own tables with a column mapping."""
+    format: str = "csv"
+    path: str = ""
+    csv: CsvConfig = field(default_factory=CsvConfig)
+    subscribers: TableSourceConfig = field(default_factory=TableSourceConfig)
+    catalogue: TableSourceConfig = field(default_factory=TableSourceConfig)
+    subscriptions: TableSourceConfig = field(default_factory=TableSourceConfig)
+    cdr: TableSourceConfig = field(default_factory=TableSourceConfig)
+
+    def __post_init__(self) -> None:
+        _check(self.format in SOURCE_FORMATS, "inputs.operator.format",
+               f"must be one of {list(SOURCE_FORMATS)}")
+
+
+@dataclass(frozen=True)
+class IbmTelcoConfig:
+    """inputs.source = ibm_telco: IBM's Telco Customer Churn CSV (one row per customer)."""
+    path: str = "../shared/data/ibm-telco-churn/Telco-Customer-Churn.csv"
+    snapshot_date: str = ""   # the date tenure counts back from (YYYY-MM-DD); "" = run date
+
+    def __post_init__(self) -> None:
+        _check(_iso_or_empty(self.snapshot_date), "inputs.ibm_telco.snapshot_date",
+               "must be YYYY-MM-DD or empty (the run date)")
+
+
+@dataclass(frozen=True)
+class CopenhagenConfig:
+    """inputs.source = copenhagen: the Copenhagen Networks Study calls and SMS."""
+    calls: str = "../shared/data/copenhagen-calls/calls.csv"
+    sms: str = "../shared/data/copenhagen-calls/sms.csv"
+    start: str = ""           # study second 0 as YYYY-MM-DD[THH:MM:SS]; "" = run date - 28 days
+    segment: str = "student"
+
+    def __post_init__(self) -> None:
+        _check(_iso_or_empty(self.start), "inputs.copenhagen.start",
+               "must be YYYY-MM-DD or YYYY-MM-DDTHH:MM:SS, or empty")
+
+
+@dataclass(frozen=True)
+class InteractionsSourceConfig:
+    """inputs.source = interactions: generic user,item[,timestamp,weight] events."""
+    format: str = "csv"
+    path: str = ""
+    csv: CsvConfig = field(default_factory=CsvConfig)
+    events: TableSourceConfig = field(default_factory=TableSourceConfig)
+    timestamp_unit: str = "seconds"   # seconds | milliseconds | format (csv.timestamp_format)
+    users: TableSourceConfig = field(default_factory=TableSourceConfig)   # optional attributes
+    items: TableSourceConfig = field(default_factory=TableSourceConfig)   # optional attributes
+
+    def __post_init__(self) -> None:
+        _check(self.format in ("csv", "parquet"), "inputs.interactions.format",
+               "must be csv or parquet")
+        _check(self.timestamp_unit in ("seconds", "milliseconds", "format"),
+               "inputs.interactions.timestamp_unit", "must be seconds, milliseconds or format")
+
+
+def _iso_or_empty(text: str) -> bool:
+    import datetime as _dt
+    if not text:
+        return True
+    try:
+        _dt.datetime.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
+
+
 @dataclass(frozen=True)
 class InputsConfig:
     source: str = "generated"
     path: str = "raw"
+    operator: OperatorSourceConfig = field(default_factory=OperatorSourceConfig)
+    ibm_telco: IbmTelcoConfig = field(default_factory=IbmTelcoConfig)
+    copenhagen: CopenhagenConfig = field(default_factory=CopenhagenConfig)
+    interactions: InteractionsSourceConfig = field(default_factory=InteractionsSourceConfig)
 
     def __post_init__(self) -> None:
-        _check(self.source in ("generated", "tables"), "inputs.source",
-               "must be 'generated' (make demo data) or 'tables' (read existing Delta tables)")
+        _check(self.source in INPUT_SOURCES, "inputs.source",
+               "must be generated (make demo data), tables (Delta tables in the input contract "
+               "at inputs.path), operator (your CSV/Parquet/Delta with a column mapping), "
+               "ibm_telco, copenhagen or interactions")
 
 
 @dataclass(frozen=True)
 class IngestConfig:
-    cdr_window_days: int = 120
+    cdr_window_days: int = 180
     max_reject_share: float = 0.05
 
     def __post_init__(self) -> None:
@@ -65,11 +164,71 @@ class IngestConfig:
 class FeaturesConfig:
     intensity_bins: int = 5
     stable_cv: float = 0.3
+    trend_months: int = 3
+    trend_band: float = 0.10
+    renewal_days: int = 90
+    business_hours: tuple[int, ...] = (9, 17)
+    constrained_ratio: float = 0.9
+    wasteful_ratio: float = 0.3
+    churn_model: str = "auto"
+    churn_bands: tuple[float, ...] = (0.3, 0.6)
+    churn_holdout: float = 0.2
+    fit_stats: bool = True
 
     def __post_init__(self) -> None:
         _check(self.intensity_bins == 5, "features.intensity_bins",
                "must be 5 (the labels very_low .. very_high are defined for five bins)")
         _check(self.stable_cv > 0, "features.stable_cv", "must be > 0")
+        _check(1 <= self.trend_months <= 12, "features.trend_months", "must be in [1, 12]")
+        _check(0 < self.trend_band < 1, "features.trend_band", "must be in (0, 1)")
+        _check(self.renewal_days >= 1, "features.renewal_days", "must be >= 1")
+        _check(len(self.business_hours) == 2
+               and 0 <= self.business_hours[0] < self.business_hours[1] <= 24,
+               "features.business_hours", "must be [start, end) hours with 0 <= start < end <= 24")
+        _check(0 < self.wasteful_ratio < self.constrained_ratio, "features.wasteful_ratio",
+               "must be in (0, features.constrained_ratio)")
+        _check(self.churn_model in ("auto", "rule"), "features.churn_model",
+               "must be auto (a classifier when the data has a churn label, else the rule) or rule")
+        _check(len(self.churn_bands) == 2 and 0 < self.churn_bands[0] < self.churn_bands[1] < 1,
+               "features.churn_bands", "must be two increasing probabilities in (0, 1)")
+        _check(0 < self.churn_holdout < 0.5, "features.churn_holdout", "must be in (0, 0.5)")
+
+
+@dataclass(frozen=True)
+class InteractionsConfig:
+    """Implicit confidence c = 1 + alpha * normalised usage (Hu, Koren, Volinsky 2008), optionally
+    times exp(-days / decay_days), and the train/test split."""
+    alpha: float = 40.0
+    time_decay: bool = False
+    decay_days: float = 30.0
+    usage_quantile: float = 0.99
+    split: str = "leave_one_out"
+    cutoff_days: int = 90
+    test_share: float = 0.2
+
+    def __post_init__(self) -> None:
+        _check(self.alpha >= 0, "interactions.alpha", "must be >= 0")
+        _check(self.decay_days > 0, "interactions.decay_days", "must be > 0")
+        _check(0 < self.usage_quantile <= 1, "interactions.usage_quantile", "must be in (0, 1]")
+        _check(self.split in ("leave_one_out", "temporal", "random"), "interactions.split",
+               "must be leave_one_out (latest pair per subscriber), temporal or random")
+        _check(self.cutoff_days >= 1, "interactions.cutoff_days", "must be >= 1")
+        _check(0 < self.test_share < 1, "interactions.test_share", "must be in (0, 1)")
+
+
+@dataclass(frozen=True)
+class PseudonymisationConfig:
+    """Subscriber (and event) identifiers replaced by HMAC-SHA-256 under a secret key before
+    anything is written. The key comes from the environment variable `secret_env` or the file
+    `secret_file`, read only at the job's edge (`telcorec.adapters.pseudonymise.resolve_secret`)."""
+    enabled: bool = False
+    secret_env: str = "TELCOREC_PSEUDO_KEY"
+    secret_file: str = ""
+    event_ids: bool = True
+
+    def __post_init__(self) -> None:
+        _check(not self.enabled or bool(self.secret_env or self.secret_file),
+               "pseudonymisation.secret_env", "name an environment variable or a secret_file")
 
 
 @dataclass(frozen=True)
@@ -200,6 +359,8 @@ class Config:
     inputs: InputsConfig = field(default_factory=InputsConfig)
     ingest: IngestConfig = field(default_factory=IngestConfig)
     features: FeaturesConfig = field(default_factory=FeaturesConfig)
+    interactions: InteractionsConfig = field(default_factory=InteractionsConfig)
+    pseudonymisation: PseudonymisationConfig = field(default_factory=PseudonymisationConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     ncf: NCFConfig = field(default_factory=NCFConfig)
     scoring: ScoringConfig = field(default_factory=ScoringConfig)
@@ -240,6 +401,10 @@ def _coerce(tp: Any, value: Any, key: str) -> Any:
     if dataclasses.is_dataclass(tp):
         _check(isinstance(value, dict), key, f"must be a mapping, got {type(value).__name__}")
         return _build(tp, value, key)
+    if origin is dict:
+        _check(isinstance(value, dict), key, "must be a mapping")
+        _, value_tp = typing.get_args(tp)
+        return {str(k): _coerce(value_tp, v, f"{key}.{k}") for k, v in value.items()}
     if origin is tuple:
         _check(isinstance(value, (list, tuple)), key, "must be a list")
         (item_tp, _) = typing.get_args(tp)

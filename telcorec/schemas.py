@@ -68,12 +68,29 @@ SUBSCRIBER_FEATURES = _schema(
     (Col.SMS_MONTH, D, True), (Col.DATA_CV, D, True), (Col.USAGE_STABILITY, S, False),
     (Col.DATA_INTENSITY, S, False), (Col.CALL_INTENSITY, S, False), (Col.SMS_INTENSITY, S, False),
     (Col.CURRENT_OFFER_ID, S, True), (Col.HAS_HISTORY, B, False),
+    # issue 3: the full telecom feature set (definitions in telcorec/features/)
+    (Col.VOICE_MIN_MONTH_STD, D, True), (Col.SMS_MONTH_STD, D, True),
+    (Col.DATA_TREND, S, False), (Col.DATA_TREND_PCT, D, True), (Col.USAGE_SCORE, D, True),
+    (Col.PEAK_CALL_HOUR, I, True), (Col.BUSINESS_HOURS_RATIO, D, True),
+    (Col.MISSED_CALL_SHARE, D, True), (Col.ZERO_LENGTH_SHARE, D, True),
+    (Col.ROAMING_SHARE, D, True), (Col.INTERNATIONAL_SHARE, D, True),
+    (Col.DAYS_TO_CONTRACT_END, I, True), (Col.RENEWAL_WINDOW, S, False),
+    (Col.VALUE_SCORE, D, True), (Col.VALUE_TIER, S, False), (Col.AUTOPAY, S, False),
+    (Col.ON_TIME_PAYMENT_SHARE, D, True), (Col.ACTIVE_OFFERS, I, False),
+    (Col.DATA_USE_RATIO, D, True), (Col.DATA_PLAN_FIT, S, False),
+    (Col.DATA_PLAN_EFFICIENCY, D, True), (Col.VOICE_USE_RATIO, D, True),
+    (Col.VOICE_PLAN_FIT, S, False), (Col.VOICE_PLAN_EFFICIENCY, D, True),
+    (Col.CHURN_PROBABILITY, D, True), (Col.CHURN_BAND, S, False), (Col.CHURN_SOURCE, S, False),
 )
 OFFER_FEATURES = _schema(
     (Col.RUN_DATE, DT, False), (Col.OFFER_ID, S, False), (Col.OFFER_IDX, I, False),
     (Col.PRICE, D, False), (Col.DATA_GB, D, False), (Col.VOICE_MIN, D, False),
     (Col.PLAN_TYPE, S, True), (Col.PAYMENT_TYPE, S, True), (Col.NETWORK, S, True),
     (Col.FAMILY, S, False), (Col.PRICE_TIER, S, False), (Col.DATA_TIER, S, False),
+    # issue 3
+    (Col.SMS, I, True), (Col.CONTRACT_MONTHS, I, True), (Col.OFFER_VALUE, D, False),
+    (Col.VALUE_CATEGORY, S, False), (Col.BUNDLE_RICHNESS, I, False), (Col.BUNDLE_TYPE, S, False),
+    (Col.CONTRACT_LENGTH, S, False),
 )
 SUBSCRIBER_INDEX = _schema(
     (Col.RUN_DATE, DT, False), (Col.SUBSCRIBER_ID, S, False), (Col.SUBSCRIBER_IDX, L, False),
@@ -119,3 +136,34 @@ def require_columns(df: DataFrame, schema: T.StructType, table: str) -> None:
 def conform(df: DataFrame, schema: T.StructType) -> DataFrame:
     """Select exactly the schema's columns, in order, cast to the declared types."""
     return df.select(*[df[f.name].cast(f.dataType).alias(f.name) for f in schema.fields])
+
+
+# ---- optional input columns (issue 3) -------------------------------------------------------
+# Read when the source has them (an adapter maps them, or a Delta input table holds them), NULL
+# otherwise; the validated tables always carry them, so later stages need no "if present".
+OPTIONAL = {
+    "subscribers": _schema((Col.AUTOPAY, B, True), (Col.ON_TIME_PAYMENT_SHARE, D, True),
+                           (Col.MONTHLY_CHARGE, D, True), (Col.CHURNED, B, True)),
+    "catalogue": _schema(),
+    "subscriptions": _schema((Col.USAGE, D, True)),
+    "cdr": _schema((Col.MISSED, B, True), (Col.ROAMING, B, True), (Col.INTERNATIONAL, B, True)),
+}
+
+# Columns a row cannot be accepted without (NULL -> rejected as null_key / missing_attribute);
+# an adapter's mapping must name a source column for each of them.
+REQUIRED = {
+    "subscribers": (Col.SUBSCRIBER_ID, Col.SEGMENT, Col.SIGNUP_DATE, Col.PAYMENT_TYPE),
+    "catalogue": (Col.OFFER_ID, Col.PRICE, Col.DATA_GB, Col.PLAN_TYPE, Col.PAYMENT_TYPE),
+    "subscriptions": (Col.SUBSCRIBER_ID, Col.OFFER_ID, Col.START_DATE),
+    "cdr": (Col.EVENT_ID, Col.SUBSCRIBER_ID, Col.EVENT_TYPE, Col.EVENT_TS),
+}
+
+
+def full(name: str) -> T.StructType:
+    """An input table's contract columns followed by its optional columns."""
+    return T.StructType([*INPUTS[name].fields, *OPTIONAL[name].fields])
+
+
+def accepted(name: str) -> T.StructType:
+    """The validated (accepted rows) table `name` as ingest writes it: run_date + full(name)."""
+    return validated(full(name))

@@ -1,0 +1,149 @@
+"""Fitted statistics of a feature set: computed once per run, saved as JSON, reused unchanged.
+
+Quantile edges (intensity bins, value tiers, price tiers, offer value categories), the scales
+that normalise usage, the offer medians that define bundle richness and the churn classifier's
+coefficients all live in one `FeatureStats`. Whatever computes a feature again (scoring, a later
+run with `features.fit_stats: false`, a cold-start subscriber) applies these numbers instead of
+refitting, so a bin edge never differs between training and serving.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+
+from telcorec.columns import Col
+from telcorec.exceptions import DataError
+
+UNKNOWN = "unknown"
+INTENSITY_LABELS = ("very_low", "low", "medium", "high", "very_high")
+VALUE_TIERS = ("bronze", "silver", "gold", "platinum")
+PRICE_TIERS = ("budget", "standard", "premium", "luxury")
+VALUE_CATEGORIES = ("low", "medium", "high")
+USAGE_SCALE_QUANTILE = 0.95  # usage is normalised by its 95th percentile (capped at 1)
+QUANTILE_ERROR = 0.001
+
+
+@dataclass(frozen=True)
+class ChurnModel:
+    """A logistic regression fitted with pyspark.ml, kept as plain numbers and applied as a
+    Column expression: p = 1 / (1 + exp(-(intercept + sum(coefficient_i * input_i))))."""
+    inputs: tuple[str, ...]
+    coefficients: tuple[float, ...]
+    intercept: float
+    rows: int
+    holdout_auc: float | None
+
+
+@dataclass(frozen=True)
+class FeatureStats:
+    """Fitted statistics of one feature set; `version` names them in model metadata."""
+    data_edges: tuple[float, ...]
+    voice_edges: tuple[float, ...]
+    sms_edges: tuple[float, ...]
+    price_edges: tuple[float, ...]
+    usage_scales: tuple[float, ...] = ()      # data GB, voice min, SMS per month at the p95
+    value_edges: tuple[float, ...] = ()       # quartiles of the value score
+    offer_value_edges: tuple[float, ...] = ()  # tertiles of data_gb / (price + 1)
+    offer_medians: tuple[float, ...] = ()     # median data_gb, voice_min, sms of the catalogue
+    churn: ChurnModel | None = field(default=None)
+
+    @property
+    def version(self) -> str:
+        blob = json.dumps(asdict(self), sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:12]
+
+    def save(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({**asdict(self), "version": self.version}, indent=2))
+
+    @classmethod
+    def load(cls, path: Path) -> "FeatureStats":
+        data = json.loads(path.read_text())
+        data.pop("version", None)
+        churn = data.pop("churn", None)
+        known = {f.name for f in fields(cls)}
+        values = {k: tuple(v) for k, v in data.items() if k in known}
+        if churn is not None:
+            churn = ChurnModel(tuple(churn["inputs"]), tuple(churn["coefficients"]),
+                               churn["intercept"], churn["rows"], churn["holdout_auc"])
+        return cls(**values, churn=churn)
+
+
+def newest_saved(stats_dir: Path, run_date_iso: str) -> Path:
+    """The newest saved stats at or before a run date (for `features.fit_stats: false`)."""
+    candidates = sorted(p for p in stats_dir.glob("run_date=*.json")
+                        if p.stem.split("=", 1)[1] <= run_date_iso)
+    if not candidates:
+        raise DataError(f"features.fit_stats is false but no saved feature stats at or before "
+                        f"{run_date_iso} exist under {stats_dir}; run once with fit_stats: true")
+    return candidates[-1]
+
+
+def bin_label(value: Column, edges: tuple[float, ...], labels: tuple[str, ...]) -> Column:
+    """Label of the bin holding `value`: bin i holds edges[i-1] < value <= edges[i]."""
+    index = sum((value > F.lit(edge)).cast("int") for edge in edges)
+    label = F.element_at(F.array(*[F.lit(x) for x in labels]), index + 1)
+    return F.when(value.isNull(), F.lit(UNKNOWN)).otherwise(label)
+
+
+def normalised(value: Column, scale: float) -> Column:
+    """value / scale capped at 1 (NULL stays NULL; a zero scale maps everything to 0)."""
+    if scale <= 0:
+        return F.when(value.isNotNull(), F.lit(0.0))
+    return F.least(value / F.lit(scale), F.lit(1.0))
+
+
+def _probabilities(bins: int) -> list[float]:
+    return [i / bins for i in range(1, bins)]
+
+
+def quantiles(df: DataFrame, columns: list[str],
+              probabilities: list[float]) -> dict[str, dict[float, float]]:
+    """approxQuantile of several columns in one job: {column: {probability: value}}."""
+    if not columns:
+        return {}
+    rows = df.approxQuantile(columns, probabilities, QUANTILE_ERROR)
+    return {c: dict(zip(probabilities, values)) for c, values in zip(columns, rows)}
+
+
+def pick(q: dict[float, float], probabilities: list[float]) -> tuple[float, ...]:
+    return tuple(float(q[p]) for p in probabilities if p in q)
+
+
+def fit_usage_stats(profile: DataFrame, bins: int) -> dict[str, tuple[float, ...]]:
+    """Intensity edges (quintiles) and p95 scales of monthly data, voice and SMS: one job."""
+    probs = sorted(set(_probabilities(bins)) | {USAGE_SCALE_QUANTILE})
+    cols = [Col.DATA_GB_MONTH, Col.VOICE_MIN_MONTH, Col.SMS_MONTH]
+    q = quantiles(profile, cols, probs)
+    edges = {c: pick(q[c], _probabilities(bins)) for c in cols}
+    scales = tuple(q[c].get(USAGE_SCALE_QUANTILE, 0.0) for c in cols) if q[cols[0]] else ()
+    return {"data_edges": edges[cols[0]], "voice_edges": edges[cols[1]],
+            "sms_edges": edges[cols[2]], "usage_scales": scales}
+
+
+def fit_value_edges(scored: DataFrame) -> tuple[float, ...]:
+    """Quartile edges of the value score (bronze .. platinum)."""
+    probs = _probabilities(len(VALUE_TIERS))
+    return pick(quantiles(scored, [Col.VALUE_SCORE], probs)[Col.VALUE_SCORE], probs)
+
+
+def fit_offer_stats(catalogue: DataFrame) -> dict[str, tuple[float, ...]]:
+    """Price quartiles, offer-value tertiles and allowance medians of the catalogue: one job."""
+    price_p, value_p, median = _probabilities(4), _probabilities(3), [0.5]
+    offers = catalogue.withColumn(Col.OFFER_VALUE, offer_value(F.col(Col.DATA_GB),
+                                                                F.col(Col.PRICE)))
+    probs = sorted(set(price_p) | set(value_p) | set(median))
+    q = quantiles(offers, [Col.PRICE, Col.OFFER_VALUE, Col.DATA_GB, Col.VOICE_MIN, Col.SMS], probs)
+    medians = tuple(q[c][0.5] for c in (Col.DATA_GB, Col.VOICE_MIN, Col.SMS)) if q[Col.PRICE] else ()
+    return {"price_edges": pick(q[Col.PRICE], price_p),
+            "offer_value_edges": pick(q[Col.OFFER_VALUE], value_p), "offer_medians": medians}
+
+
+def offer_value(data_gb: Column, price: Column) -> Column:
+    """Data per unit of money: data_gb / (price + 1)."""
+    return data_gb / (price + F.lit(1.0))
