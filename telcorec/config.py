@@ -274,12 +274,13 @@ class NCFConfig:
     negatives: int = 4
     resample_negatives: bool = True
     epochs: int = 10
-    batch_size: int = 1024
-    learning_rate: float = 0.001
+    batch_size: int = 256
+    learning_rate: float = 0.002
     processes: int = 2
     pretrain: bool = True
     alpha: float = 0.5
     use_features: bool = True
+    subscriber_ids: bool = False
     eval_negatives: int = 99
     validation_subscribers: int = 600
 
@@ -300,6 +301,10 @@ class NCFConfig:
                "the first size must be even (the subscriber and offer embeddings, each half of "
                "it, are concatenated)")
         _check(self.validation_subscribers >= 0, "ncf.validation_subscribers", "must be >= 0")
+        _check(self.use_features or self.subscriber_ids, "ncf.subscriber_ids",
+               "must be true when ncf.use_features is false (a subscriber needs IDs or features)")
+        _check(self.batch_size >= self.processes, "ncf.batch_size",
+               "must be >= ncf.processes (it is split evenly across the processes)")
 
 
 @dataclass(frozen=True)
