@@ -50,6 +50,7 @@ class Col:
     VOICE_NEED_MIN = "voice_need_min"
     SMS_NEED = "sms_need"
     PRICE_SENSITIVITY = "price_sensitivity"
+    NEXT_OFFER_ID = "next_offer_id"  # a new subscriber's first plan choice (cold-start truth)
 
     # rejects
     SOURCE_TABLE = "source_table"

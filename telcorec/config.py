@@ -254,13 +254,77 @@ class LightFMConfig:
         _check(1 <= self.epochs <= 1000, "train.lightfm.epochs", "must be in [1, 1000]")
 
 
+LIGHTFM_VARIANTS = ("warp", "bpr", "warp-kos", "logistic", "deep")
+
+
+@dataclass(frozen=True)
+class EarlyStoppingConfig:
+    """Validation inside each shard: all training pairs of a share of subscribers are held out
+    and precision@k on them is measured every `every` epochs; training stops after `patience`
+    checks without improvement and the model is refit on all pairs for the best epoch count.
+    every = 0 turns it off (all epochs, all pairs)."""
+    every: int = 5
+    patience: int = 2
+    validation_share: float = 0.1
+    k: int = 5
+
+    def __post_init__(self) -> None:
+        _check(self.every >= 0, "train.early_stopping.every", "must be >= 0 (0 = off)")
+        _check(self.patience >= 1, "train.early_stopping.patience", "must be >= 1")
+        _check(0 < self.validation_share < 0.5, "train.early_stopping.validation_share",
+               "must be in (0, 0.5)")
+        _check(self.k >= 1, "train.early_stopping.k", "must be >= 1")
+
+
+def _deep_preset() -> LightFMConfig:
+    return LightFMConfig(no_components=128, learning_rate=0.03, item_alpha=1e-5, user_alpha=1e-5,
+                         max_sampled=20, epochs=50)
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     shards: int = 1
+    shard_key: str = "subscriber_id"
+    models: tuple[str, ...] = ("warp",)
     lightfm: LightFMConfig = field(default_factory=LightFMConfig)
+    deep: LightFMConfig = field(default_factory=_deep_preset)
+    early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
 
     def __post_init__(self) -> None:
         _check(1 <= self.shards <= 4096, "train.shards", "must be in [1, 4096]")
+        _check(self.shard_key in ("subscriber_id", "region", "segment"), "train.shard_key",
+               "must be subscriber_id (hash of the id), region or segment")
+        _check(len(self.models) > 0 and set(self.models) <= set(LIGHTFM_VARIANTS),
+               "train.models", f"must be a non-empty list drawn from {list(LIGHTFM_VARIANTS)}")
+        _check(len(set(self.models)) == len(self.models), "train.models", "lists a model twice")
+
+    def variant(self, name: str) -> LightFMConfig:
+        """Hyperparameters of one variant: `deep` is its own preset (WARP loss), the others
+        share train.lightfm with their own loss."""
+        if name == "deep":
+            return dataclasses.replace(self.deep, loss="warp")
+        return dataclasses.replace(self.lightfm, loss=name)
+
+
+def variant_model_name(variant: str) -> str:
+    """Model name in `metrics` and `offers.model_version`: lightfm_warp, lightfm_warpkos, ..."""
+    return "lightfm_" + variant.replace("-", "")
+
+
+@dataclass(frozen=True)
+class EnsembleConfig:
+    """Ensembles of the trained LightFM models: `weighted` sums per-model scores normalised per
+    subscriber (min-max) with these weights; `rrf` is reciprocal rank fusion, sum 1/(rrf_k+rank)."""
+    modes: tuple[str, ...] = ()
+    weights: dict[str, float] = field(default_factory=lambda: {
+        "lightfm_warp": 1.5, "lightfm_bpr": 1.0, "lightfm_deep": 1.2, "lightfm_warpkos": 0.8})
+    rrf_k: int = 60
+
+    def __post_init__(self) -> None:
+        _check(set(self.modes) <= {"weighted", "rrf"}, "ensemble.modes",
+               "must be a subset of weighted, rrf")
+        _check(all(w >= 0 for w in self.weights.values()), "ensemble.weights", "must be >= 0")
+        _check(self.rrf_k >= 1, "ensemble.rrf_k", "must be >= 1")
 
 
 @dataclass(frozen=True)
@@ -310,6 +374,7 @@ class NCFConfig:
 @dataclass(frozen=True)
 class ScoringConfig:
     k: int = 10
+    model: str = "lightfm_warp"
 
     def __post_init__(self) -> None:
         _check(1 <= self.k <= 100, "scoring.k", "must be in [1, 100]")
@@ -367,6 +432,7 @@ class Config:
     interactions: InteractionsConfig = field(default_factory=InteractionsConfig)
     pseudonymisation: PseudonymisationConfig = field(default_factory=PseudonymisationConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    ensemble: EnsembleConfig = field(default_factory=EnsembleConfig)
     ncf: NCFConfig = field(default_factory=NCFConfig)
     scoring: ScoringConfig = field(default_factory=ScoringConfig)
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
@@ -377,6 +443,13 @@ class Config:
         _check(bool(self.warehouse), "warehouse", "must be a non-empty path")
         _check(self.scoring.k >= max(self.evaluation.ks), "scoring.k",
                f"must be >= the largest evaluation.ks ({max(self.evaluation.ks)})")
+        publishable = {variant_model_name(v) for v in self.train.models}
+        publishable |= {f"ensemble_{m}" for m in self.ensemble.modes}
+        _check(self.scoring.model in publishable, "scoring.model",
+               f"must be a model this config trains: one of {sorted(publishable)}")
+        members = set(self.ensemble.weights) & publishable
+        _check(not self.ensemble.modes or len(members) >= 2, "ensemble.weights",
+               "an ensemble needs weights for at least two models listed in train.models")
         _check(self.gate.k in self.evaluation.ks, "gate.k",
                f"must be one of evaluation.ks {list(self.evaluation.ks)}")
 

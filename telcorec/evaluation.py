@@ -1,9 +1,11 @@
-"""Stage 6, evaluate: rank held-out plans for the model and baselines; write `metrics`.
+"""Stage 6, evaluate: rank held-out plans for every model and baseline; write `metrics`.
 
 Protocol `full`: for every subscriber with a held-out (test) plan, all offers are ranked except
-the ones they hold in training; precision@k = hits in the top k / k and recall@k = hits / held-out
-plans, averaged over those subscribers, overall and per segment. The same `recommend` routine as
-production scoring produces the rankings, so what is measured is what is published.
+the ones they hold in training (`warm` cohort). On generated data, new subscribers with no
+history are ranked too, against the plan the generator's hidden process has them take first
+(`cold_start` cohort). The metrics of telcorec.offline_metrics are reported overall ("all"), per
+segment and per cohort, for each trained model and ensemble, popularity, random and (generated
+data only) the oracle. Rankings use the same keys as production scoring.
 """
 from __future__ import annotations
 
@@ -17,16 +19,19 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from telcorec import runs, schemas, storage
-from telcorec.columns import Col, Split
+from telcorec.columns import OFFER_CATEGORICALS, Col, Split
 from telcorec.config import Config
+from telcorec.encoding import Vocabulary
 from telcorec.interactions import check_no_overlap
 from telcorec.metrics_store import ALL_SEGMENTS, metrics_table, write_metrics
-from telcorec.scoring import PopularityScorer, Scorer, load_lightfm, recommend
+from telcorec.offline_metrics import COHORT, HELD_IDX, per_subscriber, summarise
+from telcorec.scoring import PopularityScorer, Scorer, load_scorer, model_names
 from telcorec.synthetic.utility import true_utility
-from telcorec.training import shard_of
+from telcorec.training import with_shard
 from telcorec.warehouse import Warehouse
 
 log = logging.getLogger(__name__)
+SUMMARY_METRICS = ("precision", "recall", "ndcg", "auc", "coverage")
 
 
 @dataclass
@@ -69,6 +74,21 @@ def ranking_metrics(recs: DataFrame, held_out: DataFrame, segments: DataFrame,
     return out
 
 
+@dataclass
+class RandomScorer:
+    """A seeded random ranking: the floor every model must clear."""
+    offer_ids: list[str]
+    seed: int
+    name: str = "random"
+
+    def score(self, batch: pd.DataFrame) -> np.ndarray:
+        ids = pd.util.hash_array(batch[Col.SUBSCRIBER_ID].to_numpy(dtype=object))
+        offers = np.arange(len(self.offer_ids), dtype=np.uint64)
+        mixed = pd.util.hash_array((ids[:, None] ^ (offers[None, :] * np.uint64(0x9E3779B97F4A7C15))
+                                    ^ np.uint64(self.seed)).ravel())
+        return (mixed % np.uint64(1 << 32)).astype(np.float64).reshape(len(batch), -1)
+
+
 def evaluation_frame(interactions: DataFrame) -> tuple[DataFrame, DataFrame]:
     """Subscribers with a held-out plan + their training offers to exclude, and the held-out pairs."""
     train = interactions.filter(F.col(Col.SPLIT) == Split.TRAIN)
@@ -89,35 +109,71 @@ def popularity(interactions: DataFrame, n_offers: int, offer_ids: list[str]) -> 
     return PopularityScorer(offer_ids, counts)
 
 
+def cohorts(interactions: DataFrame, truth: DataFrame | None, offers: DataFrame) -> DataFrame:
+    """Subscribers to evaluate, with held-out offer indices, exclusions and cohort."""
+    subs, held_out = evaluation_frame(interactions)
+    held = (held_out.join(offers.select(Col.OFFER_ID, Col.OFFER_IDX), on=Col.OFFER_ID, how="inner")
+            .groupBy(Col.SUBSCRIBER_ID).agg(F.collect_list(Col.OFFER_IDX).alias(HELD_IDX)))
+    empty = F.array().cast("array<int>")
+    warm = (subs.join(held, on=Col.SUBSCRIBER_ID, how="inner")
+            .withColumn(Col.EXCLUDE_IDX, F.coalesce(Col.EXCLUDE_IDX, empty))
+            .withColumn(COHORT, F.lit("warm")))
+    if truth is None:
+        return warm
+    cold = (truth.where(F.col(Col.NEXT_OFFER_ID).isNotNull())
+            .join(offers.select(F.col(Col.OFFER_ID).alias(Col.NEXT_OFFER_ID), Col.OFFER_IDX),
+                  on=Col.NEXT_OFFER_ID, how="inner")
+            .select(Col.SUBSCRIBER_ID, F.array(Col.OFFER_IDX).alias(HELD_IDX),
+                    empty.alias(Col.EXCLUDE_IDX), F.lit("cold_start").alias(COHORT)))
+    return warm.unionByName(cold)
+
+
+def offer_vectors(offers: pd.DataFrame) -> np.ndarray:
+    """Unit-length one-hot vectors of the offers' categorical features, in offer_idx order."""
+    vocab = Vocabulary(OFFER_CATEGORICALS, tuple(sorted(
+        f"{c}={v}" for c in OFFER_CATEGORICALS for v in offers[c].astype(str).unique())))
+    dense = vocab.encode(offers.sort_values(Col.OFFER_IDX)).toarray()
+    return dense / np.linalg.norm(dense, axis=1, keepdims=True)
+
+
 def run(spark: SparkSession, cfg: Config, run_date: dt.date) -> dict[str, dict[str, float]]:
     wh = Warehouse.from_config(cfg.warehouse, cfg.inputs.path)
     writer = storage.choose_writer(spark, cfg.storage.writer)
     read = lambda name, schema: storage.read_table(spark, wh.table(name), schema, run_date, writer)
     features = read("subscriber_features", schemas.SUBSCRIBER_FEATURES)
     interactions = read("interactions", schemas.INTERACTIONS)
-    model = load_lightfm(wh, cfg, run_date)
-    subs, held_out = evaluation_frame(interactions)
-    subs = subs.cache()
-    segments = features.select(Col.SUBSCRIBER_ID, Col.SEGMENT)
-    batches: list[tuple[Scorer, DataFrame]] = [
-        (model, subs.join(features, on=Col.SUBSCRIBER_ID, how="inner")
-         .withColumn(Col.SHARD, shard_of(F.col(Col.SUBSCRIBER_ID), cfg.train.shards))),
-        (popularity(interactions, len(model.offer_ids), model.offer_ids), subs),
-    ]
+    offer_df = read("offer_features", schemas.OFFER_FEATURES)
+    offers = offer_df.toPandas()  # the catalogue: tens to hundreds of rows
     truth_path = wh.truth_table()
-    if storage.is_delta_table(truth_path):
-        truth = storage.read_table(spark, truth_path, schemas.SUBSCRIBER_TRUTH)
+    truth = (storage.read_table(spark, truth_path, schemas.SUBSCRIBER_TRUTH)
+             if storage.is_delta_table(truth_path) else None)
+    population = (with_shard(cohorts(interactions, truth, offer_df)
+                             .join(features, on=Col.SUBSCRIBER_ID, how="inner"), cfg.train)
+                  .cache())
+    models = [load_scorer(wh, cfg, run_date, name) for name in model_names(cfg)]
+    offer_ids = models[0].offer_ids
+    popular = popularity(interactions, len(offer_ids), offer_ids)
+    scorers: list[tuple[Scorer, DataFrame]] = [(m, population) for m in models]
+    scorers += [(popular, population), (RandomScorer(offer_ids, cfg.seed), population)]
+    if truth is not None:
         catalogue = read("catalogue", schemas.validated(schemas.CATALOGUE)).toPandas()
-        catalogue = catalogue.set_index(Col.OFFER_ID).loc[model.offer_ids].reset_index()
-        batches.append((OracleScorer(model.offer_ids, catalogue),
-                        subs.join(truth, on=Col.SUBSCRIBER_ID, how="inner")))
-    rid, k_max, tables, summary = runs.run_id(cfg, run_date), max(cfg.evaluation.ks), [], {}
-    for scorer, batch in batches:
-        rows = ranking_metrics(recommend(batch, scorer, k_max), held_out, segments,
-                               cfg.evaluation.ks)
+        catalogue = catalogue.set_index(Col.OFFER_ID).loc[offer_ids].reset_index()
+        truth_cols = [c for c in schemas.SUBSCRIBER_TRUTH.fieldNames() if c not in population.columns]
+        scorers.append((OracleScorer(offer_ids, catalogue), population.join(
+            truth.select(Col.SUBSCRIBER_ID, *truth_cols), on=Col.SUBSCRIBER_ID, how="inner")))
+    share = (popular.counts + 1) / (popular.counts.sum() + len(offer_ids))
+    vectors, ks = offer_vectors(offers), cfg.evaluation.ks
+    groups = {"all": "all", "segment": Col.SEGMENT, "cohort": COHORT}
+    rid, tables, summary = runs.run_id(cfg, run_date), [], {}
+    for scorer, batch in scorers:
+        rows = summarise(per_subscriber(batch, scorer, ks, vectors, share), ks, len(offer_ids),
+                         groups)
         tables.append(metrics_table(rows, scorer.name, rid, run_date, "full"))
-        summary[scorer.name] = {f"{m}@{k}": v for m, k, seg, v in rows if seg == ALL_SEGMENTS}
+        summary[scorer.name] = {f"{m}@{k}" if k else m: v for m, k, g, v in rows
+                                if g == ALL_SEGMENTS and m in SUMMARY_METRICS}
+        summary[scorer.name].update({f"cold_start {m}@{k}": v for m, k, g, v in rows
+                                     if g == "cold_start" and m == "precision" and k == 5})
         log.info("evaluate %s: %s", scorer.name, summary[scorer.name])
     write_metrics(wh.table("metrics"), tables, run_date, "full")
-    subs.unpersist()
+    population.unpersist()
     return summary

@@ -53,6 +53,7 @@ SUBSCRIBER_TRUTH = _schema(
     (Col.SUBSCRIBER_ID, S, False), (Col.SEGMENT, S, False), (Col.DEVICE_TIER, S, False),
     (Col.PAYMENT_TYPE, S, False), (Col.HOUSEHOLD_SIZE, I, False), (Col.DATA_NEED_GB, D, False),
     (Col.VOICE_NEED_MIN, D, False), (Col.SMS_NEED, D, False), (Col.PRICE_SENSITIVITY, D, False),
+    (Col.NEXT_OFFER_ID, S, True),
 )
 
 # ---- stage outputs -------------------------------------------------------------------------

@@ -26,12 +26,12 @@ from pyspark.sql import types as T
 
 from telcorec import gate, metrics_store, runs, schemas, storage
 from telcorec.columns import Col
-from telcorec.config import Config
+from telcorec.config import Config, variant_model_name
 from telcorec.encoding import Vocabulary
 from telcorec.gate import OutputStats
 from telcorec.models import artifacts
 from telcorec.models.lightfm_model import Representations, representations, scores
-from telcorec.training import MANIFEST, model_name, shard_of
+from telcorec.training import MANIFEST, with_shard
 from telcorec.warehouse import Warehouse
 
 RANKED = T.StructType([
@@ -86,6 +86,40 @@ class LightFMScorer:
         return out
 
 
+def _row_minmax(s: np.ndarray) -> np.ndarray:
+    low, high = s.min(axis=1, keepdims=True), s.max(axis=1, keepdims=True)
+    return (s - low) / np.where(high > low, high - low, 1.0)
+
+
+def _row_ranks(s: np.ndarray) -> np.ndarray:
+    """1 = best, per row (ties by offer index)."""
+    order = np.argsort(-s, axis=1, kind="stable")
+    ranks = np.empty_like(order)
+    np.put_along_axis(ranks, order, np.arange(1, s.shape[1] + 1)[None, :], axis=1)
+    return ranks
+
+
+@dataclass
+class EnsembleScorer:
+    """Several models scored together: `weighted` = sum of weight x per-subscriber min-max
+    normalised scores; `rrf` = reciprocal rank fusion, sum of weight / (rrf_k + rank)."""
+    name: str
+    version: str
+    offer_ids: list[str]
+    members: list[LightFMScorer]
+    weights: list[float]
+    mode: str
+    rrf_k: int = 60
+
+    def score(self, batch: pd.DataFrame) -> np.ndarray:
+        out = np.zeros((len(batch), len(self.offer_ids)), dtype=np.float64)
+        for member, weight in zip(self.members, self.weights):
+            s = np.asarray(member.score(batch), dtype=np.float64)
+            out += weight * (_row_minmax(s) if self.mode == "weighted"
+                             else 1.0 / (self.rrf_k + _row_ranks(s)))
+        return out
+
+
 @dataclass
 class PopularityScorer:
     """Offers ranked by how many subscribers hold them in the training data."""
@@ -97,13 +131,10 @@ class PopularityScorer:
         return np.broadcast_to(self.counts.astype(np.float32), (len(batch), len(self.counts)))
 
 
-def top_k(score_matrix: np.ndarray, exclude: pd.Series | None, k: int) -> tuple[np.ndarray, ...]:
-    """Row-wise top k (indices, scores), best first; excluded offers never appear.
-
-    Ties are broken by the lower offer index, so the same scores always give the same ranking:
-    the partial sort runs on scores nudged down by index x a step far below any score
-    difference a model produces (1e-9 of the score range), then exact scores are reported.
-    """
+def masked_keys(score_matrix: np.ndarray, exclude: pd.Series | None) -> np.ndarray:
+    """Ranking keys: excluded offers at -inf, and ties broken by the lower offer index (scores
+    nudged down by index x a step far below any score difference a model produces: 1e-9 of
+    the score range), so the same scores always give the same ranking."""
     s = np.array(score_matrix, dtype=np.float64)
     if exclude is not None and len(exclude):
         lengths = exclude.map(lambda a: 0 if a is None else len(a)).to_numpy()
@@ -112,15 +143,22 @@ def top_k(score_matrix: np.ndarray, exclude: pd.Series | None, k: int) -> tuple[
             cols = np.concatenate([np.asarray(a, dtype=np.int64) for a in exclude if a is not None
                                    and len(a)])
             s[rows, cols] = -np.inf
-    k = min(k, s.shape[1])
     finite = s[np.isfinite(s)]
     spread = float(finite.max() - finite.min()) if finite.size else 0.0
     step = 1e-9 * max(spread, 1e-6) / s.shape[1]
-    key = s - np.arange(s.shape[1]) * step
+    return s - np.arange(s.shape[1]) * step
+
+
+def top_k(score_matrix: np.ndarray, exclude: pd.Series | None, k: int) -> tuple[np.ndarray, ...]:
+    """Row-wise top k (indices, scores), best first; excluded offers never appear."""
+    s = np.asarray(score_matrix, dtype=np.float64)
+    key = masked_keys(s, exclude)
+    k = min(k, s.shape[1])
     part = np.argpartition(-key, k - 1, axis=1)[:, :k]
     order = np.argsort(-np.take_along_axis(key, part, axis=1), axis=1, kind="stable")
     idx = np.take_along_axis(part, order, axis=1)
-    return idx, np.take_along_axis(s, idx, axis=1)
+    return idx, np.where(np.isneginf(np.take_along_axis(key, idx, axis=1)), -np.inf,
+                         np.take_along_axis(s, idx, axis=1))
 
 
 def rank_frame(batch: pd.DataFrame, scorer: Scorer, k: int) -> pd.DataFrame:
@@ -162,8 +200,23 @@ def exclusions(features: DataFrame, offers: DataFrame) -> DataFrame:
                              .otherwise(F.array(F.col(Col.OFFER_IDX)))).drop(Col.OFFER_IDX)
 
 
-def load_lightfm(wh: Warehouse, cfg: Config, run_date: dt.date) -> LightFMScorer:
-    return LightFMScorer.load(wh.models(run_date, model_name(cfg.train.lightfm)))
+def load_scorer(wh: Warehouse, cfg: Config, run_date: dt.date, name: str) -> Scorer:
+    """A trained LightFM variant (lightfm_*) or an ensemble of them (ensemble_weighted/rrf)."""
+    if not name.startswith("ensemble_"):
+        return LightFMScorer.load(wh.models(run_date, name))
+    trained = {variant_model_name(v) for v in cfg.train.models}
+    names = sorted(n for n in cfg.ensemble.weights if n in trained)
+    members = [LightFMScorer.load(wh.models(run_date, n)) for n in names]
+    version = f"{name}-" + "+".join(m.version.rsplit("-", 1)[-1] for m in members)
+    return EnsembleScorer(name, version, members[0].offer_ids, members,
+                          [cfg.ensemble.weights[n] for n in names], name.split("_", 1)[1],
+                          cfg.ensemble.rrf_k)
+
+
+def model_names(cfg: Config) -> list[str]:
+    """Every model this config trains or combines, in a stable order."""
+    return ([variant_model_name(v) for v in cfg.train.models]
+            + [f"ensemble_{m}" for m in cfg.ensemble.modes])
 
 
 def output_stats(ranked: DataFrame, subscribers: int, k: int, catalogue: int) -> OutputStats:
@@ -185,9 +238,8 @@ def run(spark: SparkSession, cfg: Config, run_date: dt.date) -> dict:
                                   schemas.SUBSCRIBER_FEATURES, run_date, writer)
     offers = storage.read_table(spark, wh.table("offer_features"), schemas.OFFER_FEATURES,
                                 run_date, writer)
-    scorer = load_lightfm(wh, cfg, run_date)
-    batch = (exclusions(features, offers)
-             .withColumn(Col.SHARD, shard_of(F.col(Col.SUBSCRIBER_ID), cfg.train.shards)))
+    scorer = load_scorer(wh, cfg, run_date, cfg.scoring.model)
+    batch = with_shard(exclusions(features, offers), cfg.train)
     ranked = (recommend(batch, scorer, cfg.scoring.k)
               .withColumn(Col.RUN_DATE, F.lit(run_date))
               .withColumn(Col.RUN_ID, F.lit(runs.run_id(cfg, run_date)))

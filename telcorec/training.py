@@ -14,6 +14,7 @@ import json
 import logging
 import platform
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import lightfm
@@ -27,7 +28,7 @@ from pyspark.sql import types as T
 
 from telcorec import schemas, storage
 from telcorec.columns import OFFER_CATEGORICALS, SUBSCRIBER_CATEGORICALS, Col, Split
-from telcorec.config import Config, LightFMConfig
+from telcorec.config import Config, EarlyStoppingConfig, TrainConfig, variant_model_name
 from telcorec.encoding import Vocabulary, fit_vocabulary
 from telcorec.models import artifacts
 from telcorec.models.lightfm_model import LightFMRecommender
@@ -36,27 +37,29 @@ from telcorec.warehouse import Warehouse
 log = logging.getLogger(__name__)
 MANIFEST = "manifest.json"
 SHARD_RESULT = T.StructType([
-    T.StructField(Col.SHARD, T.IntegerType()), T.StructField("path", T.StringType()),
+    T.StructField(Col.MODEL, T.StringType()), T.StructField(Col.SHARD, T.IntegerType()), T.StructField("path", T.StringType()),
     T.StructField("users", T.LongType()), T.StructField("interactions", T.LongType()),
     T.StructField("seconds", T.DoubleType()), T.StructField("data_sha256", T.StringType()),
+    T.StructField("best_epoch", T.IntegerType()),
 ])
 
 
-def model_name(cfg: LightFMConfig) -> str:
-    return "lightfm_" + cfg.loss.replace("-", "")
+def shard_of(key: Column, shards: int) -> Column:
+    """Stable shard from the shard key column (the subscriber id, or e.g. region): the same
+    key lands in the same shard on every run, at training and at scoring time."""
+    return F.pmod(F.xxhash64(key.cast("string")), F.lit(shards)).cast("int")
 
 
-def shard_of(subscriber_id: Column, shards: int) -> Column:
-    """Stable shard of a subscriber: the same id lands in the same shard on every run."""
-    return F.pmod(F.xxhash64(subscriber_id), F.lit(shards)).cast("int")
+def with_shard(features: DataFrame, cfg: TrainConfig) -> DataFrame:
+    return features.withColumn(Col.SHARD, shard_of(F.col(cfg.shard_key), cfg.shards))
 
 
-def training_rows(interactions: DataFrame, features: DataFrame, shards: int) -> DataFrame:
+def training_rows(interactions: DataFrame, features: DataFrame, cfg: TrainConfig) -> DataFrame:
     train = interactions.filter(F.col(Col.SPLIT) == Split.TRAIN)
+    keyed = with_shard(features, cfg)
     return (train.select(Col.SUBSCRIBER_ID, Col.OFFER_IDX, Col.WEIGHT)
-            .join(features.select(Col.SUBSCRIBER_ID, *SUBSCRIBER_CATEGORICALS),
-                  on=Col.SUBSCRIBER_ID, how="inner")
-            .withColumn(Col.SHARD, shard_of(F.col(Col.SUBSCRIBER_ID), shards)))
+            .join(keyed.select(Col.SUBSCRIBER_ID, Col.SHARD, *SUBSCRIBER_CATEGORICALS),
+                  on=Col.SUBSCRIBER_ID, how="inner"))
 
 
 def item_feature_matrix(offers: pd.DataFrame, vocab: Vocabulary) -> sp.csr_matrix:
@@ -72,62 +75,103 @@ def _fingerprint(users: np.ndarray, items: np.ndarray) -> str:
     return digest.hexdigest()
 
 
-def make_shard_trainer(params: dict, user_vocab: Vocabulary, item_features: sp.csr_matrix,
-                       out_dir: str):
-    """The function each task runs on one shard's rows; returns one small summary row."""
+def validation_mask(codes: np.ndarray, share: float, seed: int) -> np.ndarray:
+    """Seeded choice of validation subscribers: all pairs of about `share` of them.
+
+    Subscribers are represented by their features only, so a held-out subscriber is scored
+    exactly as a new one would be; most hold one or two plans, so holding out single pairs
+    per subscriber would leave almost nothing to validate on."""
+    users = np.unique(codes)
+    digest = pd.util.hash_array(users.astype(np.int64) * 1_000_003 + seed)
+    chosen = users[(digest % np.uint64(1 << 32)).astype(np.float64) / float(1 << 32) < share]
+    return np.isin(codes, chosen)
+
+
+def _fit_variant(params: dict, matrices: tuple, threads: int,
+                 stopping: EarlyStoppingConfig) -> LightFMRecommender:
+    """Early stopping picks the epoch count on the validation pairs; the model is then refit
+    on all training pairs for that many epochs, so no training pair is wasted."""
+    train, validation, everything, user_features, item_features = matrices
+    probe = LightFMRecommender(**params).fit(
+        train, user_features, item_features, num_threads=threads, validation=validation,
+        every=stopping.every, patience=stopping.patience, k=stopping.k)
+    if not stopping.every or validation.nnz == 0:
+        return probe
+    final = LightFMRecommender(**{**params, "epochs": probe.best_epoch}).fit(
+        everything, user_features, item_features, num_threads=threads)
+    final.history, final.best_epoch = probe.history, probe.best_epoch
+    return final
+
+
+def make_shard_trainer(variants: dict[str, dict], stopping: EarlyStoppingConfig,
+                       user_vocab: Vocabulary, item_features: sp.csr_matrix, out_root: str,
+                       seed: int):
+    """The function each task runs on one shard's rows: fits every variant, writes their
+    arrays under out_root/<model>/shard=NNNN, returns one small row per variant."""
 
     def train(pdf: pd.DataFrame) -> pd.DataFrame:
-        started = time.monotonic()
         shard = int(pdf[Col.SHARD].iloc[0])
         codes, subscriber_ids = pd.factorize(pdf[Col.SUBSCRIBER_ID], sort=True)
         # every row of a subscriber carries the same features: take the first row of each,
         # in code order so that row i of the feature matrix is subscriber code i
         first_rows = pdf.iloc[np.unique(codes, return_index=True)[1]]
-        n_users, n_items = len(subscriber_ids), item_features.shape[0]
-        items = pdf[Col.OFFER_IDX].to_numpy(np.int32)
-        matrix = sp.coo_matrix((pdf[Col.WEIGHT].to_numpy(np.float32), (codes, items)),
-                               shape=(n_users, n_items))
+        shape = (len(subscriber_ids), item_features.shape[0])
+        items = pdf[Col.OFFER_IDX].to_numpy(np.int64)
+        weights = pdf[Col.WEIGHT].to_numpy(np.float32)
+        held = (validation_mask(codes, stopping.validation_share, seed + shard)
+                if stopping.every else np.zeros(len(codes), dtype=bool))
+        matrices = (sp.coo_matrix((weights[~held], (codes[~held], items[~held])), shape=shape),
+                    sp.csr_matrix((np.ones(held.sum(), np.float32), (codes[held], items[held])),
+                                  shape=shape),
+                    sp.coo_matrix((weights, (codes, items)), shape=shape),
+                    user_vocab.encode(first_rows), item_features)
         context = TaskContext.get()
         threads = context.cpus() if context is not None else 1
-        model = LightFMRecommender(**params).fit(
-            matrix, user_vocab.encode(first_rows), item_features, num_threads=threads)
-        path = Path(out_dir) / f"shard={shard:04d}"
-        data_sha = _fingerprint(codes.astype(np.int64), items.astype(np.int64))
-        artifacts.save(path, model.arrays(), {
-            "shard": shard, "params": model.get_params(), "users": n_users,
-            "interactions": int(matrix.nnz), "data_sha256": data_sha,
-            "epoch_seconds": model.epoch_seconds, "threads": threads,
-            "versions": {"lightfm": lightfm.__version__, "numpy": np.__version__,
-                         "python": platform.python_version()}})
-        return pd.DataFrame([{Col.SHARD: shard, "path": str(path), "users": n_users,
-                              "interactions": int(matrix.nnz),
-                              "seconds": time.monotonic() - started, "data_sha256": data_sha}])
+        data_sha = _fingerprint(codes.astype(np.int64), items)
+        out = []
+        for name, params in variants.items():
+            started = time.monotonic()
+            model = _fit_variant(params, matrices, threads, stopping)
+            path = Path(out_root) / name / f"shard={shard:04d}"
+            artifacts.save(path, model.arrays(), {
+                "model": name, "shard": shard, "params": model.get_params(),
+                "users": shape[0], "interactions": int(len(codes)),
+                "validation_pairs": int(held.sum()), "best_epoch": model.best_epoch,
+                "history": model.history, "data_sha256": data_sha,
+                "epoch_seconds": model.epoch_seconds, "threads": threads,
+                "versions": {"lightfm": lightfm.__version__, "numpy": np.__version__,
+                             "python": platform.python_version()}})
+            out.append({Col.MODEL: name, Col.SHARD: shard, "path": str(path),
+                        "users": shape[0], "interactions": int(len(codes)),
+                        "seconds": time.monotonic() - started, "data_sha256": data_sha,
+                        "best_epoch": model.best_epoch})
+        return pd.DataFrame(out)
 
     return train
 
 
 def train_lightfm(rows: DataFrame, offers: pd.DataFrame, user_vocab: Vocabulary,
-                  item_vocab: Vocabulary, cfg: LightFMConfig, seed: int,
-                  out_dir: Path) -> list[dict]:
-    params = {**{k: getattr(cfg, k) for k in ("loss", "no_components", "learning_rate",
-                                                "item_alpha", "user_alpha", "max_sampled",
-                                                "epochs", "k", "n")}, "seed": seed}
-    trainer = make_shard_trainer(params, user_vocab, item_feature_matrix(offers, item_vocab),
-                                 str(out_dir))
+                  item_vocab: Vocabulary, cfg: TrainConfig, seed: int,
+                  out_root: Path) -> list[dict]:
+    """Train every configured variant on every shard; the driver gets one row per pair."""
+    variants = {variant_model_name(v): {**asdict(cfg.variant(v)), "seed": seed}
+                for v in cfg.models}
+    trainer = make_shard_trainer(variants, cfg.early_stopping, user_vocab,
+                                 item_feature_matrix(offers, item_vocab), str(out_root), seed)
     results = rows.groupBy(Col.SHARD).applyInPandas(trainer, SHARD_RESULT).collect()
-    return sorted((r.asDict() for r in results), key=lambda r: r[Col.SHARD])
+    return sorted((r.asDict() for r in results), key=lambda r: (r[Col.MODEL], r[Col.SHARD]))
 
 
-def write_manifest(out_dir: Path, name: str, run_date: dt.date, shards: int, results: list[dict],
-                   user_vocab: Vocabulary, item_vocab: Vocabulary, offers: pd.DataFrame,
-                   feature_stats_version: str) -> dict:
+def write_manifest(out_dir: Path, name: str, run_date: dt.date, cfg: TrainConfig,
+                   results: list[dict], user_vocab: Vocabulary, item_vocab: Vocabulary,
+                   offers: pd.DataFrame, feature_stats_version: str) -> dict:
     digest = hashlib.sha256("".join(r["data_sha256"] for r in results).encode())
     for r in results:
         meta = json.loads((Path(r["path"]) / artifacts.META).read_text())
         digest.update(meta["arrays_sha256"].encode())
     manifest = {
         "model": name, "model_version": f"{name}-{run_date.isoformat()}-{digest.hexdigest()[:10]}",
-        "run_date": run_date.isoformat(), "shards": shards, "shard_key": "xxhash64(subscriber_id)",
+        "run_date": run_date.isoformat(), "shards": cfg.shards, "shard_key": cfg.shard_key,
         "shard_paths": {str(r[Col.SHARD]): Path(r["path"]).name for r in results},
         "user_vocabulary": user_vocab.to_json(), "item_vocabulary": item_vocab.to_json(),
         "offer_ids": offers.sort_values(Col.OFFER_IDX)[Col.OFFER_ID].tolist(),
@@ -136,6 +180,7 @@ def write_manifest(out_dir: Path, name: str, run_date: dt.date, shards: int, res
         .to_dict(orient="records"),
         "feature_stats_version": feature_stats_version, "shard_results": results,
     }
+    out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str))
     return manifest
 
@@ -152,15 +197,19 @@ def run(spark: SparkSession, cfg: Config, run_date: dt.date) -> dict:
     offers = offer_df.toPandas()  # the catalogue: tens to hundreds of rows
     user_vocab = fit_vocabulary(features, SUBSCRIBER_CATEGORICALS)
     item_vocab = fit_vocabulary(offer_df, OFFER_CATEGORICALS, identity=Col.OFFER_ID)
-    name = model_name(cfg.train.lightfm)
-    out_dir = wh.models(run_date, name)
-    rows = training_rows(interactions, features, cfg.train.shards)
-    results = train_lightfm(rows, offers, user_vocab, item_vocab, cfg.train.lightfm, cfg.seed,
-                            out_dir)
+    out_root = wh.models_root(run_date)
+    results = train_lightfm(training_rows(interactions, features, cfg.train), offers, user_vocab,
+                            item_vocab, cfg.train, cfg.seed, out_root)
     stats_version = json.loads(wh.feature_stats(run_date).read_text())["version"]
-    manifest = write_manifest(out_dir, name, run_date, cfg.train.shards, results, user_vocab,
-                              item_vocab, offers, stats_version)
-    log.info("trained %s: %d shards, %d interactions", manifest["model_version"], len(results),
-             sum(r["interactions"] for r in results))
-    return {"model_version": manifest["model_version"], "shards": len(results),
-            "train_interactions": sum(r["interactions"] for r in results)}
+    summary = {}
+    for name in sorted({r[Col.MODEL] for r in results}):
+        mine = [r for r in results if r[Col.MODEL] == name]
+        manifest = write_manifest(out_root / name, name, run_date, cfg.train, mine, user_vocab,
+                                  item_vocab, offers, stats_version)
+        log.info("trained %s: %d shards, %d interactions, best epochs %s",
+                 manifest["model_version"], len(mine), sum(r["interactions"] for r in mine),
+                 [r["best_epoch"] for r in mine])
+        summary[name] = manifest["model_version"]
+    return {"models": summary, "shards": cfg.train.shards,
+            "train_interactions": sum(r["interactions"] for r in results
+                                      if r[Col.MODEL] == min(summary))}

@@ -36,8 +36,11 @@ class Warehouse:
         """The generator's hidden preferences (only the oracle baseline reads them)."""
         return self.inputs / "_truth_subscribers"
 
+    def models_root(self, run_date: dt.date) -> Path:
+        return self.root / "models" / f"run_date={run_date.isoformat()}"
+
     def models(self, run_date: dt.date, model: str) -> Path:
-        return self.root / "models" / f"run_date={run_date.isoformat()}" / model
+        return self.models_root(run_date) / model
 
     def feature_stats(self, run_date: dt.date) -> Path:
         return self.root / "feature_stats" / f"run_date={run_date.isoformat()}.json"

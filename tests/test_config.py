@@ -48,3 +48,23 @@ def test_fingerprint_changes_with_config():
     a, b = config.from_dict({}), config.from_dict({"seed": 7})
     assert a.fingerprint() != b.fingerprint()
     assert a.fingerprint() == config.from_dict({}).fingerprint()
+
+
+def test_full_config_trains_every_variant_and_both_ensembles():
+    cfg = config.load("conf/full.yaml")
+    assert cfg.train.models == ("warp", "bpr", "warp-kos", "logistic", "deep")
+    assert cfg.ensemble.modes == ("weighted", "rrf")
+    assert cfg.train.variant("deep").no_components == 128
+    assert cfg.train.variant("deep").loss == "warp"
+    assert cfg.train.variant("bpr").loss == "bpr"
+
+
+@pytest.mark.parametrize("data, message", [
+    ({"scoring": {"model": "lightfm_bpr"}}, "scoring.model"),
+    ({"train": {"models": ["warp", "hinge"]}}, "train.models"),
+    ({"ensemble": {"modes": ["weighted"]}}, "ensemble.weights"),
+    ({"train": {"shard_key": "msisdn"}}, "train.shard_key"),
+])
+def test_model_selection_is_validated(data, message):
+    with pytest.raises(ConfigError, match=message.replace(".", r"\.")):
+        config.from_dict(data)

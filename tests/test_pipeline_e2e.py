@@ -54,10 +54,15 @@ def test_metrics_table_has_model_and_baselines(spark, tiny):
     _, wh, _ = tiny
     metrics = storage.read_table(spark, wh.table("metrics"), schemas.METRICS, RUN)
     models = {r[Col.MODEL] for r in metrics.select(Col.MODEL).distinct().collect()}
-    assert models == {"lightfm_warp", "popularity", "oracle"}
+    assert models == {"lightfm_warp", "popularity", "random", "oracle"}
     overall = metrics.filter((F.col(Col.SEGMENT) == "all") & (F.col(Col.METRIC) == "precision")
                              & (F.col(Col.K) == 5))
-    assert overall.count() == 3
+    assert overall.count() == 4
+    groups = {r[Col.SEGMENT] for r in metrics.select(Col.SEGMENT).distinct().collect()}
+    assert {"all", "warm", "cold_start", "youth", "business"} <= groups
+    names = {r[Col.METRIC] for r in metrics.select(Col.METRIC).distinct().collect()}
+    assert names == {"precision", "recall", "hit_rate", "map", "ndcg", "mrr", "auc", "coverage",
+                     "diversity", "novelty"}
 
 
 def test_rerun_same_date_is_idempotent(spark, tiny):

@@ -37,26 +37,53 @@ class LightFMRecommender:
                             max_sampled=max_sampled, epochs=epochs, k=k, n=n, seed=seed)
         self._model: LightFM | None = None
         self.epoch_seconds: list[float] = []
+        self.history: list[tuple[int, float]] = []  # (epoch, validation precision@k)
+        self.best_epoch = 0
 
     def get_params(self) -> dict:
         return dict(self._params)
 
     def fit(self, interactions: sp.coo_matrix, user_features: sp.csr_matrix,
             item_features: sp.csr_matrix, *, sample_weight: sp.coo_matrix | None = None,
-            num_threads: int = 1) -> "LightFMRecommender":
+            num_threads: int = 1, validation: sp.csr_matrix | None = None,
+            every: int = 0, patience: int = 2, k: int = 5) -> "LightFMRecommender":
+        """Fit for up to `epochs` epochs. With a `validation` matrix (same shape as
+        `interactions`, disjoint from it) and every > 0, precision@k on it is measured every
+        `every` epochs, the best epoch's state is kept and training stops after `patience`
+        checks without improvement."""
         p = self._params
         self._model = LightFM(no_components=p["no_components"], k=p["k"], n=p["n"],
                               learning_schedule="adagrad", loss=p["loss"],
                               learning_rate=p["learning_rate"], item_alpha=p["item_alpha"],
                               user_alpha=p["user_alpha"], max_sampled=p["max_sampled"],
                               random_state=np.random.RandomState(p["seed"]))
-        for epoch in range(p["epochs"]):
+        check = validation is not None and validation.nnz > 0 and every > 0
+        best, best_state, misses = -1.0, None, 0
+        for epoch in range(1, p["epochs"] + 1):
             started = time.monotonic()
             self._model.fit_partial(interactions, user_features=user_features,
                                     item_features=item_features, sample_weight=sample_weight,
                                     epochs=1, num_threads=num_threads)
             self.epoch_seconds.append(time.monotonic() - started)
             self._check_finite(epoch)
+            if not check or (epoch % every and epoch != p["epochs"]):
+                continue
+            value = validation_precision(self.arrays(), user_features, item_features,
+                                         interactions.tocsr(), validation, k)
+            self.history.append((epoch, value))
+            log.debug("epoch %d: validation precision@%d %.4f", epoch, k, value)
+            if value > best:
+                best, misses, self.best_epoch = value, 0, epoch
+                best_state = {name: a.copy() for name, a in self.arrays().items()}
+            else:
+                misses += 1
+                if misses >= patience:
+                    break
+        if best_state is not None:
+            for name, value in best_state.items():
+                setattr(self._model, name, value)
+        else:
+            self.best_epoch = len(self.epoch_seconds)
         return self
 
     def _check_finite(self, epoch: int) -> None:
@@ -64,7 +91,7 @@ class LightFMRecommender:
         for name in ("user_embeddings", "item_embeddings", "user_biases", "item_biases"):
             if not np.isfinite(getattr(m, name)).all():
                 raise ModelError(
-                    f"LightFM diverged at epoch {epoch + 1} ({name} holds NaN or inf). Decrease "
+                    f"LightFM diverged at epoch {epoch} ({name} holds NaN or inf). Decrease "
                     "train.lightfm.learning_rate or raise item_alpha/user_alpha in the config.")
 
     def arrays(self) -> dict[str, np.ndarray]:
@@ -88,3 +115,21 @@ def representations(features: sp.csr_matrix, embeddings: np.ndarray,
 def scores(users: Representations, items: Representations) -> np.ndarray:
     """Score of every (user, item) pair: dot product plus both biases, as LightFM.predict."""
     return users.vectors @ items.vectors.T + users.biases[:, None] + items.biases[None, :]
+
+
+def validation_precision(arrays: dict[str, np.ndarray], user_features: sp.csr_matrix,
+                         item_features: sp.csr_matrix, train: sp.csr_matrix,
+                         validation: sp.csr_matrix, k: int) -> float:
+    """Mean precision@k over users with validation pairs, their training pairs excluded."""
+    users = np.flatnonzero(np.diff(validation.indptr))
+    reprs_u = representations(user_features[users], arrays["user_embeddings"],
+                              arrays["user_biases"])
+    reprs_i = representations(item_features, arrays["item_embeddings"], arrays["item_biases"])
+    s = scores(reprs_u, reprs_i).astype(np.float64)
+    seen = train[users]
+    s[np.repeat(np.arange(len(users)), np.diff(seen.indptr)), seen.indices] = -np.inf
+    k = min(k, s.shape[1])
+    top = np.argpartition(-s, k - 1, axis=1)[:, :k]
+    truth = validation[users]
+    hits = np.asarray(truth[np.arange(len(users))[:, None], top].sum(axis=1)).ravel()
+    return float(np.mean(hits / k)) if len(users) else 0.0

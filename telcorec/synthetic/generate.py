@@ -32,7 +32,7 @@ from telcorec.exceptions import ConfigError
 from telcorec.synthetic import bad_rows
 from telcorec.synthetic.catalogue import build_catalogue
 from telcorec.synthetic.cdr import DATA, SMS, UNKNOWN_TYPE, VOICE, cdr_chunk
-from telcorec.synthetic.population import GenCol, history, population
+from telcorec.synthetic.population import GenCol, first_choice, history, population
 
 CHUNK_SUBSCRIBERS = 500
 SUBSCRIBERS_PER_PARTITION = 50_000
@@ -53,7 +53,7 @@ _SUBSCRIBER_ROWS = _struct(
     (GenCol.TERM_MONTHS, _I, True), (Col.HOUSEHOLD_SIZE, _I, True))
 _TRUTH_ROWS = _struct(
     (GenCol.ID_NUMBER, _L, False),
-    *[(f.name, f.dataType, False) for f in schemas.SUBSCRIBER_TRUTH.fields[1:]])
+    *[(f.name, f.dataType, f.nullable) for f in schemas.SUBSCRIBER_TRUTH.fields[1:]])
 _SUBSCRIPTION_ROWS = _struct(
     (GenCol.ID_NUMBER, _L, True), (Col.OFFER_ID, _S, True), (GenCol.START_OFFSET, _I, True),
     (GenCol.END_OFFSET, _I, True))
@@ -104,10 +104,14 @@ def _subscriber_rows(batches, *, seed: int, gen: GeneratorConfig) -> Iterator[pd
         yield pd.concat([rows, bad], ignore_index=True)
 
 
-def _truth_rows(batches, *, seed: int, gen: GeneratorConfig) -> Iterator[pd.DataFrame]:
+def _truth_rows(batches, *, seed: int, gen: GeneratorConfig,
+                catalogue: pd.DataFrame) -> Iterator[pd.DataFrame]:
+    offer_ids = catalogue[Col.OFFER_ID].to_numpy(dtype=object)
     for numbers in _chunks(batches):
         pop = population(numbers, seed, gen.cold_start_share)
         pop[GenCol.ID_NUMBER] = numbers + 1
+        choice = first_choice(pop, catalogue, seed)
+        pop[Col.NEXT_OFFER_ID] = np.where(choice >= 0, offer_ids[np.maximum(choice, 0)], None)
         yield pop[_TRUTH_ROWS.fieldNames()]
 
 
@@ -209,5 +213,5 @@ def generate(spark: SparkSession, cfg: GeneratorConfig, seed: int, run_date: dt.
         subscriptions=_subscriptions(
             ids, run_date, functools.partial(_subscription_rows, catalogue=offers, **common)),
         cdr=_cdr(cdr_ids, functools.partial(_cdr_rows, run_date=run_date, **common)),
-        truth=_truth(ids, functools.partial(_truth_rows, **common)),
+        truth=_truth(ids, functools.partial(_truth_rows, catalogue=offers, **common)),
     )

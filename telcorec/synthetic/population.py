@@ -148,3 +148,16 @@ def history(pop: pd.DataFrame, catalogue: pd.DataFrame, seed: int) -> pd.DataFra
         GenCol.NUMBER: n[row], GenCol.OFFER_POS: ranked[row, hr - 1 - j],
         GenCol.START_OFFSET: start.astype(np.int32), GenCol.END_OFFSET: end,
     })
+
+
+def first_choice(pop: pd.DataFrame, catalogue: pd.DataFrame, seed: int) -> np.ndarray:
+    """Catalogue position of the plan a NEW subscriber takes next (-1 for everyone else).
+
+    The same logit choice as `history` (utility + Gumbel noise at the same temperature), on a
+    stream of its own, so it is ground truth for cold-start evaluation that no input table
+    reveals."""
+    n = pop[GenCol.NUMBER].to_numpy()
+    offers = np.arange(len(catalogue))
+    noisy = true_utility(pop, catalogue) + CHOICE_TEMPERATURE * rand.gumbel(
+        rand.key(seed, n[:, None], offers[None, :]), Salt.FIRST_CHOICE)
+    return np.where(pop[GenCol.IS_NEW].to_numpy(), noisy.argmax(axis=1), -1)
