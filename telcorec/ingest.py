@@ -1,24 +1,29 @@
 """Stage 1, ingest: validate the four input tables; every row is accepted or quarantined.
 
-Each rule is a named boolean Column; a row's reject reason is the first rule it breaks, in the
-order listed. Accepted rows go to the validated tables of this run date, the others to `rejects`
-with the reason and the row as JSON. For every table read = accepted + rejected, which the
-stage reports and checks.
+The configured adapter (`telcorec.adapters`, chosen by `inputs.source`) supplies the four
+tables in the input contract; a missing or mistyped column fails there, before anything is
+written. With `pseudonymisation.enabled` subscriber (and event) ids are replaced by their keyed
+hash first. Each rule is a named boolean Column; a row's reject reason is the first rule it
+breaks, in the order listed (a value the adapter could not parse comes first:
+unparsable_value). Accepted rows go to the validated tables of this run date, the others to
+`rejects` with the reason and the row as JSON. For every table read = accepted + rejected,
+which the stage reports and checks.
 """
 from __future__ import annotations
 
 import datetime as dt
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pyspark import StorageLevel
 from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
-from telcorec import schemas, storage
+from telcorec import adapters, schemas, storage
+from telcorec.adapters.pseudonymise import pseudonymise
 from telcorec.columns import Col, EventType
 from telcorec.config import Config
-from telcorec.exceptions import DataError
+from telcorec.exceptions import ConfigError, DataError
 from telcorec.warehouse import Warehouse
 
 log = logging.getLogger(__name__)
@@ -31,13 +36,17 @@ class TableCounts:
     read: int
     accepted: int
     rejected_by_reason: dict[str, int]
+    # accepted rows worth counting that are not errors (CDR: missed and zero-length calls)
+    flagged: dict[str, int] = field(default_factory=dict)
 
     @property
     def rejected(self) -> int:
         return sum(self.rejected_by_reason.values())
 
 
-def _first_failing(rules: list[tuple[str, Column]]) -> Column:
+def _first_failing(rules: list[tuple[str, Column]], df: DataFrame | None = None) -> Column:
+    if df is not None and Col.PARSE_ERROR in df.columns:
+        rules = [("unparsable_value", F.col(Col.PARSE_ERROR).isNotNull()), *rules]
     reason = F.lit(None).cast("string")
     for name, broken in reversed(rules):
         reason = F.when(broken, F.lit(name)).otherwise(reason)
@@ -58,7 +67,7 @@ def tag_subscribers(df: DataFrame) -> DataFrame:
         ("null_key", F.col(Col.SUBSCRIBER_ID).isNull()),
         ("missing_attribute", missing),
         ("duplicate_id", _duplicate(Col.SUBSCRIBER_ID, [Col.SIGNUP_DATE])),
-    ]))
+    ], df))
 
 
 def tag_catalogue(df: DataFrame) -> DataFrame:
@@ -69,7 +78,7 @@ def tag_catalogue(df: DataFrame) -> DataFrame:
         ("missing_attribute", missing),
         ("negative_price", F.col(Col.PRICE) < 0),
         ("duplicate_id", _duplicate(Col.OFFER_ID, [Col.PRICE])),
-    ]))
+    ], df))
 
 
 def _known(df: DataFrame, keys: DataFrame, key: str, flag: str) -> DataFrame:
@@ -89,7 +98,7 @@ def tag_subscriptions(df: DataFrame, subscriber_ids: DataFrame, offer_ids: DataF
         ("unknown_subscriber", F.col("_known_sub").isNull()),
         ("unknown_offer", F.col("_known_offer").isNull()),
         ("invalid_dates", bad_dates),
-    ])).drop("_known_sub", "_known_offer")
+    ], df)).drop("_known_sub", "_known_offer")
 
 
 def tag_cdr(df: DataFrame, subscriber_ids: DataFrame, run_date: dt.date,
@@ -110,7 +119,7 @@ def tag_cdr(df: DataFrame, subscriber_ids: DataFrame, run_date: dt.date,
         ("outside_window", F.col(Col.EVENT_TS) < window_start),
         ("unknown_subscriber", F.col("_known_sub").isNull()),
         ("duplicate_event", _duplicate(Col.EVENT_ID, [Col.EVENT_TS])),
-    ])).drop("_known_sub")
+    ], df)).drop("_known_sub")
 
 
 def accepted_rows(tagged: DataFrame, schema, run_date: dt.date) -> DataFrame:
@@ -120,27 +129,58 @@ def accepted_rows(tagged: DataFrame, schema, run_date: dt.date) -> DataFrame:
 
 
 def rejected_rows(tagged: DataFrame, table: str, schema, run_date: dt.date) -> DataFrame:
+    """Rejected rows with their reason and the row as JSON (the raw source values when the
+    adapter could not parse them)."""
     record = F.to_json(F.struct(*[F.col(c) for c in schema.fieldNames()]))
+    if Col.RAW_RECORD in tagged.columns:
+        record = F.coalesce(F.col(Col.RAW_RECORD), record)
     return (tagged.filter(F.col(Col.REASON).isNotNull())
             .select(F.lit(run_date).alias(Col.RUN_DATE), F.lit(table).alias(Col.SOURCE_TABLE),
                     F.col(Col.REASON), record.alias(Col.RECORD)))
 
 
+def _flags(tagged: DataFrame) -> dict[str, Column]:
+    """Accepted-row counts reported beside the rejects (the CDR's missed / zero-length calls)."""
+    if Col.MISSED not in tagged.columns:
+        return {}
+    voice = F.col(Col.EVENT_TYPE) == EventType.VOICE
+    missed = F.coalesce(F.col(Col.MISSED), F.lit(False))
+    return {"missed_calls": F.count(F.when(voice & missed, 1)),
+            "zero_length_calls": F.count(F.when(voice & ~missed & (F.col(Col.DURATION_S) == 0),
+                                                1))}
+
+
 def count_tagged(tagged: DataFrame, table: str) -> TableCounts:
-    """One small aggregation: rows per reason (NULL = accepted)."""
-    by_reason = {r[Col.REASON]: r["count"] for r in tagged.groupBy(Col.REASON).count().collect()}
+    """One small aggregation: rows per reason (NULL = accepted), plus the accepted flags."""
+    flags = _flags(tagged)
+    rows = tagged.groupBy(Col.REASON).agg(F.count(F.lit(1)).alias("count"),
+                                          *[c.alias(n) for n, c in flags.items()]).collect()
+    by_reason = {r[Col.REASON]: r["count"] for r in rows}
     accepted = by_reason.pop(None, 0)
-    return TableCounts(table, accepted + sum(by_reason.values()), accepted, by_reason)
+    flagged = {n: r[n] for r in rows if r[Col.REASON] is None for n in flags}
+    return TableCounts(table, accepted + sum(by_reason.values()), accepted, by_reason, flagged)
 
 
-def run(spark: SparkSession, cfg: Config, run_date: dt.date) -> list[TableCounts]:
+def read_raw(spark: SparkSession, cfg: Config, run_date: dt.date, writer: str,
+             secret: bytes | None) -> dict[str, DataFrame]:
+    """The configured source's four tables, pseudonymised when configured (fails closed)."""
+    raw = adapters.read_inputs(spark, cfg, run_date, writer)
+    if not cfg.pseudonymisation.enabled:
+        return raw
+    if secret is None:
+        raise ConfigError(
+            "pseudonymisation.enabled is true but the ingest stage was given no key; the job's "
+            "edge must pass telcorec.adapters.pseudonymise.resolve_secret(cfg) as secret=")
+    return pseudonymise(raw, secret, cfg.pseudonymisation.event_ids)
+
+
+def run(spark: SparkSession, cfg: Config, run_date: dt.date, *,
+        secret: bytes | None = None) -> list[TableCounts]:
+    """Validate the configured inputs for one run date. `secret` is the pseudonymisation key
+    (resolved at the job's edge; required when pseudonymisation is on)."""
     wh = Warehouse.from_config(cfg.warehouse, cfg.inputs.path)
-    raw = {}
-    for name, schema in schemas.INPUTS.items():
-        df = storage.read_table(spark, wh.input_table(name), schema)
-        schemas.require_columns(df, schema, name)
-        raw[name] = df
     writer = storage.choose_writer(spark, cfg.storage.writer)
+    raw = read_raw(spark, cfg, run_date, writer, secret)
     results, tagged_all = [], []
 
     def settle(name: str, tagged: DataFrame) -> DataFrame:
@@ -154,8 +194,8 @@ def run(spark: SparkSession, cfg: Config, run_date: dt.date) -> list[TableCounts
                 f"above ingest.max_reject_share={cfg.ingest.max_reject_share}: "
                 f"{counts.rejected_by_reason}. Fix the source or raise the limit.")
         results.append(counts)
-        log.info("ingest %s: read %d, accepted %d, rejected %d %s", name, counts.read,
-                 counts.accepted, counts.rejected, counts.rejected_by_reason)
+        log.info("ingest %s: read %d, accepted %d, rejected %d %s %s", name, counts.read,
+                 counts.accepted, counts.rejected, counts.rejected_by_reason, counts.flagged)
         return tagged
 
     subs = settle("subscribers", tag_subscribers(raw["subscribers"]))
@@ -169,9 +209,9 @@ def run(spark: SparkSession, cfg: Config, run_date: dt.date) -> list[TableCounts
     rejects = None
     for name, tagged in (("subscribers", subs), ("catalogue", cat), ("subscriptions", hist),
                          ("cdr", cdr)):
-        schema = schemas.INPUTS[name]
+        schema = schemas.full(name)
         storage.replace_partition(accepted_rows(tagged, schema, run_date), wh.table(name),
-                                  schemas.validated(schema), run_date, writer)
+                                  schemas.accepted(name), run_date, writer)
         part = rejected_rows(tagged, name, schema, run_date)
         rejects = part if rejects is None else rejects.unionByName(part)
     storage.replace_partition(rejects, wh.table("rejects"), schemas.REJECTS, run_date, writer)

@@ -1,19 +1,30 @@
-"""Stage 3, interactions: subscriber x offer pairs with contiguous indices and a train/test split.
+"""Stage 3, interactions: subscriber x offer pairs with contiguous indices, implicit confidence
+and a train/test split.
 
-The split holds out each subscriber's latest plan (the one they moved to last) when they have at
-least two distinct plans; everything earlier is training data. Subscribers with one plan train
-only; subscribers with none are cold start and appear in the index but not here.
+Pairs: one row per (subscriber, offer) with the usage summed over the source rows (the
+`usage` column when the source has one, e.g. plays or a weight; else the days the plan was
+held), first and last dates. Confidence (Hu, Koren, Volinsky, "Collaborative Filtering for
+Implicit Feedback Datasets", ICDM 2008): c = 1 + alpha * r, r = usage / (its
+`usage_quantile` quantile, fitted per run) capped at 1, optionally times exp(-days / decay_days)
+since the pair's last date; it is the `weight` column. Splits (`interactions.split`), all in
+Spark, all deterministic for a seed:
+- leave_one_out (default): each subscriber's latest pair is test when they have >= 2 pairs
+  (ties between equally recent pairs broken by a seeded hash);
+- temporal: pairs first seen on or after run_date - cutoff_days are test;
+- random: each pair is test with probability test_share, by a seeded hash of the pair.
+Subscribers with no pairs are cold start: in the index, not here. Overlapping train and test
+pairs are refused.
 """
 from __future__ import annotations
 
 import datetime as dt
 
-from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from telcorec import schemas, storage
 from telcorec.columns import Col, Split
-from telcorec.config import Config
+from telcorec.config import Config, InteractionsConfig
 from telcorec.exceptions import DataError
 from telcorec.warehouse import Warehouse
 
@@ -26,20 +37,71 @@ def subscriber_index(features: DataFrame, run_date: dt.date) -> DataFrame:
                            schemas.SUBSCRIBER_INDEX)
 
 
-def pairs(subscriptions: DataFrame) -> DataFrame:
-    """One row per (subscriber, offer): a plan held twice counts once, dated by its last start."""
+def pairs(subscriptions: DataFrame, run_date: dt.date) -> DataFrame:
+    """One row per (subscriber, offer): usage summed, dated by its first and last start."""
+    held_until = F.least(F.coalesce(F.col(Col.END_DATE), F.lit(run_date)), F.lit(run_date))
+    held_days = F.greatest(F.datediff(held_until, F.col(Col.START_DATE)), F.lit(1))
+    usage = F.coalesce(F.col(Col.USAGE), held_days.cast("double"))
     return (subscriptions.groupBy(Col.SUBSCRIBER_ID, Col.OFFER_ID)
-            .agg(F.max(Col.START_DATE).alias(Col.EVENT_DATE)))
+            .agg(F.max(Col.START_DATE).alias(Col.EVENT_DATE),
+                 F.min(Col.START_DATE).alias(Col.FIRST_DATE),
+                 F.sum(usage).alias(Col.USAGE)))
 
 
-def split_latest(pairs_df: DataFrame) -> DataFrame:
+def usage_scale(pairs_df: DataFrame, quantile: float) -> float:
+    """The usage that normalises to 1 (a fitted quantile; one small job)."""
+    values = pairs_df.approxQuantile(Col.USAGE, [quantile], 0.001)
+    return float(values[0]) if values else 1.0
+
+
+def confidence(pairs_df: DataFrame, cfg: InteractionsConfig, scale: float,
+               run_date: dt.date) -> DataFrame:
+    """weight = 1 + alpha * min(usage / scale, 1) [* exp(-days since the pair / decay_days)]."""
+    r = F.least(F.col(Col.USAGE) / F.lit(scale), F.lit(1.0)) if scale > 0 else F.lit(1.0)
+    if cfg.time_decay:
+        days = F.greatest(F.datediff(F.lit(run_date), F.col(Col.EVENT_DATE)), F.lit(0))
+        r = r * F.exp(-days / F.lit(cfg.decay_days))
+    return pairs_df.withColumn(Col.WEIGHT, F.lit(1.0) + F.lit(cfg.alpha) * r)
+
+
+def _seeded_uniform(seed: int) -> Column:
+    """A number in [0, 1) per (subscriber, offer), the same wherever it is computed."""
+    h = F.xxhash64(F.lit(seed), F.col(Col.SUBSCRIBER_ID), F.col(Col.OFFER_ID))
+    return F.pmod(h, F.lit(1_000_000)) / F.lit(1_000_000.0)
+
+
+def _labelled(df: DataFrame, is_test: Column) -> DataFrame:
+    return df.withColumn(Col.SPLIT, F.when(is_test, Split.TEST).otherwise(Split.TRAIN))
+
+
+def split_latest(pairs_df: DataFrame, seed: int = 0) -> DataFrame:
     """Mark each subscriber's latest pair `test` when they have >= 2 pairs, the rest `train`."""
     newest_first = (Window.partitionBy(Col.SUBSCRIBER_ID)
-                    .orderBy(F.col(Col.EVENT_DATE).desc(), F.col(Col.OFFER_ID).desc()))
+                    .orderBy(F.col(Col.EVENT_DATE).desc(), _seeded_uniform(seed).desc(),
+                             F.col(Col.OFFER_ID).desc()))
     whole = Window.partitionBy(Col.SUBSCRIBER_ID).rowsBetween(
         Window.unboundedPreceding, Window.unboundedFollowing)
     is_test = (F.row_number().over(newest_first) == 1) & (F.count(F.lit(1)).over(whole) >= 2)
-    return pairs_df.withColumn(Col.SPLIT, F.when(is_test, Split.TEST).otherwise(Split.TRAIN))
+    return _labelled(pairs_df, is_test)
+
+
+def split_temporal(pairs_df: DataFrame, cutoff: dt.date) -> DataFrame:
+    """Pairs first seen on or after the cutoff are `test`, earlier ones `train`."""
+    return _labelled(pairs_df, F.col(Col.FIRST_DATE) >= F.lit(cutoff))
+
+
+def split_random(pairs_df: DataFrame, test_share: float, seed: int) -> DataFrame:
+    """Each pair is `test` with probability test_share (a seeded hash, not partition-bound)."""
+    return _labelled(pairs_df, _seeded_uniform(seed) < F.lit(test_share))
+
+
+def split_pairs(pairs_df: DataFrame, cfg: InteractionsConfig, seed: int,
+                run_date: dt.date) -> DataFrame:
+    if cfg.split == "temporal":
+        return split_temporal(pairs_df, run_date - dt.timedelta(days=cfg.cutoff_days))
+    if cfg.split == "random":
+        return split_random(pairs_df, cfg.test_share, seed)
+    return split_latest(pairs_df, seed)
 
 
 def interactions(pairs_split: DataFrame, index: DataFrame, offers: DataFrame,
@@ -48,7 +110,6 @@ def interactions(pairs_split: DataFrame, index: DataFrame, offers: DataFrame,
            .join(index.select(Col.SUBSCRIBER_ID, Col.SUBSCRIBER_IDX), on=Col.SUBSCRIBER_ID,
                  how="inner")
            .join(offers.select(Col.OFFER_ID, Col.OFFER_IDX), on=Col.OFFER_ID, how="inner")
-           .withColumn(Col.WEIGHT, F.lit(1.0))
            .withColumn(Col.RUN_DATE, F.lit(run_date)))
     return schemas.conform(out, schemas.INTERACTIONS)
 
@@ -71,13 +132,17 @@ def run(spark: SparkSession, cfg: Config, run_date: dt.date) -> dict[str, int]:
     offers = storage.read_table(spark, wh.table("offer_features"), schemas.OFFER_FEATURES,
                                 run_date, writer)
     subscriptions = storage.read_table(spark, wh.table("subscriptions"),
-                                       schemas.validated(schemas.SUBSCRIPTIONS), run_date, writer)
+                                       schemas.accepted("subscriptions"), run_date, writer)
     index = subscriber_index(features, run_date)
     n_index = storage.replace_partition(index, wh.table("subscriber_index"),
                                         schemas.SUBSCRIBER_INDEX, run_date, writer)
     index = storage.read_table(spark, wh.table("subscriber_index"), schemas.SUBSCRIBER_INDEX,
                                run_date, writer)
-    table = interactions(split_latest(pairs(subscriptions)), index, offers, run_date)
+    held = pairs(subscriptions, run_date)
+    scale = usage_scale(held, cfg.interactions.usage_quantile)
+    weighted = confidence(split_pairs(held, cfg.interactions, cfg.seed, run_date),
+                          cfg.interactions, scale, run_date)
+    table = interactions(weighted, index, offers, run_date)
     n_pairs = storage.replace_partition(table, wh.table("interactions"), schemas.INTERACTIONS,
                                         run_date, writer)
     written = storage.read_table(spark, wh.table("interactions"), schemas.INTERACTIONS,

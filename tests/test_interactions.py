@@ -1,29 +1,108 @@
 import datetime as dt
+import math
 
 import pytest
 from pyspark.testing import assertSchemaEqual
 
 from telcorec import interactions, schemas
 from telcorec.columns import Col
+from telcorec.config import InteractionsConfig
 from telcorec.exceptions import DataError
 
 RUN = dt.date(2026, 11, 1)
 d = dt.date
 
 
-def test_split_holds_out_latest_plan_only_with_two_or_more(spark):
-    subs = spark.createDataFrame([
-        ("S1", "O1", d(2024, 1, 1), d(2025, 1, 1)), ("S1", "O2", d(2025, 1, 1), None),
-        ("S2", "O1", d(2023, 1, 1), None),
-        ("S3", "O3", d(2022, 1, 1), d(2023, 1, 1)), ("S3", "O3", d(2024, 1, 1), None),
-        ("S4", "O1", d(2021, 1, 1), d(2022, 1, 1)), ("S4", "O2", d(2022, 1, 1), d(2023, 1, 1)),
-        ("S4", "O3", d(2023, 1, 1), None),
-    ], schemas.SUBSCRIPTIONS)
+def subscriptions(spark, rows):
+    return spark.createDataFrame([r if len(r) == 5 else r + (None,) for r in rows],
+                                 schemas.full("subscriptions"))
+
+
+HISTORY = [
+    ("S1", "O1", d(2024, 1, 1), d(2025, 1, 1)), ("S1", "O2", d(2025, 1, 1), None),
+    ("S2", "O1", d(2023, 1, 1), None),
+    ("S3", "O3", d(2022, 1, 1), d(2023, 1, 1)), ("S3", "O3", d(2024, 1, 1), None),
+    ("S4", "O1", d(2021, 1, 1), d(2022, 1, 1)), ("S4", "O2", d(2022, 1, 1), d(2023, 1, 1)),
+    ("S4", "O3", d(2023, 1, 1), None),
+]
+
+
+def test_pairs_sum_usage_or_days_held(spark):
+    subs = subscriptions(spark, HISTORY + [("S5", "O1", d(2026, 10, 1), None, 2.5),
+                                           ("S5", "O1", d(2026, 10, 20), None, 1.5)])
+    got = {(r[Col.SUBSCRIBER_ID], r[Col.OFFER_ID]): (r[Col.FIRST_DATE], r[Col.EVENT_DATE],
+                                                      r[Col.USAGE])
+           for r in interactions.pairs(subs, RUN).collect()}
+    assert got[("S1", "O1")] == (d(2024, 1, 1), d(2024, 1, 1), 366.0)   # held 2024-01-01 .. 2025
+    assert got[("S1", "O2")] == (d(2025, 1, 1), d(2025, 1, 1), 669.0)   # still held at run date
+    assert got[("S3", "O3")] == (d(2022, 1, 1), d(2024, 1, 1), 365.0 + 1035.0)
+    assert got[("S5", "O1")] == (d(2026, 10, 1), d(2026, 10, 20), 4.0)   # usage given: summed
+
+
+def test_leave_one_out_holds_out_latest_plan_only_with_two_or_more(spark):
+    pairs = interactions.pairs(subscriptions(spark, HISTORY), RUN)
     got = sorted((r[Col.SUBSCRIBER_ID], r[Col.OFFER_ID], r[Col.SPLIT])
-                 for r in interactions.split_latest(interactions.pairs(subs)).collect())
+                 for r in interactions.split_latest(pairs, seed=42).collect())
     assert got == [("S1", "O1", "train"), ("S1", "O2", "test"), ("S2", "O1", "train"),
                    ("S3", "O3", "train"), ("S4", "O1", "train"), ("S4", "O2", "train"),
                    ("S4", "O3", "test")]
+
+
+def test_leave_one_out_breaks_ties_by_seed_reproducibly(spark):
+    same_day = [(f"S{u}", f"O{o}", d(2025, 1, 1), None) for u in range(40) for o in range(3)]
+    pairs = interactions.pairs(subscriptions(spark, same_day), RUN)
+
+    def held_out(seed, frame=pairs):
+        split = interactions.split_latest(frame, seed=seed)
+        return sorted((r[Col.SUBSCRIBER_ID], r[Col.OFFER_ID]) for r in split.collect()
+                      if r[Col.SPLIT] == "test")
+
+    first = held_out(1)
+    assert len(first) == 40 and len({o for _, o in first}) == 3  # one each, not always the same
+    assert held_out(1, pairs.repartition(3)) == first             # partitioning does not matter
+    assert held_out(2) != first
+
+
+def test_temporal_split_by_first_date(spark):
+    rows = HISTORY + [("S2", "O3", d(2026, 9, 1), None), ("S3", "O3", d(2026, 10, 1), None)]
+    pairs = interactions.pairs(subscriptions(spark, rows), RUN)
+    got = sorted((r[Col.SUBSCRIBER_ID], r[Col.OFFER_ID], r[Col.SPLIT])
+                 for r in interactions.split_temporal(pairs, d(2026, 8, 1)).collect())
+    # S3 held O3 long before the cutoff: taking it again after is not a new (test) pair
+    assert [g for g in got if g[2] == "test"] == [("S2", "O3", "test")]
+    assert len(got) == 8
+
+
+def test_random_split_is_seeded_and_near_the_share(spark):
+    rows = [(f"S{u}", f"O{o}", d(2025, 1, 1), None) for u in range(200) for o in range(10)]
+    pairs = interactions.pairs(subscriptions(spark, rows), RUN)
+
+    def tests(seed, frame=pairs):
+        split = interactions.split_random(frame, 0.2, seed)
+        return {(r[Col.SUBSCRIBER_ID], r[Col.OFFER_ID]) for r in split.collect()
+                if r[Col.SPLIT] == "test"}
+
+    a = tests(7)
+    assert 0.17 < len(a) / 2000 < 0.23
+    assert tests(7, pairs.repartition(5)) == a and tests(8) != a
+
+
+def test_confidence_exact(spark):
+    pairs = spark.createDataFrame([("S1", "O1", d(2026, 10, 2), 10.0),
+                                   ("S1", "O2", d(2026, 8, 2), 50.0),
+                                   ("S2", "O1", d(2026, 11, 1), 200.0)],
+                                  [Col.SUBSCRIBER_ID, Col.OFFER_ID, Col.EVENT_DATE, Col.USAGE])
+    plain = InteractionsConfig(alpha=40.0)
+    got = {r[Col.OFFER_ID] + r[Col.SUBSCRIBER_ID]: r[Col.WEIGHT]
+           for r in interactions.confidence(pairs, plain, 100.0, RUN).collect()}
+    assert got == {"O1S1": 1 + 40 * 0.1, "O2S1": 1 + 40 * 0.5, "O1S2": 1 + 40 * 1.0}
+    decayed = InteractionsConfig(alpha=40.0, time_decay=True, decay_days=30.0)
+    got = {r[Col.OFFER_ID] + r[Col.SUBSCRIBER_ID]: r[Col.WEIGHT]
+           for r in interactions.confidence(pairs, decayed, 100.0, RUN).collect()}
+    assert got["O1S1"] == pytest.approx(1 + 40 * 0.1 * math.exp(-30 / 30))
+    assert got["O2S1"] == pytest.approx(1 + 40 * 0.5 * math.exp(-91 / 30))
+    assert got["O1S2"] == pytest.approx(1 + 40 * 1.0)
+    assert interactions.usage_scale(pairs, 0.5) == 50.0
 
 
 def test_indices_are_contiguous_and_joined(spark):
@@ -33,12 +112,13 @@ def test_indices_are_contiguous_and_joined(spark):
     assert sorted((r[Col.SUBSCRIBER_ID], r[Col.SUBSCRIBER_IDX]) for r in index.collect()) == [
         ("S1", 0), ("S2", 1), ("S3", 2)]
     offers = spark.createDataFrame([("O1", 0), ("O2", 1)], [Col.OFFER_ID, Col.OFFER_IDX])
-    pairs = spark.createDataFrame([("S3", "O2", d(2024, 1, 1), "train")],
-                                  [Col.SUBSCRIBER_ID, Col.OFFER_ID, Col.EVENT_DATE, Col.SPLIT])
+    pairs = spark.createDataFrame([("S3", "O2", d(2024, 1, 1), "train", 21.0)],
+                                  [Col.SUBSCRIBER_ID, Col.OFFER_ID, Col.EVENT_DATE, Col.SPLIT,
+                                   Col.WEIGHT])
     out = interactions.interactions(pairs, index, offers, RUN)
     assertSchemaEqual(out.schema, schemas.INTERACTIONS)
     assert [(r[Col.SUBSCRIBER_IDX], r[Col.OFFER_IDX], r[Col.WEIGHT]) for r in out.collect()] == [
-        (2, 1, 1.0)]
+        (2, 1, 21.0)]
 
 
 def test_overlapping_train_and_test_is_refused(spark):
