@@ -445,6 +445,8 @@ class Config:
                f"must be >= the largest evaluation.ks ({max(self.evaluation.ks)})")
         publishable = {variant_model_name(v) for v in self.train.models}
         publishable |= {f"ensemble_{m}" for m in self.ensemble.modes}
+        if self.ncf.enabled:
+            publishable |= {f"ncf_{m}" for m in self.ncf.models}
         _check(self.scoring.model in publishable, "scoring.model",
                f"must be a model this config trains: one of {sorted(publishable)}")
         members = set(self.ensemble.weights) & publishable

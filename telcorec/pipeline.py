@@ -14,6 +14,7 @@ from telcorec.columns import RunStatus
 from telcorec.config import Config
 from telcorec.exceptions import TelcorecError
 from telcorec.gate import GateRejected
+from telcorec.ncf import stage as ncf_stage
 from telcorec.warehouse import Warehouse
 
 log = logging.getLogger(__name__)
@@ -25,6 +26,7 @@ STAGES: dict[str, Stage] = {
     "features": features.run,
     "interactions": interactions.run,
     "train": training.run,
+    "ncf": ncf_stage.run,  # only when ncf.enabled
     "evaluate": evaluation.run,
     "score": scoring.run,  # checks the quality gate, then publishes `offers`
 }
@@ -39,6 +41,8 @@ def run(spark: SparkSession, cfg: Config, run_date: dt.date) -> dict[str, object
     try:
         for name, stage in STAGES.items():
             if name == "generate" and cfg.inputs.source != "generated":
+                continue
+            if name == "ncf" and not cfg.ncf.enabled:
                 continue
             started = time.monotonic()
             log.info("stage %s: starting", name)

@@ -201,7 +201,11 @@ def exclusions(features: DataFrame, offers: DataFrame) -> DataFrame:
 
 
 def load_scorer(wh: Warehouse, cfg: Config, run_date: dt.date, name: str) -> Scorer:
-    """A trained LightFM variant (lightfm_*) or an ensemble of them (ensemble_weighted/rrf)."""
+    """A trained LightFM variant (lightfm_*), an ensemble of them (ensemble_weighted/rrf) or an
+    NCF model (ncf_gmf, ncf_mlp, ncf_neumf)."""
+    if name.startswith("ncf_"):
+        from telcorec.ncf.scorer import NCFScorer  # torch is imported only when NCF is used
+        return NCFScorer.load(wh.models(run_date, name))
     if not name.startswith("ensemble_"):
         return LightFMScorer.load(wh.models(run_date, name))
     trained = {variant_model_name(v) for v in cfg.train.models}
@@ -216,7 +220,8 @@ def load_scorer(wh: Warehouse, cfg: Config, run_date: dt.date, name: str) -> Sco
 def model_names(cfg: Config) -> list[str]:
     """Every model this config trains or combines, in a stable order."""
     return ([variant_model_name(v) for v in cfg.train.models]
-            + [f"ensemble_{m}" for m in cfg.ensemble.modes])
+            + [f"ensemble_{m}" for m in cfg.ensemble.modes]
+            + ([f"ncf_{m}" for m in cfg.ncf.models] if cfg.ncf.enabled else []))
 
 
 def output_stats(ranked: DataFrame, subscribers: int, k: int, catalogue: int) -> OutputStats:
