@@ -1,10 +1,13 @@
 """spark-submit entry point: every stage in order, then a summary of what happened."""
 from telcorec import pipeline
+from telcorec.adapters.pseudonymise import resolve_secret
 from telcorec.cli import main
 
 if __name__ == "__main__":
     main("pipeline",
          "Run the whole pipeline for one run date: (generate) -> ingest -> features -> "
-         "interactions -> train -> score -> evaluate, then print a summary.",
+         "interactions -> train -> (ncf) -> evaluate -> score (quality gate, then offers), "
+         "then print a summary.",
          lambda spark, cfg, args: pipeline.summary(
-             cfg, args.run_date, pipeline.run(spark, cfg, args.run_date)))
+             cfg, args.run_date,
+             pipeline.run(spark, cfg, args.run_date, secret=resolve_secret(cfg))))

@@ -451,7 +451,8 @@ class Config:
                f"must be a model this config trains: one of {sorted(publishable)}")
         members = set(self.ensemble.weights) & publishable
         _check(not self.ensemble.modes or len(members) >= 2, "ensemble.weights",
-               "an ensemble needs weights for at least two models listed in train.models")
+               "an ensemble needs weights for at least two trained models (train.models, or "
+               "ncf.models when ncf.enabled)")
         _check(self.gate.k in self.evaluation.ks, "gate.k",
                f"must be one of evaluation.ks {list(self.evaluation.ks)}")
 

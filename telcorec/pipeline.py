@@ -32,8 +32,10 @@ STAGES: dict[str, Stage] = {
 }
 
 
-def run(spark: SparkSession, cfg: Config, run_date: dt.date) -> dict[str, object]:
-    """Run every stage; record the attempt in `runs` (running -> succeeded/failed/rejected)."""
+def run(spark: SparkSession, cfg: Config, run_date: dt.date, *,
+        secret: bytes | None = None) -> dict[str, object]:
+    """Run every stage; record the attempt in `runs` (running -> succeeded/failed/rejected).
+    `secret` is the pseudonymisation key, resolved at the job's edge (see ingest.run)."""
     wh = Warehouse.from_config(cfg.warehouse, cfg.inputs.path)
     record = runs.RunLog(wh.table("runs"), cfg, run_date)
     record.start()
@@ -46,7 +48,10 @@ def run(spark: SparkSession, cfg: Config, run_date: dt.date) -> dict[str, object
                 continue
             started = time.monotonic()
             log.info("stage %s: starting", name)
-            results[name] = stage(spark, cfg, run_date)
+            if name == "ingest":
+                results[name] = ingest.run(spark, cfg, run_date, secret=secret)
+            else:
+                results[name] = stage(spark, cfg, run_date)
             log.info("stage %s: done in %.1fs", name, time.monotonic() - started)
     except GateRejected as exc:
         record.finish(RunStatus.REJECTED, counts=_counts(results), message=str(exc),

@@ -28,6 +28,7 @@ from telcorec import gate, metrics_store, runs, schemas, storage
 from telcorec.columns import Col
 from telcorec.config import Config, variant_model_name
 from telcorec.encoding import Vocabulary
+from telcorec.exceptions import DataError
 from telcorec.gate import OutputStats
 from telcorec.models import artifacts
 from telcorec.models.lightfm_model import Representations, representations, scores
@@ -44,6 +45,7 @@ RANKED = T.StructType([
 
 class Scorer(Protocol):
     name: str
+    version: str
     offer_ids: list[str]
 
     def score(self, batch: pd.DataFrame) -> np.ndarray:
@@ -106,7 +108,7 @@ class EnsembleScorer:
     name: str
     version: str
     offer_ids: list[str]
-    members: list[LightFMScorer]
+    members: list[Scorer]  # LightFM and/or NCF models over the same offer order
     weights: list[float]
     mode: str
     rrf_k: int = 60
@@ -201,16 +203,20 @@ def exclusions(features: DataFrame, offers: DataFrame) -> DataFrame:
 
 
 def load_scorer(wh: Warehouse, cfg: Config, run_date: dt.date, name: str) -> Scorer:
-    """A trained LightFM variant (lightfm_*), an ensemble of them (ensemble_weighted/rrf) or an
-    NCF model (ncf_gmf, ncf_mlp, ncf_neumf)."""
+    """A trained LightFM variant (lightfm_*), an NCF model (ncf_gmf, ncf_mlp, ncf_neumf) or an
+    ensemble (ensemble_weighted/rrf) of the trained models that have a weight."""
     if name.startswith("ncf_"):
         from telcorec.ncf.scorer import NCFScorer  # torch is imported only when NCF is used
         return NCFScorer.load(wh.models(run_date, name))
     if not name.startswith("ensemble_"):
         return LightFMScorer.load(wh.models(run_date, name))
-    trained = {variant_model_name(v) for v in cfg.train.models}
+    trained = set(model_names(cfg))
     names = sorted(n for n in cfg.ensemble.weights if n in trained)
-    members = [LightFMScorer.load(wh.models(run_date, n)) for n in names]
+    members = [load_scorer(wh, cfg, run_date, n) for n in names]
+    for member in members[1:]:
+        if list(member.offer_ids) != list(members[0].offer_ids):
+            raise DataError(f"{member.version} ranks offers in another order than "
+                            f"{members[0].version}: retrain both for run date {run_date}")
     version = f"{name}-" + "+".join(m.version.rsplit("-", 1)[-1] for m in members)
     return EnsembleScorer(name, version, members[0].offer_ids, members,
                           [cfg.ensemble.weights[n] for n in names], name.split("_", 1)[1],
