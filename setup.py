@@ -25,6 +25,7 @@ setup(
         "deltalake==0.18.2",
         "PyYAML>=6.0,<7",
         "matplotlib>=3.8",
+        "psutil>=5.9",            # benchmarks: driver peak memory (petastorm needs it too)
     ],
     extras_require={
         "test": ["pytest>=8"],
