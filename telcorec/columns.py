@@ -178,6 +178,12 @@ class Split:
     TEST = "test"
 
 
+class Cohort:
+    """Evaluated subscribers, by what the models knew of them (`segment` in `metrics`)."""
+    WARM = "warm"              # a held-out latest plan; earlier plans in training
+    COLD_START = "cold_start"  # new, no history; ranked against the plan they take first
+
+
 # Categorical subscriber features the hybrid models see, in a fixed order (the feature
 # vocabulary is built from these columns; the order is part of a model's metadata).
 SUBSCRIBER_CATEGORICALS = (

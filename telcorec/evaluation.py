@@ -6,6 +6,8 @@ history are ranked too, against the plan the generator's hidden process has them
 (`cold_start` cohort). The metrics of telcorec.offline_metrics are reported overall ("all"), per
 segment and per cohort, for each trained model and ensemble, popularity, random and (generated
 data only) the oracle. Rankings use the same keys as production scoring.
+
+Last, the HTML run report of everything in `metrics` for this run (telcorec.report).
 """
 from __future__ import annotations
 
@@ -18,8 +20,8 @@ import pandas as pd
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from telcorec import runs, schemas, storage
-from telcorec.columns import OFFER_CATEGORICALS, Col, Split
+from telcorec import report, runs, schemas, storage
+from telcorec.columns import OFFER_CATEGORICALS, Cohort, Col, Split
 from telcorec.config import Config
 from telcorec.encoding import Vocabulary
 from telcorec.interactions import check_no_overlap
@@ -117,14 +119,14 @@ def cohorts(interactions: DataFrame, truth: DataFrame | None, offers: DataFrame)
     empty = F.array().cast("array<int>")
     warm = (subs.join(held, on=Col.SUBSCRIBER_ID, how="inner")
             .withColumn(Col.EXCLUDE_IDX, F.coalesce(Col.EXCLUDE_IDX, empty))
-            .withColumn(COHORT, F.lit("warm")))
+            .withColumn(COHORT, F.lit(Cohort.WARM)))
     if truth is None:
         return warm
     cold = (truth.where(F.col(Col.NEXT_OFFER_ID).isNotNull())
             .join(offers.select(F.col(Col.OFFER_ID).alias(Col.NEXT_OFFER_ID), Col.OFFER_IDX),
                   on=Col.NEXT_OFFER_ID, how="inner")
             .select(Col.SUBSCRIBER_ID, F.array(Col.OFFER_IDX).alias(HELD_IDX),
-                    empty.alias(Col.EXCLUDE_IDX), F.lit("cold_start").alias(COHORT)))
+                    empty.alias(Col.EXCLUDE_IDX), F.lit(Cohort.COLD_START).alias(COHORT)))
     return warm.unionByName(cold)
 
 
@@ -136,7 +138,9 @@ def offer_vectors(offers: pd.DataFrame) -> np.ndarray:
     return dense / np.linalg.norm(dense, axis=1, keepdims=True)
 
 
-def run(spark: SparkSession, cfg: Config, run_date: dt.date) -> dict[str, dict[str, float]]:
+def run(spark: SparkSession, cfg: Config, run_date: dt.date) -> dict[str, object]:
+    """Metrics of every model and baseline to `metrics`; the run report. Returns per model
+    {"metric@k": value} (all subscribers) and "report": the report's path."""
     wh = Warehouse.from_config(cfg.warehouse, cfg.inputs.path)
     writer = storage.choose_writer(spark, cfg.storage.writer)
     read = lambda name, schema: storage.read_table(spark, wh.table(name), schema, run_date, writer)
@@ -172,8 +176,10 @@ def run(spark: SparkSession, cfg: Config, run_date: dt.date) -> dict[str, dict[s
         summary[scorer.name] = {f"{m}@{k}" if k else m: v for m, k, g, v in rows
                                 if g == ALL_SEGMENTS and m in SUMMARY_METRICS}
         summary[scorer.name].update({f"cold_start {m}@{k}": v for m, k, g, v in rows
-                                     if g == "cold_start" and m == "precision" and k == 5})
+                                     if g == Cohort.COLD_START and m == "precision" and k == 5})
         log.info("evaluate %s: %s", scorer.name, summary[scorer.name])
     write_metrics(wh.table("metrics"), tables, run_date, "full")
     population.unpersist()
+    # the NCF stage has written its rows by now (it runs before this one): the report is whole
+    summary["report"] = str(report.write(wh, cfg, run_date))
     return summary

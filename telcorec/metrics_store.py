@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 
+import pandas as pd
 import pyarrow as pa
 from deltalake import DeltaTable
 from pyspark.sql.pandas.types import to_arrow_schema
@@ -40,11 +41,17 @@ def write_metrics(path, tables: list[pa.Table], run_date: dt.date, protocol: str
     storage.write_small(table, path, predicate)
 
 
+def run_metrics(path, run_date: dt.date) -> pd.DataFrame:
+    """Every row of one run date (models x protocols x metrics x k x segments: a small read);
+    an empty frame with the table's columns when nothing was written yet."""
+    if not storage.is_delta_table(path):
+        return pd.DataFrame(columns=schemas.METRICS.fieldNames())
+    return DeltaTable(str(path)).to_pyarrow_table(
+        partitions=[(Col.RUN_DATE, "=", run_date.isoformat())]).to_pandas()
+
+
 def overall_metrics(path, run_date: dt.date, protocol: str = "full") -> dict[str, float]:
     """{"model:metric@k": value} of one run date, all segments together (a small read)."""
-    if not storage.is_delta_table(path):
-        return {}
-    rows = DeltaTable(str(path)).to_pyarrow_table(
-        partitions=[(Col.RUN_DATE, "=", run_date.isoformat())]).to_pylist()
+    rows = run_metrics(path, run_date).to_dict("records")
     return {f"{r[Col.MODEL]}:{r[Col.METRIC]}@{r[Col.K]}": r[Col.VALUE] for r in rows
             if r[Col.SEGMENT] == ALL_SEGMENTS and r[Col.PROTOCOL] == protocol}

@@ -98,10 +98,13 @@ def summary(cfg: Config, run_date: dt.date, results: dict[str, object]) -> str:
                 f"{k} {v:,}" if isinstance(v, int) else f"{k} {v}"
                 for k, v in results[stage].items()))
     if "evaluate" in results:
+        evaluated = dict(results["evaluate"])
+        report = evaluated.pop("report")
         lines.append("evaluation (held-out latest plan, full ranking):")
-        for model, values in results["evaluate"].items():
+        for model, values in evaluated.items():
             lines.append(f"  {model:<14} " + "  ".join(f"{k} {v:.4f}"
                                                        for k, v in sorted(values.items())))
+        lines.append(f"run report (figures, per segment, cold start, training): {report}")
     lines += ["", f"tables (Delta) under {wh.root}: offers, metrics, rejects, ...",
               "query them:  ./spark-submit.sh sql \"SELECT * FROM offers LIMIT 20\""]
     return "\n".join(lines)
