@@ -404,11 +404,16 @@ class GateConfig:
 
 @dataclass(frozen=True)
 class EvaluationConfig:
+    """`ks`: the cut-offs of the full-ranking metrics. `sampled_negatives`: N of the
+    sampled-candidates protocol (`sampled{N}` rows for every model and baseline; 0 = off)."""
     ks: tuple[int, ...] = (5, 10)
+    sampled_negatives: int = 99
 
     def __post_init__(self) -> None:
         _check(len(self.ks) > 0 and all(k >= 1 for k in self.ks), "evaluation.ks",
                "must be a non-empty list of positive integers")
+        _check(self.sampled_negatives >= 0, "evaluation.sampled_negatives",
+               "must be >= 0 (0 turns the sampled-candidates protocol off)")
 
 
 @dataclass(frozen=True)

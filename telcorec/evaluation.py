@@ -7,6 +7,9 @@ history are ranked too, against the plan the generator's hidden process has them
 segment and per cohort, for each trained model and ensemble, popularity, random and (generated
 data only) the oracle. Rankings use the same keys as production scoring.
 
+Protocol `sampled{N}` (`evaluation.sampled_negatives`, 0 = off): each warm subscriber's
+held-out plan ranked among N sampled plans they do not hold, HR and NDCG as published work
+reports them (telcorec.sampled_protocol), for the same models and baselines but the oracle.
 Last, the HTML run report of everything in `metrics` for this run (telcorec.report).
 """
 from __future__ import annotations
@@ -20,9 +23,9 @@ import pandas as pd
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from telcorec import report, runs, schemas, storage
+from telcorec import report, runs, sampled_protocol, schemas, storage
 from telcorec.columns import OFFER_CATEGORICALS, Cohort, Col, Split
-from telcorec.config import Config
+from telcorec.config import Config, EvaluationConfig
 from telcorec.encoding import Vocabulary
 from telcorec.interactions import check_no_overlap
 from telcorec.metrics_store import ALL_SEGMENTS, metrics_table, write_metrics
@@ -138,6 +141,25 @@ def offer_vectors(offers: pd.DataFrame) -> np.ndarray:
     return dense / np.linalg.norm(dense, axis=1, keepdims=True)
 
 
+def sampled_ks(cfg: EvaluationConfig) -> tuple[int, ...]:
+    """HR/NDCG cut-offs of the sampled protocol: evaluation.ks and 10 (what published work
+    reports), those below the N + 1 candidates (at k = N + 1 every model would score 1)."""
+    return tuple(k for k in sorted({*cfg.ks, 10}) if k <= cfg.sampled_negatives)
+
+
+def sampled_candidates(interactions: DataFrame, features: DataFrame, scorers: list[Scorer],
+                       cfg: Config) -> dict[str, list[tuple[str, int, str, float]]]:
+    """Every scorer on the sampled-candidates protocol: each held-out plan ranked among
+    `evaluation.sampled_negatives` sampled plans the subscriber does not hold (the same sample
+    for every model), on the executors; per model, (metric, k, segment, value) rows."""
+    batch = with_shard(sampled_protocol.evaluation_rows(interactions)
+                       .join(features, on=Col.SUBSCRIBER_ID, how="inner"), cfg.train)
+    segments = features.select(Col.SUBSCRIBER_ID, Col.SEGMENT)
+    return sampled_protocol.sampled_metrics(batch, scorers, segments, cfg.seed,
+                                            cfg.evaluation.sampled_negatives,
+                                            sampled_ks(cfg.evaluation))
+
+
 def run(spark: SparkSession, cfg: Config, run_date: dt.date) -> dict[str, object]:
     """Metrics of every model and baseline to `metrics`; the run report. Returns per model
     {"metric@k": value} (all subscribers) and "report": the report's path."""
@@ -157,8 +179,8 @@ def run(spark: SparkSession, cfg: Config, run_date: dt.date) -> dict[str, object
     models = [load_scorer(wh, cfg, run_date, name) for name in model_names(cfg)]
     offer_ids = models[0].offer_ids
     popular = popularity(interactions, len(offer_ids), offer_ids)
-    scorers: list[tuple[Scorer, DataFrame]] = [(m, population) for m in models]
-    scorers += [(popular, population), (RandomScorer(offer_ids, cfg.seed), population)]
+    ranked = [*models, popular, RandomScorer(offer_ids, cfg.seed)]
+    scorers: list[tuple[Scorer, DataFrame]] = [(s, population) for s in ranked]
     if truth is not None:
         catalogue = read("catalogue", schemas.validated(schemas.CATALOGUE)).toPandas()
         catalogue = catalogue.set_index(Col.OFFER_ID).loc[offer_ids].reset_index()
@@ -180,6 +202,15 @@ def run(spark: SparkSession, cfg: Config, run_date: dt.date) -> dict[str, object
         log.info("evaluate %s: %s", scorer.name, summary[scorer.name])
     write_metrics(wh.table("metrics"), tables, run_date, "full")
     population.unpersist()
+    if cfg.evaluation.sampled_negatives:
+        protocol = sampled_protocol.protocol_name(cfg.evaluation.sampled_negatives)
+        by_model = sampled_candidates(interactions, features, ranked, cfg)
+        write_metrics(wh.table("metrics"), [metrics_table(rows, name, rid, run_date, protocol)
+                                            for name, rows in by_model.items()],
+                      run_date, protocol)
+        for name, rows in by_model.items():
+            summary[name].update({f"{protocol} {m}@{k}": v for m, k, g, v in rows
+                                  if g == ALL_SEGMENTS and k == 10})
     # the NCF stage has written its rows by now (it runs before this one): the report is whole
     summary["report"] = str(report.write(wh, cfg, run_date))
     return summary

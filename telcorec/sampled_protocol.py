@@ -1,15 +1,16 @@
-"""The NCF paper's evaluation protocol (`protocol = sampled99`), computed on executors.
+"""The sampled-candidates protocol (`protocol = sampled{N}`, the NCF paper's `sampled99`),
+computed on executors for any `Scorer`: LightFM variants, ensembles, NCF and the baselines.
 
-Each subscriber's held-out (test) offer is ranked among `negatives` (99) offers they do not
-hold, sampled uniformly without replacement; HR@k is 1 when it ranks within the top k, NDCG@k is
-1 / log2(rank + 2) then (rank 0-based), 0 otherwise, both averaged over subscribers. Ties are
-broken by the lower offer index, as `telcorec.scoring.top_k` does for published offers. When a
-subscriber has fewer than `negatives` offers left to sample (a catalogue under 100 offers) all
-of them are used, and the protocol becomes the full ranking.
+Each subscriber's held-out (test) offer is ranked among `negatives` (N, 99 in the paper) offers
+they do not hold, sampled uniformly without replacement; HR@k is 1 when it ranks within the
+top k, NDCG@k is 1 / log2(rank + 2) then (rank 0-based), 0 otherwise, both averaged over
+subscribers. Ties are broken by the lower offer index, as `telcorec.scoring.top_k` does for
+published offers. When a subscriber has fewer than N offers left to sample (a catalogue under
+N + 1 offers) all of them are used, and the protocol becomes the full ranking.
 
 The sample is a pure function of (seed, subscriber, offer): each offer gets a splitmix64 key
-and the `negatives` smallest keys among the offers not held are taken, so it does not depend
-on partitioning or batch size. Any `Scorer` (NCF, popularity, ...) is evaluated the same way.
+and the N smallest keys among the offers not held are taken, so it does not depend on
+partitioning, batch size or which model is scored: every model meets the same candidates.
 """
 from __future__ import annotations
 
@@ -17,23 +18,27 @@ from typing import Iterator
 
 import numpy as np
 import pandas as pd
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from telcorec.columns import Col, Split
-from telcorec.evaluation import ALL_SEGMENTS
+from telcorec.metrics_store import ALL_SEGMENTS
 
-PROTOCOL = "sampled99"
 TEST_OFFER_IDX = "test_offer_idx"
 HELD_IDX = "held_idx"
 _MASK = np.uint64(0xFFFFFFFFFFFFFFFF)
+TEST_RANK = "test_rank"
 PER_SUBSCRIBER = T.StructType([
     T.StructField(Col.SUBSCRIBER_ID, T.StringType(), False),
     T.StructField(Col.MODEL, T.StringType(), False),
-    T.StructField("hr", T.DoubleType(), False),
-    T.StructField("ndcg", T.DoubleType(), False),
+    T.StructField(TEST_RANK, T.LongType(), False),
 ])
+
+
+def protocol_name(negatives: int) -> str:
+    """The `protocol` value in `metrics`: sampled99 for the paper's 99 negatives."""
+    return f"sampled{negatives}"
 
 
 def _splitmix64(x: np.ndarray) -> np.ndarray:
@@ -82,17 +87,18 @@ def hit_and_ndcg(rank: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     return hit.astype(np.float64), np.where(hit, 1.0 / np.log2(rank + 2.0), 0.0)
 
 
-def per_subscriber(batch: pd.DataFrame, scorer, seed: int, negatives: int, k: int) -> pd.DataFrame:
-    """hr and ndcg at k for every row of batch (scorer columns + test offer + held offers)."""
+def per_subscriber(batch: pd.DataFrame, scorer, seed: int, negatives: int) -> pd.DataFrame:
+    """The 0-based rank of the test offer among its sampled candidates, for every row of batch
+    (scorer columns + test offer + held offers); HR and NDCG at any k follow from it."""
     test = batch[TEST_OFFER_IDX].to_numpy(np.int64)
     excluded = [np.append(np.asarray(h if h is not None else [], dtype=np.int64), t)
                 for h, t in zip(batch[HELD_IDX], test)]
     scores = np.asarray(scorer.score(batch), dtype=np.float64)
     sampled = sample_negatives(seed, batch[Col.SUBSCRIBER_IDX].to_numpy(), excluded,
                                scores.shape[1], negatives)
-    hit, ndcg = hit_and_ndcg(rank_of_test(scores, test, sampled), k)
     return pd.DataFrame({Col.SUBSCRIBER_ID: batch[Col.SUBSCRIBER_ID].to_numpy(),
-                         Col.MODEL: getattr(scorer, "name", ""), "hr": hit, "ndcg": ndcg})
+                         Col.MODEL: scorer.name,
+                         TEST_RANK: rank_of_test(scores, test, sampled).astype(np.int64)})
 
 
 def evaluation_rows(interactions: DataFrame) -> DataFrame:
@@ -106,12 +112,21 @@ def evaluation_rows(interactions: DataFrame) -> DataFrame:
             .join(held, on=Col.SUBSCRIBER_ID, how="left"))
 
 
+def _at_k(rank: Column, k: int) -> list[Column]:
+    """Mean HR@k and NDCG@k from the 0-based rank, as `hit_and_ndcg` computes them."""
+    hit = rank < k
+    return [F.avg(hit.cast("double")).alias(f"hr@{k}"),
+            F.avg(F.when(hit, 1.0 / F.log2(rank + 2.0)).otherwise(0.0)).alias(f"ndcg@{k}")]
+
+
 def sampled_metrics(batch: DataFrame, scorers: list, segments: DataFrame, seed: int,
-                    negatives: int, k: int) -> dict[str, list[tuple[str, int, str, float]]]:
-    """Per scorer name: (metric, k, segment, value) for hr and ndcg, overall and per segment.
+                    negatives: int, ks: tuple[int, ...]) -> dict[str, list[tuple]]:
+    """Per scorer name: (metric, k, segment, value) for hr and ndcg at each k, overall and per
+    segment.
 
     All scorers are evaluated in one pass on the executors (the sample is shared: it depends on
-    the subscriber only), then one aggregation gives every model's figures.
+    the subscriber only), then one aggregation gives every model's figures; the driver receives
+    models x segments rows.
     """
     broadcast = batch.sparkSession.sparkContext.broadcast(list(scorers))
 
@@ -119,17 +134,16 @@ def sampled_metrics(batch: DataFrame, scorers: list, segments: DataFrame, seed: 
         local = broadcast.value
         for part in batches:
             for scorer in local:
-                yield per_subscriber(part, scorer, seed, negatives, k).assign(
-                    **{Col.MODEL: scorer.name})
+                yield per_subscriber(part, scorer, seed, negatives)
 
     per_sub = (batch.mapInPandas(evaluate, PER_SUBSCRIBER)
                .join(segments, on=Col.SUBSCRIBER_ID, how="left")
                .withColumn(Col.SEGMENT, F.coalesce(F.col(Col.SEGMENT), F.lit("unknown"))))
-    aggs = [F.avg("hr").alias("hr"), F.avg("ndcg").alias("ndcg")]
+    aggs = [agg for k in ks for agg in _at_k(F.col(TEST_RANK), k)]
     overall = per_sub.groupBy(Col.MODEL).agg(*aggs).withColumn(Col.SEGMENT, F.lit(ALL_SEGMENTS))
     by_segment = per_sub.groupBy(Col.MODEL, Col.SEGMENT).agg(*aggs)
     out: dict[str, list] = {scorer.name: [] for scorer in scorers}
     for row in overall.unionByName(by_segment).collect():  # models x segments rows
-        out[row[Col.MODEL]] += [("hr", k, row[Col.SEGMENT], float(row["hr"])),
-                                ("ndcg", k, row[Col.SEGMENT], float(row["ndcg"]))]
+        out[row[Col.MODEL]] += [(metric, k, row[Col.SEGMENT], float(row[f"{metric}@{k}"]))
+                                for k in ks for metric in ("hr", "ndcg")]
     return out

@@ -1,5 +1,5 @@
-"""NCF: networks, negative sampler, feature codes, Petastorm shards, checkpoints, scorer and the
-sampled-99 metric (against slow, obvious references)."""
+"""NCF: networks, negative sampler, feature codes, Petastorm shards, checkpoints, scorer, and
+the scorer under the sampled-99 metric (against slow, obvious references)."""
 import datetime as dt
 import random
 
@@ -10,10 +10,11 @@ import torch
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from telcorec import sampled_protocol
 from telcorec.columns import Col
 from telcorec.encoding import Vocabulary
 from telcorec.exceptions import ModelError
-from telcorec.ncf import examples, feed, sampled, trainer
+from telcorec.ncf import examples, feed, trainer
 from telcorec.ncf.codes import pandas_codes, spark_codes
 from telcorec.ncf.model import NCFRecommender, pretrained_neumf
 from telcorec.ncf.scorer import NCFScorer
@@ -390,84 +391,32 @@ def test_scorer_on_executors_equals_local_ranking(spark):
                                   check_dtype=False, rtol=1e-6)
 
 
-# ---- the sampled-99 protocol ---------------------------------------------------------------
-
-def reference_sampled(scores, subscribers, held, test, seed, negatives, k):
-    """Slow and obvious: sort the free offers by their key, take the first `negatives`, rank
-    the test offer among them by (-score, offer index)."""
-    hits, ndcgs = [], []
-    n_offers = scores.shape[1]
-    keys = sampled.offer_keys(seed, subscribers, n_offers)
-    for i in range(len(test)):
-        free = [o for o in range(n_offers) if o not in set(held[i]) and o != test[i]]
-        chosen = sorted(free, key=lambda o: keys[i, o])[:negatives]
-        ranking = sorted(chosen + [test[i]], key=lambda o: (-scores[i, o], o))
-        position = ranking.index(test[i])
-        hits.append(1.0 if position < k else 0.0)
-        ndcgs.append(1.0 / np.log2(position + 2) if position < k else 0.0)
-    return np.array(hits), np.array(ndcgs)
-
-
-@pytest.mark.parametrize("seed", range(4))
-@pytest.mark.parametrize("n_offers,negatives", [(150, 99), (30, 99), (40, 5)])
-def test_sampled_metric_agrees_with_reference(seed, n_offers, negatives):
-    rng = np.random.default_rng(seed)
-    n = 60
-    scores = rng.integers(0, 8, size=(n, n_offers)).astype(float)  # ties on purpose
-    subscribers = rng.integers(0, 10_000, n)
-    held = [rng.choice(n_offers, size=rng.integers(0, 6), replace=False) for _ in range(n)]
-    test = np.array([rng.choice([o for o in range(n_offers) if o not in set(h)])
-                     for h in held])
-
-    class Fixed:
-        name, offer_ids = "fixed", [str(i) for i in range(n_offers)]
-
-        def score(self, batch):
-            return scores[batch["row"].to_numpy()]
-
-    batch = pd.DataFrame({Col.SUBSCRIBER_ID: [f"S{i}" for i in range(n)], "row": range(n),
-                          Col.SUBSCRIBER_IDX: subscribers, sampled.TEST_OFFER_IDX: test,
-                          sampled.HELD_IDX: [h.tolist() for h in held]})
-    got = sampled.per_subscriber(batch, Fixed(), seed, negatives, 10)
-    hit, ndcg = reference_sampled(scores, subscribers, held, test, seed, negatives, 10)
-    np.testing.assert_array_equal(got["hr"].to_numpy(), hit)
-    np.testing.assert_allclose(got["ndcg"].to_numpy(), ndcg, rtol=1e-12)
-    # the same subscriber gets the same sample in any batch (independent of partitioning)
-    half = sampled.per_subscriber(batch.iloc[n // 2:], Fixed(), seed, negatives, 10)
-    np.testing.assert_array_equal(half["hr"].to_numpy(), hit[n // 2:])
-
-
-def test_sampled_negatives_are_distinct_and_never_held():
-    subscribers = np.arange(50)
-    excluded = [np.array([s % 20, (s + 1) % 20]) for s in subscribers]
-    neg = sampled.sample_negatives(1, subscribers, excluded, 120, 99)
-    assert neg.shape == (50, 99)
-    for row, ex in zip(neg, excluded):
-        assert len(set(row)) == 99 and not set(row) & set(ex) and row.min() >= 0
-    few = sampled.sample_negatives(1, subscribers, excluded, 30, 99)
-    assert ((few >= 0).sum(axis=1) == 28).all()
-
+# ---- the sampled-99 protocol with an NCF scorer (the protocol itself: test_sampled_protocol) -
 
 def test_sampled_metrics_on_executors_equal_local(spark):
     _, scorer, batch, _ = scorer_and_batch(seed=2)
     rng = np.random.default_rng(0)
     batch = batch.drop(columns=[Col.EXCLUDE_IDX]).assign(**{
-        sampled.TEST_OFFER_IDX: rng.integers(0, N_ITEMS, 40),
-        sampled.HELD_IDX: [[int(rng.integers(0, N_ITEMS))] for _ in range(40)]})
-    batch = batch[batch[sampled.TEST_OFFER_IDX] != batch[sampled.HELD_IDX].str[0]]
-    local = sampled.per_subscriber(batch, scorer, 5, 4, 3)
+        sampled_protocol.TEST_OFFER_IDX: rng.integers(0, N_ITEMS, 40),
+        sampled_protocol.HELD_IDX: [[int(rng.integers(0, N_ITEMS))] for _ in range(40)]})
+    batch = batch[batch[sampled_protocol.TEST_OFFER_IDX]
+                  != batch[sampled_protocol.HELD_IDX].str[0]]
+
+    def local(s):
+        ranks = sampled_protocol.per_subscriber(batch, s, 5, 4)[sampled_protocol.TEST_RANK]
+        hit, ndcg = sampled_protocol.hit_and_ndcg(ranks.to_numpy(), 3)
+        return hit.mean(), ndcg.mean()
+
     df = spark.createDataFrame(batch, "subscriber_id string, subscriber_idx long, "
                                "segment string, region string, test_offer_idx long, "
                                "held_idx array<int>")
     segments = spark.createDataFrame(batch[[Col.SUBSCRIBER_ID]].assign(segment="one"))
     popular = PopularityScorer(scorer.offer_ids, np.arange(N_ITEMS, dtype=float))
-    both = sampled.sampled_metrics(df.repartition(3), [scorer, popular], segments, 5, 4, 3)
+    both = sampled_protocol.sampled_metrics(df.repartition(3), [scorer, popular], segments, 5,
+                                            4, (3,))
     assert set(both) == {"ncf_neumf", "popularity"}
-    assert ("hr", 3, "all", pytest.approx(
-        sampled.per_subscriber(batch, popular, 5, 4, 3)["hr"].mean())) in both["popularity"]
-    rows = both["ncf_neumf"]
-    assert sorted(rows) == sorted([
-        ("hr", 3, "all", pytest.approx(local["hr"].mean())),
-        ("ndcg", 3, "all", pytest.approx(local["ndcg"].mean())),
-        ("hr", 3, "one", pytest.approx(local["hr"].mean())),
-        ("ndcg", 3, "one", pytest.approx(local["ndcg"].mean()))])
+    assert ("hr", 3, "all", pytest.approx(local(popular)[0])) in both["popularity"]
+    hr, ndcg = local(scorer)
+    assert sorted(both["ncf_neumf"]) == sorted([
+        ("hr", 3, "all", pytest.approx(hr)), ("ndcg", 3, "all", pytest.approx(ndcg)),
+        ("hr", 3, "one", pytest.approx(hr)), ("ndcg", 3, "one", pytest.approx(ndcg))])

@@ -5,6 +5,6 @@ Modules, in the order data flows through them: `examples` (the Spark transforms:
 validation hold-out, negatives), `codes` (feature codes), `prepare` (reads the tables, builds
 each epoch's examples), `feed` (Petastorm), `networks` (nn.Modules only), `losses`, `model`
 (the model contract), `trainer` (the epoch loop in each TorchDistributor worker), `scorer`
-(the Scorer protocol), `sampled` (the paper's HR@10 / NDCG@10 protocol) and `stage` (`run`,
-the entry point).
+(the Scorer protocol) and `stage` (`run`, the entry point). The paper's HR@10 / NDCG@10
+protocol is shared with every other model: `telcorec.sampled_protocol`.
 """

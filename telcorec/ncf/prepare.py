@@ -14,11 +14,11 @@ import pandas as pd
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from telcorec import schemas, storage
+from telcorec import sampled_protocol, schemas, storage
 from telcorec.columns import OFFER_CATEGORICALS, SUBSCRIBER_CATEGORICALS, Col
 from telcorec.config import Config, NCFConfig
 from telcorec.encoding import Vocabulary, fit_vocabulary
-from telcorec.ncf import examples, feed, sampled
+from telcorec.ncf import examples, feed
 from telcorec.ncf.codes import code_columns, pandas_codes, spark_codes
 from telcorec.warehouse import Warehouse
 
@@ -89,9 +89,9 @@ def _validation_arrays(validation: DataFrame, held: DataFrame, codes: DataFrame 
     frame = rows.orderBy(Col.SUBSCRIBER_IDX).toPandas()  # at most validation_subscribers rows
     users = frame[Col.SUBSCRIBER_IDX].to_numpy(np.int64)
     test = frame[Col.OFFER_IDX].to_numpy(np.int64)
-    negatives = sampled.sample_negatives(cfg.seed + _VALIDATION_SALT, users,
-                                         list(frame[examples.HELD]), n_offers,
-                                         cfg.ncf.eval_negatives)
+    negatives = sampled_protocol.sample_negatives(cfg.seed + _VALIDATION_SALT, users,
+                                                  list(frame[examples.HELD]), n_offers,
+                                                  cfg.ncf.eval_negatives)
     out = {"val_users": users, "val_test": test, "val_negatives": negatives.astype(np.int64)}
     if codes is not None:
         cols = [c for c in codes.columns if c != Col.SUBSCRIBER_IDX]

@@ -1,6 +1,6 @@
 """`NCFScorer`: an NCF model behind the `telcorec.scoring.Scorer` protocol.
 
-It is broadcast to the executors by `scoring.recommend` (or `sampled.sampled_metrics`) as
+It is broadcast to the executors by `scoring.recommend` (or `sampled_protocol.sampled_metrics`) as
 plain arrays (the state_dict as numpy) and rebuilds the network once per Python worker; every
 batch of subscribers is scored against every offer through the network in vectorised chunks.
 A batch needs the subscriber categoricals (`telcorec.columns.SUBSCRIBER_CATEGORICALS`) when

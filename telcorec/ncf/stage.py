@@ -5,7 +5,8 @@ and `interactions` of the run date, trains every model of `cfg.ncf.models` (GMF 
 when NeuMF is pretrained from them), saves each under warehouse/models/run_date=.../ncf_<kind>/
 (`model.pt` state_dict + `metadata.json`; checkpoints beside them), and writes to `metrics`:
 protocol `full` (precision/recall@k, the project's ranking, via `scoring.recommend`) and
-protocol `sampled99` (the paper's HR@10 / NDCG@10) for each model and for popularity.
+protocol `sampled{ncf.eval_negatives}` (`sampled99`: the paper's HR@10 / NDCG@10) for each
+model and for popularity.
 """
 from __future__ import annotations
 
@@ -19,10 +20,10 @@ import time
 import torch
 from pyspark.sql import SparkSession
 
-from telcorec import evaluation, runs
+from telcorec import evaluation, runs, sampled_protocol
 from telcorec.columns import SUBSCRIBER_CATEGORICALS, Col
 from telcorec.config import Config, NCFConfig
-from telcorec.ncf import sampled, trainer
+from telcorec.ncf import trainer
 from telcorec.ncf.model import NCFRecommender, model_name
 from telcorec.ncf.prepare import Examples, Inputs, build_examples, rank_batch, read_inputs
 from telcorec.ncf.scorer import NCFScorer
@@ -117,7 +118,7 @@ def save_model(spec: trainer.TrainSpec, summary: dict, cfg: Config, wh: Warehous
 def evaluate(cfg: Config, inputs: Inputs, scorers: list) -> dict[str, dict]:
     """Per model and protocol, (metric, k, segment, value) rows: `full` (the project's ranking
     through `scoring.recommend`, NCF only: popularity's full rows come from the evaluate stage)
-    and `sampled99` (every NCF model and popularity, in one pass)."""
+    and `sampled{ncf.eval_negatives}` (every NCF model and popularity, in one pass)."""
     interactions = inputs.interactions
     segments = inputs.features.select(Col.SUBSCRIBER_ID, Col.SEGMENT)
     subscriber_cols = inputs.features.select(Col.SUBSCRIBER_ID, *SUBSCRIBER_CATEGORICALS)
@@ -135,18 +136,18 @@ def evaluate(cfg: Config, inputs: Inputs, scorers: list) -> dict[str, dict]:
                 cfg.evaluation.ks)}
     finally:
         full_batch.unpersist()
-    sampled_batch = (sampled.evaluation_rows(interactions)
+    sampled_batch = (sampled_protocol.evaluation_rows(interactions)
                      .join(subscriber_cols, on=Col.SUBSCRIBER_ID, how="inner"))
-    by_model = sampled.sampled_metrics(sampled_batch, [*scorers, popularity], segments,
-                                       cfg.seed, cfg.ncf.eval_negatives, 10)
+    by_model = sampled_protocol.sampled_metrics(sampled_batch, [*scorers, popularity], segments,
+                                                cfg.seed, cfg.ncf.eval_negatives, (10,))
     for name, rows in by_model.items():
-        results.setdefault(name, {})[sampled.PROTOCOL] = rows
+        results.setdefault(name, {})[sampled_protocol.protocol_name(cfg.ncf.eval_negatives)] = rows
     return results
 
 
 def _write(cfg: Config, wh: Warehouse, run_date: dt.date, results: dict[str, dict]) -> None:
     rid = runs.run_id(cfg, run_date)
-    for protocol in ("full", sampled.PROTOCOL):
+    for protocol in ("full", sampled_protocol.protocol_name(cfg.ncf.eval_negatives)):
         tables = [evaluation.metrics_table(rows[protocol], model, rid, run_date, protocol)
                   for model, rows in results.items() if protocol in rows]
         if tables:

@@ -26,8 +26,9 @@ import torch
 from torch import distributed as dist
 from torch import nn
 
+from telcorec import sampled_protocol
 from telcorec.exceptions import ModelError
-from telcorec.ncf import feed, sampled
+from telcorec.ncf import feed
 from telcorec.ncf.model import (NCFRecommender, pretrained_neumf, score_matrix, train_step,
                                  trainable)
 
@@ -184,9 +185,9 @@ def validate(network: nn.Module, inputs: dict, n_items: int, k: int) -> tuple[fl
         return float("nan"), float("nan")
     scores = score_matrix(network, users, inputs.get("val_codes"), inputs.get("item_codes"),
                           n_items)
-    rank = sampled.rank_of_test(scores.astype(np.float64), inputs["val_test"],
-                                inputs["val_negatives"])
-    hit, ndcg = sampled.hit_and_ndcg(rank, k)
+    rank = sampled_protocol.rank_of_test(scores.astype(np.float64), inputs["val_test"],
+                                         inputs["val_negatives"])
+    hit, ndcg = sampled_protocol.hit_and_ndcg(rank, k)
     return float(hit.mean()), float(ndcg.mean())
 
 

@@ -1,0 +1,170 @@
+"""The sampled-candidates protocol (sampled{N}) against slow, obvious references, on literal
+rows, locally and on executors for the scorers the evaluate stage gives it."""
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from telcorec import config, evaluation, sampled_protocol
+from telcorec.columns import Col, Split
+from telcorec.exceptions import ConfigError
+from telcorec.scoring import PopularityScorer
+
+N_OFFERS = 8
+OFFER_IDS = [f"O{i}" for i in range(N_OFFERS)]
+
+
+def reference_ranks(scores, subscribers, held, test, seed, negatives):
+    """Slow and obvious: sort the free offers by their key, take the first `negatives`, rank
+    the test offer among them by (-score, offer index); 0 = first."""
+    n_offers = scores.shape[1]
+    keys = sampled_protocol.offer_keys(seed, subscribers, n_offers)
+    ranks = []
+    for i in range(len(test)):
+        free = [o for o in range(n_offers) if o not in set(held[i]) and o != test[i]]
+        chosen = sorted(free, key=lambda o: keys[i, o])[:negatives]
+        ranking = sorted(chosen + [test[i]], key=lambda o: (-scores[i, o], o))
+        ranks.append(ranking.index(test[i]))
+    return np.array(ranks)
+
+
+def reference_metrics(ranks, k):
+    """HR@k and NDCG@k from their definitions, one subscriber at a time."""
+    hr = [1.0 if r < k else 0.0 for r in ranks]
+    ndcg = [1.0 / np.log2(r + 2) if r < k else 0.0 for r in ranks]
+    return float(np.mean(hr)), float(np.mean(ndcg))
+
+
+@dataclass
+class MatrixScorer:
+    """Scores looked up by a row key column: any ranking a test needs, ties included."""
+    matrix: np.ndarray
+    key: str = Col.SUBSCRIBER_IDX
+    name: str = "matrix"
+    offer_ids: tuple = tuple(OFFER_IDS)
+
+    def score(self, batch):
+        return self.matrix[batch[self.key].to_numpy()]
+
+
+@dataclass
+class KnowsTheAnswer:
+    """Puts the held-out offer first (or last): the protocol's ceiling and floor."""
+    name: str
+    sign: float
+    offer_ids: tuple = tuple(OFFER_IDS)
+
+    def score(self, batch):
+        out = np.zeros((len(batch), N_OFFERS))
+        out[np.arange(len(batch)), batch[sampled_protocol.TEST_OFFER_IDX].to_numpy()] = self.sign
+        return out
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("n_offers,negatives", [(150, 99), (30, 99), (40, 5)])
+def test_rank_agrees_with_reference(seed, n_offers, negatives):
+    rng = np.random.default_rng(seed)
+    n = 60
+    scores = rng.integers(0, 8, size=(n, n_offers)).astype(float)  # ties on purpose
+    subscribers = rng.integers(0, 10_000, n)
+    held = [rng.choice(n_offers, size=rng.integers(0, 6), replace=False) for _ in range(n)]
+    test = np.array([rng.choice([o for o in range(n_offers) if o not in set(h)])
+                     for h in held])
+    scorer = MatrixScorer(scores, key="row", offer_ids=tuple(range(n_offers)))
+    batch = pd.DataFrame({Col.SUBSCRIBER_ID: [f"S{i}" for i in range(n)], "row": range(n),
+                          Col.SUBSCRIBER_IDX: subscribers, sampled_protocol.TEST_OFFER_IDX: test,
+                          sampled_protocol.HELD_IDX: [h.tolist() for h in held]})
+    got = sampled_protocol.per_subscriber(batch, scorer, seed, negatives)
+    expected = reference_ranks(scores, subscribers, held, test, seed, negatives)
+    np.testing.assert_array_equal(got[sampled_protocol.TEST_RANK].to_numpy(), expected)
+    hit, ndcg = sampled_protocol.hit_and_ndcg(expected, 10)
+    assert (hit.mean(), ndcg.mean()) == pytest.approx(reference_metrics(expected, 10), rel=1e-12)
+    # the same subscriber gets the same sample in any batch (independent of partitioning)
+    half = sampled_protocol.per_subscriber(batch.iloc[n // 2:], scorer, seed, negatives)
+    np.testing.assert_array_equal(half[sampled_protocol.TEST_RANK].to_numpy(), expected[n // 2:])
+
+
+def test_sampled_negatives_are_distinct_and_never_held():
+    subscribers = np.arange(50)
+    excluded = [np.array([s % 20, (s + 1) % 20]) for s in subscribers]
+    neg = sampled_protocol.sample_negatives(1, subscribers, excluded, 120, 99)
+    assert neg.shape == (50, 99)
+    for row, ex in zip(neg, excluded):
+        assert len(set(row)) == 99 and not set(row) & set(ex) and row.min() >= 0
+    few = sampled_protocol.sample_negatives(1, subscribers, excluded, 30, 99)
+    assert ((few >= 0).sum(axis=1) == 28).all()
+
+
+def literal_frames(spark, held, test, segments):
+    """interactions (train = held offers, test = one offer each) and subscriber_features."""
+    rows = [(f"S{i}", i, o, Split.TRAIN) for i, offers in enumerate(held) for o in offers]
+    rows += [(f"S{i}", i, int(t), Split.TEST) for i, t in enumerate(test)]
+    interactions = spark.createDataFrame(rows, f"{Col.SUBSCRIBER_ID} string, "
+                                         f"{Col.SUBSCRIBER_IDX} long, {Col.OFFER_IDX} int, "
+                                         f"{Col.SPLIT} string")
+    features = spark.createDataFrame([(f"S{i}", str(s)) for i, s in enumerate(segments)],
+                                     f"{Col.SUBSCRIBER_ID} string, {Col.SEGMENT} string")
+    return interactions, features
+
+
+def small_config(negatives, ks):
+    return config.load("conf/local.yaml").with_overrides(**{
+        "evaluation.sampled_negatives": negatives, "evaluation.ks": list(ks),
+        "gate.k": ks[0]})
+
+
+def test_known_answers_on_literal_rows(spark):
+    # 4 subscribers, 8 offers, 3 negatives: 4 candidates each; the ceiling ranks the held-out
+    # offer 0th, the floor 3rd (below every sampled offer) for every subscriber
+    held, test = [[0, 1], [2], [], [5, 6]], [3, 4, 7, 0]
+    interactions, features = literal_frames(spark, held, test, ["a", "a", "b", "b"])
+    cfg = small_config(3, (1, 3))
+    got = evaluation.sampled_candidates(interactions, features, [
+        KnowsTheAnswer("ceiling", 1.0), KnowsTheAnswer("floor", -1.0)], cfg)
+    ideal = [(m, k, seg, 1.0) for seg in ("all", "a", "b") for k in (1, 3) for m in ("hr", "ndcg")]
+    assert sorted(got["ceiling"]) == sorted(ideal)
+    assert sorted(got["floor"]) == sorted((m, k, seg, 0.0) for m, k, seg, _ in ideal)
+    assert evaluation.sampled_ks(cfg.evaluation) == (1, 3)
+
+
+def test_every_scorer_on_executors_agrees_with_the_reference(spark):
+    rng = np.random.default_rng(7)
+    n, negatives = 40, 4
+    held = [rng.choice(N_OFFERS, size=rng.integers(0, 3), replace=False).tolist()
+            for _ in range(n)]
+    test = [int(rng.choice([o for o in range(N_OFFERS) if o not in h])) for h in held]
+    segments = rng.choice(["a", "b"], n)
+    interactions, features = literal_frames(spark, held, test, segments)
+    scores = rng.integers(0, 4, size=(n, N_OFFERS)).astype(float)  # ties on purpose
+    scorers = [MatrixScorer(scores), PopularityScorer(OFFER_IDS, np.arange(N_OFFERS, 0, -1.0)),
+               evaluation.RandomScorer(OFFER_IDS, seed=3)]
+    cfg = small_config(negatives, (2, 4))
+    got = evaluation.sampled_candidates(interactions.repartition(3), features, scorers, cfg)
+    subscribers = np.arange(n)
+    for scorer in scorers:
+        local = pd.DataFrame({Col.SUBSCRIBER_ID: [f"S{i}" for i in range(n)]})
+        matrix = np.asarray(scorer.score(local.assign(**{Col.SUBSCRIBER_IDX: subscribers})))
+        ranks = reference_ranks(matrix, subscribers, held, test, cfg.seed, negatives)
+        expected = {}
+        for seg, mask in (("all", np.ones(n, bool)), ("a", segments == "a"),
+                          ("b", segments == "b")):
+            for k in (2, 4):
+                expected[("hr", k, seg)], expected[("ndcg", k, seg)] = reference_metrics(
+                    ranks[mask], k)
+        rows = got[scorer.name]
+        assert len(rows) == len(expected), scorer.name
+        assert {(m, k, seg): v for m, k, seg, v in rows} == pytest.approx(expected), scorer.name
+
+
+@pytest.mark.parametrize("negatives,ks,expected", [
+    (99, (5, 10), (5, 10)), (99, (1, 5), (1, 5, 10)), (7, (5, 10), (5,)), (0, (5,), ())])
+def test_sampled_ks_are_evaluation_ks_and_10_below_the_candidate_count(negatives, ks, expected):
+    cfg = config.EvaluationConfig(ks=ks, sampled_negatives=negatives)
+    assert evaluation.sampled_ks(cfg) == expected
+
+
+def test_negative_sample_size_is_refused_with_the_key():
+    with pytest.raises(ConfigError, match=r"evaluation\.sampled_negatives"):
+        config.EvaluationConfig(sampled_negatives=-1)
+    assert sampled_protocol.protocol_name(99) == "sampled99"
