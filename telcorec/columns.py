@@ -90,6 +90,15 @@ class Col:
     MODEL = "model"
     MODEL_VERSION = "model_version"
 
+    # offers (issue 6): arm, score components, reasons; scoring-only helper columns
+    ARM = "arm"
+    RELEVANCE = "relevance"
+    REVENUE = "revenue"
+    RETENTION = "retention"
+    DIVERSITY = "diversity"
+    REASONS = "reasons"
+    FATIGUE_IDX = "fatigue_idx"  # offers shown to the subscriber recently (contact fatigue)
+
     # runs
     ATTEMPT_ID = "attempt_id"
     STATUS = "status"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from telcorec import schemas
 from telcorec.exceptions import ConfigError
 
 
@@ -426,6 +428,169 @@ class StorageConfig:
                "delta-rs or spark")
 
 
+# ---- offers: business rules, re-ranking, reasons, experiment (issue 6) ------------------------
+
+def _string_columns(schema) -> list[str]:
+    return sorted(f.name for f in schema.fields if f.dataType.typeName() == "string")
+
+
+@dataclass(frozen=True)
+class RuleCondition:
+    """Attribute values a subscriber x offer pair must have: each named column holds one of its
+    listed values (strings as in subscriber_features / offer_features; NULL matches nothing)."""
+    subscriber: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    offer: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def check(self, key: str) -> None:
+        for side, columns, schema in (("subscriber", self.subscriber, schemas.SUBSCRIBER_FEATURES),
+                                      ("offer", self.offer, schemas.OFFER_FEATURES)):
+            allowed = _string_columns(schema)
+            for column, values in columns.items():
+                _check(column in allowed, f"{key}.{side}.{column}",
+                       f"not a string column of {side} features; use one of {allowed}")
+                _check(len(values) > 0, f"{key}.{side}.{column}", "list at least one value")
+
+
+@dataclass(frozen=True)
+class EligibilityRule:
+    """A pair that matches `when` and fails `require` is removed (an empty `when` matches all)."""
+    name: str
+    description: str = ""
+    when: RuleCondition = field(default_factory=RuleCondition)
+    require: RuleCondition = field(default_factory=RuleCondition)
+
+    def __post_init__(self) -> None:
+        key = f"rules.eligibility.{self.name}"
+        _check(bool(_RULE_NAME.match(self.name)), key,
+               "the name must be lower-case letters, digits and _ (it is a key in `runs` counts)")
+        _check(bool(self.require.subscriber or self.require.offer), f"{key}.require",
+               "name at least one subscriber or offer column the pair must satisfy")
+        self.when.check(f"{key}.when")
+        self.require.check(f"{key}.require")
+
+
+_RULE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+
+
+def _default_eligibility() -> tuple[EligibilityRule, ...]:
+    cond = RuleCondition
+    return (
+        EligibilityRule("prepaid_offers_for_prepaid", "prepaid subscribers get prepaid plans only",
+                        when=cond(subscriber={"payment_type": ("prepaid",)}),
+                        require=cond(offer={"payment_type": ("prepaid",)})),
+        EligibilityRule("business_plans_for_business", "business plans go to business customers",
+                        when=cond(offer={"plan_type": ("business",)}),
+                        require=cond(subscriber={"segment": ("business",)})),
+        EligibilityRule("family_bundles_for_families", "family bundles go to households of 3+",
+                        when=cond(offer={"family": ("yes",)}),
+                        require=cond(subscriber={"household": ("family",)})),
+    )
+
+
+@dataclass(frozen=True)
+class FatigueConfig:
+    """An offer published to a subscriber at rank <= `ranks` in the `days` days before the run
+    date is not offered to them again (days = 0: off)."""
+    days: int = 7
+    ranks: int = 1
+
+    def __post_init__(self) -> None:
+        _check(0 <= self.days <= 366, "rules.fatigue.days", "must be in [0, 366] (0 = off)")
+        _check(self.ranks >= 1, "rules.fatigue.ranks", "must be >= 1")
+
+
+@dataclass(frozen=True)
+class CampaignCapConfig:
+    """At most max_share of the scored subscribers (and, when > 0, at most max_subscribers)
+    get any one offer; `spare` candidates beyond K per subscriber replace capped offers."""
+    max_share: float = 0.5
+    max_subscribers: int = 0
+    spare: int = 10
+
+    def __post_init__(self) -> None:
+        _check(0 < self.max_share <= 1, "rules.campaign_cap.max_share",
+               "must be in (0, 1] (1 = no share cap)")
+        _check(self.max_subscribers >= 0, "rules.campaign_cap.max_subscribers",
+               "must be >= 0 (0 = no absolute cap)")
+        _check(0 <= self.spare <= 100, "rules.campaign_cap.spare", "must be in [0, 100]")
+
+    @property
+    def enabled(self) -> bool:
+        return self.max_share < 1 or self.max_subscribers > 0
+
+
+@dataclass(frozen=True)
+class RulesConfig:
+    eligibility: tuple[EligibilityRule, ...] = field(default_factory=_default_eligibility)
+    fatigue: FatigueConfig = field(default_factory=FatigueConfig)
+    campaign_cap: CampaignCapConfig = field(default_factory=CampaignCapConfig)
+
+    def __post_init__(self) -> None:
+        names = [r.name for r in self.eligibility]
+        _check(len(set(names)) == len(names), "rules.eligibility", "two rules share a name")
+        reserved = {"current_plan", "fatigue", "campaign_cap"}
+        _check(not reserved & set(names), "rules.eligibility",
+               f"rule names {sorted(reserved)} are taken by the built-in rules")
+
+
+@dataclass(frozen=True)
+class RerankWeights:
+    """final = relevance x model relevance + revenue x price uplift + retention x churn risk x
+    retention value + diversity x (1 - similarity to offers ranked above); they sum to 1."""
+    relevance: float = 0.4
+    revenue: float = 0.3
+    retention: float = 0.2
+    diversity: float = 0.1
+
+    def as_tuple(self) -> tuple[float, float, float, float]:
+        return (self.relevance, self.revenue, self.retention, self.diversity)
+
+    def check(self, key: str) -> None:
+        _check(all(w >= 0 for w in self.as_tuple()), key, "weights must be >= 0")
+        _check(abs(sum(self.as_tuple()) - 1) < 1e-6, key,
+               f"weights must sum to 1 (they sum to {sum(self.as_tuple()):g}), so that final "
+               "scores compare across segments")
+
+
+@dataclass(frozen=True)
+class RerankConfig:
+    weights: RerankWeights = field(default_factory=RerankWeights)
+    segments: dict[str, RerankWeights] = field(default_factory=dict)  # segment -> weights
+
+    def __post_init__(self) -> None:
+        self.weights.check("rerank.weights")
+        for segment, weights in self.segments.items():
+            weights.check(f"rerank.segments.{segment}")
+
+
+@dataclass(frozen=True)
+class ReasonsConfig:
+    top_pairs: int = 2   # subscriber-feature x offer-feature pairs named per offer row
+
+    def __post_init__(self) -> None:
+        _check(0 <= self.top_pairs <= 10, "reasons.top_pairs", "must be in [0, 10]")
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    """Arms by hash of salt and subscriber id; the `control` arm gets the baseline's offers."""
+    salt: str = "telcorec-offers-1"
+    arms: dict[str, float] = field(default_factory=lambda: {"model": 0.9, "control": 0.1})
+    control: str = "control"
+
+    def __post_init__(self) -> None:
+        _check(bool(self.salt), "experiment.salt", "must be a non-empty string")
+        _check(len(self.arms) > 0 and all(_RULE_NAME.match(a) for a in self.arms),
+               "experiment.arms", "name at least one arm, in lower-case letters, digits and _")
+        _check(all(s >= 0 for s in self.arms.values())
+               and abs(sum(self.arms.values()) - 1) < 1e-9, "experiment.arms",
+               f"shares must be >= 0 and sum to 1 (they sum to {sum(self.arms.values()):g})")
+        _check(self.control == "" or self.control in self.arms, "experiment.control",
+               f"must be one of the arms {sorted(self.arms)} or \"\" (no control arm)")
+        _check(any(a != self.control for a in self.arms), "experiment.arms",
+               "at least one arm besides the control arm must get the model")
+
+
 @dataclass(frozen=True)
 class Config:
     warehouse: str = "warehouse"
@@ -443,6 +608,10 @@ class Config:
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
     gate: GateConfig = field(default_factory=GateConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
+    rules: RulesConfig = field(default_factory=RulesConfig)
+    rerank: RerankConfig = field(default_factory=RerankConfig)
+    reasons: ReasonsConfig = field(default_factory=ReasonsConfig)
+    experiment: ExperimentConfig = field(default_factory=ExperimentConfig)
 
     def __post_init__(self) -> None:
         _check(bool(self.warehouse), "warehouse", "must be a non-empty path")
