@@ -1,0 +1,176 @@
+"""Reasons: why an offer row is there, as readable strings in the `reasons` column of `offers`.
+
+Each element reads "<code>: <text>":
+- the subscriber-feature x offer-feature pairs that add most to the LightFM score, e.g.
+  "data_intensity=high x data_tier=heavy: uses 18 GB a month; plan gives 30 GB";
+- "rule <name>: <description>" for every eligibility rule whose condition the pair met (and
+  so had to pass);
+- "cold_start: ..." when the subscriber has no plan history (scored from attributes and usage);
+- "control: ..." for rows of the experiment's control arm (the baseline, no model reasons).
+
+Why pairs: a LightFM hybrid score is (sum_a u_a e_a) . (sum_b v_b f_b) + biases, where a runs
+over the subscriber's feature tokens, b over the offer's (its categoricals and its id) and u, v
+are the row-normalised indicator weights. The score therefore splits exactly into the terms
+u_a v_b (e_a . f_b); the dot products of every token pair are computed once per shard model
+(a tokens x tokens matrix, small) and looked up per row, vectorised.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import scipy.sparse as sp
+
+from telcorec.columns import OFFER_CATEGORICALS, SUBSCRIBER_CATEGORICALS, Col
+from telcorec.encoding import Vocabulary
+
+IDENTITY = "id"  # the offer's own token in the item vocabulary ("id=OFR0012")
+OFFER_TOKEN_COLUMNS = (*OFFER_CATEGORICALS, IDENTITY)
+COLD_START = "cold_start: no plan history yet; ranked from attributes and usage"
+CONTROL = "control: the baseline's offer (most-held plans), experiment control arm"
+
+
+def _text(values: pd.Series) -> pd.Series:
+    return values.astype(object).where(values.notna(), "unknown").astype(str)
+
+
+def _amount(values: pd.Series, unit: str, missing: str) -> pd.Series:
+    number = pd.to_numeric(values, errors="coerce")
+    return (number.round().astype("Int64").astype(str) + unit).where(number.notna(), missing)
+
+
+def subscriber_phrases(batch: pd.DataFrame) -> np.ndarray:
+    """(subscribers x SUBSCRIBER_CATEGORICALS) what each feature says about the subscriber."""
+    phrases = {
+        Col.SEGMENT: _text(batch[Col.SEGMENT]) + " segment",
+        Col.REGION: "lives in " + _text(batch[Col.REGION]),
+        Col.DEVICE_TIER: _text(batch[Col.DEVICE_TIER]) + " phone",
+        Col.PAYMENT_TYPE: _text(batch[Col.PAYMENT_TYPE]) + " customer",
+        Col.TENURE_STAGE: _amount(batch[Col.TENURE_MONTHS], " months with us", "tenure unknown"),
+        Col.DATA_INTENSITY: "uses " + _amount(batch[Col.DATA_GB_MONTH], " GB a month", "unknown data"),
+        Col.CALL_INTENSITY: "talks " + _amount(batch[Col.VOICE_MIN_MONTH], " min a month",
+                                               "unknown minutes"),
+        Col.SMS_INTENSITY: "sends " + _amount(batch[Col.SMS_MONTH], " SMS a month", "unknown SMS"),
+        Col.USAGE_STABILITY: _text(batch[Col.USAGE_STABILITY]) + " usage",
+        Col.HOUSEHOLD: _text(batch[Col.HOUSEHOLD]) + " household",
+    }
+    return np.column_stack([phrases[c].to_numpy(dtype=object) for c in SUBSCRIBER_CATEGORICALS])
+
+
+def offer_phrases(offers: pd.DataFrame) -> np.ndarray:
+    """(offers x OFFER_TOKEN_COLUMNS) what each feature says about the offer (catalogue-sized)."""
+    phrases = {
+        Col.PLAN_TYPE: _text(offers[Col.PLAN_TYPE]) + " plan",
+        Col.PAYMENT_TYPE: _text(offers[Col.PAYMENT_TYPE]) + " plan",
+        Col.NETWORK: _text(offers[Col.NETWORK]) + " network",
+        Col.FAMILY: pd.Series(np.where(offers[Col.FAMILY] == "yes", "family bundle",
+                                       "single-line plan"), index=offers.index),
+        Col.PRICE_TIER: "costs " + offers[Col.PRICE].map("{:.2f}".format) + " a month",
+        Col.DATA_TIER: "plan gives " + offers[Col.DATA_GB].map("{:g}".format) + " GB",
+        IDENTITY: pd.Series("chosen by customers like this one", index=offers.index),
+    }
+    return np.column_stack([phrases[c].to_numpy(dtype=object) for c in OFFER_TOKEN_COLUMNS])
+
+
+def padded(features: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
+    """A CSR indicator matrix as (rows x widest row) token indices (-1 pads) and weights."""
+    counts = np.diff(features.indptr)
+    width = max(int(counts.max(initial=0)), 1)
+    rows = np.repeat(np.arange(features.shape[0]), counts)
+    position = np.arange(features.nnz) - np.repeat(features.indptr[:-1], counts)
+    tokens = np.full((features.shape[0], width), -1, dtype=np.int64)
+    weights = np.zeros((features.shape[0], width), dtype=np.float64)
+    tokens[rows, position] = features.indices
+    weights[rows, position] = features.data
+    return tokens, weights
+
+
+def _columns_of(tokens: tuple[str, ...], columns: tuple[str, ...]) -> np.ndarray:
+    return np.array([columns.index(t.split("=", 1)[0]) for t in tokens], dtype=np.int64)
+
+
+@dataclass(frozen=True)
+class Explainer:
+    """Everything the pair reasons of one LightFM model need, small enough to broadcast."""
+    user_vocab: Vocabulary
+    user_names: np.ndarray              # token strings, object
+    item_names: np.ndarray
+    user_columns: np.ndarray            # token -> index into SUBSCRIBER_CATEGORICALS
+    item_columns: np.ndarray            # token -> index into OFFER_TOKEN_COLUMNS
+    pair_scores: dict[int, np.ndarray]  # shard -> (user tokens x item tokens) e_a . f_b
+    offer_tokens: np.ndarray            # (offers x width) item tokens, -1 pads
+    offer_weights: np.ndarray
+    phrases: np.ndarray                 # offer_phrases of the catalogue
+
+    @classmethod
+    def build(cls, user_vocab: Vocabulary, item_vocab: Vocabulary, item_features: sp.csr_matrix,
+              embeddings: dict[int, tuple[np.ndarray, np.ndarray]],
+              offers: pd.DataFrame) -> "Explainer":
+        """`embeddings`: shard -> (user feature embeddings, item feature embeddings);
+        `item_features` and `offers` in offer_idx order."""
+        tokens, weights = padded(item_features.tocsr())
+        return cls(user_vocab, np.asarray(user_vocab.tokens, dtype=object),
+                   np.asarray(item_vocab.tokens, dtype=object),
+                   _columns_of(user_vocab.tokens, SUBSCRIBER_CATEGORICALS),
+                   _columns_of(item_vocab.tokens, OFFER_TOKEN_COLUMNS),
+                   {s: np.asarray(u @ i.T, dtype=np.float64) for s, (u, i) in embeddings.items()},
+                   tokens, weights, offer_phrases(offers))
+
+    def pair_terms(self, batch: pd.DataFrame, rows: np.ndarray,
+                   offers: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """For each (batch row, offer index) pair, the terms u_a v_b (e_a . f_b) of its score
+        (pairs x user tokens x item tokens) and the token indices along both axes (-1 pads,
+        whose terms are 0). The terms sum to the score without its two biases."""
+        user_tokens, user_weights = padded(self.user_vocab.encode(batch))
+        u_tok, i_tok = user_tokens[rows], self.offer_tokens[offers]
+        weight = user_weights[rows][:, :, None] * self.offer_weights[offers][:, None, :]
+        terms = np.zeros(weight.shape)
+        shard = batch[Col.SHARD].to_numpy()[rows]
+        for s, scores in self.pair_scores.items():
+            mine = shard == s
+            terms[mine] = scores[np.maximum(u_tok[mine], 0)[:, :, None],
+                                 np.maximum(i_tok[mine], 0)[:, None, :]] * weight[mine]
+        return terms, u_tok, i_tok
+
+    def top_pairs(self, batch: pd.DataFrame, rows: np.ndarray, offers: np.ndarray,
+                  top: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The `top` token pairs with the largest terms, as (user token, item token, valid)
+        arrays of shape (pairs x top); only positive terms are valid reasons."""
+        terms, u_tok, i_tok = self.pair_terms(batch, rows, offers)
+        flat = terms.reshape(len(rows), -1)
+        order = np.argsort(-flat, axis=1, kind="stable")[:, :top]
+        user_pos, item_pos = np.divmod(order, i_tok.shape[1])
+        return (np.take_along_axis(u_tok, user_pos, axis=1),
+                np.take_along_axis(i_tok, item_pos, axis=1),
+                np.take_along_axis(flat, order, axis=1) > 0)
+
+    def pair_reasons(self, batch: pd.DataFrame, rows: np.ndarray, offers: np.ndarray,
+                     top: int) -> list[np.ndarray]:
+        """`top` slots of "<code>: <text>" per pair (None where no positive term is left)."""
+        user_tok, item_tok, valid = self.top_pairs(batch, rows, offers, top)
+        who = subscriber_phrases(batch)
+        slots = []
+        for t in range(user_tok.shape[1]):
+            u, i = user_tok[:, t], item_tok[:, t]
+            code = self.user_names[u] + " x " + self.item_names[i]
+            text = (who[rows, self.user_columns[u]] + "; "
+                    + self.phrases[offers, self.item_columns[i]])
+            slots.append(np.where(valid[:, t], code + ": " + text, None))
+        return slots
+
+
+def marker(flags: np.ndarray, text: str) -> np.ndarray:
+    """One reasons slot: `text` where flags is True, None elsewhere."""
+    return np.where(flags, text, None).astype(object)
+
+
+def as_list_array(slots: list[np.ndarray], rows: int) -> pa.ListArray:
+    """Slots (each one string or None per row) as an Arrow list<string> column, no Python loop
+    over rows: the present strings in row order plus each row's offset."""
+    grid = np.column_stack(slots) if slots else np.empty((rows, 0), dtype=object)
+    present = ~pd.isna(grid)
+    offsets = np.concatenate([[0], np.cumsum(present.sum(axis=1))]).astype(np.int32)
+    return pa.ListArray.from_arrays(pa.array(offsets, pa.int32()),
+                                    pa.array(grid[present], pa.string()))
