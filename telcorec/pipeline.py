@@ -94,9 +94,7 @@ def summary(cfg: Config, run_date: dt.date, results: dict[str, object]) -> str:
                      f"rejected {c.rejected:>8,}  {reasons}")
     for stage in ("features", "interactions", "train", "score"):
         if stage in results:
-            lines.append(f"{stage}: " + ", ".join(
-                f"{k} {v:,}" if isinstance(v, int) else f"{k} {v}"
-                for k, v in results[stage].items()))
+            lines.append(f"{stage}: " + _figures(results[stage]))
     if "evaluate" in results:
         evaluated = dict(results["evaluate"])
         report = evaluated.pop("report")
@@ -108,3 +106,10 @@ def summary(cfg: Config, run_date: dt.date, results: dict[str, object]) -> str:
     lines += ["", f"tables (Delta) under {wh.root}: offers, metrics, rejects, ...",
               "query them:  ./spark-submit.sh sql \"SELECT * FROM offers LIMIT 20\""]
     return "\n".join(lines)
+
+
+def _figures(values: dict) -> str:
+    """A stage's result on one line: "offers 6,000, model lightfm_warp, rules (fatigue 12, ...)"."""
+    return ", ".join(f"{k} ({_figures(v)})" if isinstance(v, dict)
+                     else f"{k} {v:,}" if isinstance(v, int) else f"{k} {v}"
+                     for k, v in values.items())

@@ -105,6 +105,11 @@ OFFERS = _schema(
     (Col.RUN_DATE, DT, False), (Col.RUN_ID, S, False), (Col.SUBSCRIBER_ID, S, False),
     (Col.OFFER_ID, S, False), (Col.RANK, I, False), (Col.SCORE, D, False),
     (Col.MODEL_VERSION, S, False),
+    # issue 6: the experiment arm, the components of the final score (telcorec/rerank.py) and
+    # the reasons (telcorec/reasons.py). Partitions written before them read these as NULL.
+    (Col.ARM, S, False), (Col.RELEVANCE, D, False), (Col.REVENUE, D, False),
+    (Col.RETENTION, D, False), (Col.DIVERSITY, D, False),
+    (Col.REASONS, T.ArrayType(S, containsNull=False), False),
 )
 METRICS = _schema(
     (Col.RUN_DATE, DT, False), (Col.RUN_ID, S, False), (Col.MODEL, S, False),

@@ -19,12 +19,13 @@ from typing import Iterator, Protocol
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from telcorec import gate, metrics_store, runs, schemas, storage
+from telcorec import gate, metrics_store, rules, runs, schemas, selection, storage
 from telcorec.columns import Col
 from telcorec.config import Config, variant_model_name
 from telcorec.encoding import Vocabulary
@@ -32,7 +33,9 @@ from telcorec.exceptions import DataError
 from telcorec.gate import OutputStats
 from telcorec.models import artifacts
 from telcorec.models.lightfm_model import Representations, representations, scores
-from telcorec.training import MANIFEST, with_shard
+from telcorec.reasons import Explainer
+from telcorec.rerank import OfferTerms
+from telcorec.training import MANIFEST
 from telcorec.warehouse import Warehouse
 
 RANKED = T.StructType([
@@ -60,6 +63,9 @@ class LightFMScorer:
     user_vocab: Vocabulary
     users: dict[int, tuple[np.ndarray, np.ndarray]]  # shard -> (feature embeddings, biases)
     items: dict[int, Representations]                # shard -> offer representations
+    item_vocab: Vocabulary                           # the offer side by feature (reasons)
+    item_features: sp.csr_matrix                     # offers x item tokens, offer_idx order
+    item_embeddings: dict[int, np.ndarray]           # shard -> item feature embeddings
 
     @classmethod
     def load(cls, model_dir: Path) -> "LightFMScorer":
@@ -75,7 +81,14 @@ class LightFMScorer:
         item_reprs = {s: representations(item_features, emb, bias)
                       for s, (emb, bias) in items.items()}
         return cls(manifest["model"], manifest["model_version"], manifest["offer_ids"],
-                   Vocabulary.from_json(manifest["user_vocabulary"]), users, item_reprs)
+                   Vocabulary.from_json(manifest["user_vocabulary"]), users, item_reprs,
+                   item_vocab, item_features, {s: emb for s, (emb, _) in items.items()})
+
+    def explainer(self, offers: pd.DataFrame) -> Explainer:
+        """Pair reasons of this model; `offers`: offer_features in offer_idx order."""
+        embeddings = {s: (self.users[s][0], self.item_embeddings[s]) for s in self.users}
+        return Explainer.build(self.user_vocab, self.item_vocab, self.item_features, embeddings,
+                               offers)
 
     def score(self, batch: pd.DataFrame) -> np.ndarray:
         features = self.user_vocab.encode(batch)
@@ -124,10 +137,12 @@ class EnsembleScorer:
 
 @dataclass
 class PopularityScorer:
-    """Offers ranked by how many subscribers hold them in the training data."""
+    """Offers ranked by how many subscribers hold them (in the training data for evaluation,
+    as their current plan for the control arm of scoring)."""
     offer_ids: list[str]
     counts: np.ndarray
     name: str = "popularity"
+    version: str = "popularity"
 
     def score(self, batch: pd.DataFrame) -> np.ndarray:
         return np.broadcast_to(self.counts.astype(np.float32), (len(batch), len(self.counts)))
@@ -193,15 +208,6 @@ def recommend(subscribers: DataFrame, scorer: Scorer, k: int) -> DataFrame:
     return subscribers.mapInPandas(ranked, RANKED)
 
 
-def exclusions(features: DataFrame, offers: DataFrame) -> DataFrame:
-    """Offers a subscriber must not be offered in production: their current plan."""
-    current = offers.select(F.col(Col.OFFER_ID).alias(Col.CURRENT_OFFER_ID), Col.OFFER_IDX)
-    joined = features.join(current, on=Col.CURRENT_OFFER_ID, how="left")
-    return joined.withColumn(Col.EXCLUDE_IDX, F.when(F.col(Col.OFFER_IDX).isNull(),
-                                                     F.array().cast("array<int>"))
-                             .otherwise(F.array(F.col(Col.OFFER_IDX)))).drop(Col.OFFER_IDX)
-
-
 def load_scorer(wh: Warehouse, cfg: Config, run_date: dt.date, name: str) -> Scorer:
     """A trained LightFM variant (lightfm_*), an NCF model (ncf_gmf, ncf_mlp, ncf_neumf) or an
     ensemble (ensemble_weighted/rrf) of the trained models that have a weight."""
@@ -241,31 +247,93 @@ def output_stats(ranked: DataFrame, subscribers: int, k: int, catalogue: int) ->
                        non_finite_scores=row["bad"] or 0)
 
 
+def most_held(features: DataFrame, offer_ids: list[str], run_date: dt.date) -> PopularityScorer:
+    """The control arm's baseline: offers by how many subscribers hold them as current plan."""
+    position = {offer: i for i, offer in enumerate(offer_ids)}
+    counts = np.zeros(len(offer_ids))
+    held = features.where(F.col(Col.CURRENT_OFFER_ID).isNotNull()).groupBy(Col.CURRENT_OFFER_ID)
+    for row in held.count().collect():  # one row per offer
+        if row[Col.CURRENT_OFFER_ID] in position:
+            counts[position[row[Col.CURRENT_OFFER_ID]]] = row["count"]
+    return PopularityScorer(offer_ids, counts, version=f"popularity-{run_date.isoformat()}")
+
+
+def explainer_for(scorer: Scorer, offers: pd.DataFrame) -> Explainer | None:
+    """Pair reasons come from a LightFM model: the published one, or an ensemble's first
+    LightFM member; an NCF model has no feature-pair decomposition (markers only)."""
+    members = scorer.members if isinstance(scorer, EnsembleScorer) else [scorer]
+    lightfm = [m for m in members if isinstance(m, LightFMScorer)]
+    return lightfm[0].explainer(offers) if lightfm else None
+
+
+def offer_history(spark: SparkSession, wh: Warehouse, writer: str) -> DataFrame | None:
+    """Earlier `offers` rows for contact fatigue (the columns every partition has)."""
+    if not storage.is_delta_table(wh.table("offers")):
+        return None
+    return storage.read_table(spark, wh.table("offers"), selection.HISTORY, writer=writer)
+
+
+def selection_for(cfg: Config, scorer: Scorer, baseline: Scorer, offers: pd.DataFrame,
+                  depth: int) -> selection.Selection:
+    if list(scorer.offer_ids) != offers[Col.OFFER_ID].tolist():
+        raise DataError(f"{scorer.version} ranks offers in another order than offer_features "
+                        "of this run date: rerun the train stage for it")
+    return selection.Selection(scorer, baseline, offers, OfferTerms.from_offers(offers),
+                               cfg.rules.eligibility, cfg.rerank, cfg.experiment.control,
+                               explainer_for(scorer, offers), cfg.reasons.top_pairs, depth)
+
+
+def capped_top_k(candidates: DataFrame, limit: int | None, k: int,
+                 persisted: list[DataFrame]) -> tuple[DataFrame, int]:
+    """The rows to publish after the campaign cap, and how many candidate rows it removed.
+    The cap-marked candidates are persisted (appended to `persisted`): counted once, read once."""
+    if limit is None:
+        return candidates, 0
+    marked = rules.mark_capped(candidates, limit).persist(StorageLevel.MEMORY_AND_DISK)
+    persisted.append(marked)
+    return rules.top_k_uncapped(marked, k), marked.where(F.col(rules.CAMPAIGN_CAP)).count()
+
+
 def run(spark: SparkSession, cfg: Config, run_date: dt.date) -> dict:
-    """Score, check the gate, then publish the run date's partition of `offers` atomically."""
+    """Score, apply the rules, re-rank, explain, check the gate, then publish the run date's
+    partition of `offers` atomically."""
     wh = Warehouse.from_config(cfg.warehouse, cfg.inputs.path)
     writer = storage.choose_writer(spark, cfg.storage.writer)
     features = storage.read_table(spark, wh.table("subscriber_features"),
                                   schemas.SUBSCRIBER_FEATURES, run_date, writer)
-    offers = storage.read_table(spark, wh.table("offer_features"), schemas.OFFER_FEATURES,
-                                run_date, writer)
+    offer_df = storage.read_table(spark, wh.table("offer_features"), schemas.OFFER_FEATURES,
+                                  run_date, writer)
+    offers = offer_df.toPandas().sort_values(Col.OFFER_IDX, ignore_index=True)  # the catalogue
     scorer = load_scorer(wh, cfg, run_date, cfg.scoring.model)
-    batch = with_shard(exclusions(features, offers), cfg.train)
-    ranked = (recommend(batch, scorer, cfg.scoring.k)
-              .withColumn(Col.RUN_DATE, F.lit(run_date))
-              .withColumn(Col.RUN_ID, F.lit(runs.run_id(cfg, run_date)))
-              .withColumn(Col.MODEL_VERSION, F.lit(scorer.version)))
-    ranked = schemas.conform(ranked, schemas.OFFERS).persist(StorageLevel.MEMORY_AND_DISK)
+    k = cfg.scoring.k
+    batch = selection.subscriber_batch(features, offer_df, offer_history(spark, wh, writer), cfg,
+                                       run_date).persist(StorageLevel.MEMORY_AND_DISK)
+    persisted = [batch]
     try:
-        stats = output_stats(ranked, features.count(), cfg.scoring.k, len(scorer.offer_ids))
+        subscribers = batch.count()
+        removed = rules.count_removed(batch, offers, cfg.rules.eligibility)
+        limit = rules.cap_limit(cfg.rules.campaign_cap, subscribers)
+        sel = selection_for(cfg, scorer, most_held(features, scorer.offer_ids, run_date), offers,
+                            k if limit is None else k + cfg.rules.campaign_cap.spare)
+        ranked, removed[rules.CAMPAIGN_CAP] = capped_top_k(selection.candidates(batch, sel),
+                                                           limit, k, persisted)
+        ranked = schemas.conform(ranked.withColumn(Col.RUN_DATE, F.lit(run_date))
+                                 .withColumn(Col.RUN_ID, F.lit(runs.run_id(cfg, run_date))),
+                                 schemas.OFFERS).persist(StorageLevel.MEMORY_AND_DISK)
+        persisted.append(ranked)
+        stats = output_stats(ranked, subscribers, k, len(scorer.offer_ids))
+        arms = {r[Col.ARM]: r["count"] for r in  # one row per arm
+                ranked.where(F.col(Col.RANK) == 1).groupBy(Col.ARM).count().collect()}
         current = metrics_store.overall_metrics(wh.table("metrics"), run_date)
-        reasons = gate.check(cfg.gate, scorer.name, current,
+        refused = gate.check(cfg.gate, scorer.name, current,
                              runs.last_published_metrics(wh.table("runs")), stats)
-        if reasons:
-            raise gate.GateRejected("quality gate refused to publish: " + "; ".join(reasons))
+        if refused:
+            raise gate.GateRejected("quality gate refused to publish: " + "; ".join(refused))
         n = storage.replace_partition(ranked, wh.table("offers"), schemas.OFFERS, run_date,
                                       writer)
     finally:
-        ranked.unpersist()
+        for frame in persisted:
+            frame.unpersist()
     return {"offers": n, "model_version": scorer.version, "model": scorer.name,
-            "distinct_offers": stats.distinct_offers}
+            "distinct_offers": stats.distinct_offers,
+            "subscribers_by_arm": dict(sorted(arms.items())), "rules": removed}

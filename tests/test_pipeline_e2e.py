@@ -1,6 +1,7 @@
 """The whole pipeline at a tiny scale, checked against the output contract downstream SQL uses."""
 import datetime as dt
 
+import numpy as np
 import pytest
 from deltalake import DeltaTable
 from pyspark.sql import functions as F
@@ -42,6 +43,53 @@ def test_offers_contract(spark, tiny):
     assert results["score"]["offers"] == 600 * k
 
 
+def test_offers_carry_arms_components_reasons_and_follow_the_rules(tiny):
+    cfg, wh, results = tiny
+    offers = DeltaTable(str(wh.table("offers"))).to_pandas(
+        partitions=[(Col.RUN_DATE, "=", RUN.isoformat())])  # 6,000 rows
+    features = DeltaTable(str(wh.table("subscriber_features"))).to_pandas(
+        partitions=[(Col.RUN_DATE, "=", RUN.isoformat())]).set_index(Col.SUBSCRIBER_ID)
+    score = results["score"]
+    firsts = offers[offers[Col.RANK] == 1]
+    assert score["subscribers_by_arm"] == firsts[Col.ARM].value_counts().sort_index().to_dict()
+    assert abs(score["subscribers_by_arm"]["control"] / 600 - 0.1) < 0.04
+    control = offers[Col.ARM] == "control"
+    assert set(offers.loc[control, Col.MODEL_VERSION]) == {f"popularity-{RUN.isoformat()}"}
+    assert set(offers.loc[~control, Col.MODEL_VERSION]) == {score["model_version"]}
+    # the rank follows the final score, and the score is the weighted sum of its components
+    ordered = offers.sort_values([Col.SUBSCRIBER_ID, Col.RANK])
+    assert (ordered.groupby(Col.SUBSCRIBER_ID)[Col.SCORE].diff().dropna() <= 1e-12).all()
+    parts = offers[[Col.RELEVANCE, Col.REVENUE, Col.RETENTION, Col.DIVERSITY]].to_numpy()
+    weights = np.where(control.to_numpy()[:, None], [1.0, 0, 0, 0],
+                       [cfg.rerank.weights.as_tuple()])
+    np.testing.assert_allclose((parts * weights).sum(axis=1), offers[Col.SCORE], atol=1e-9)
+    # every rule holds on the published rows, and its removals are counted
+    subs = features.loc[offers[Col.SUBSCRIBER_ID]]
+    catalogue = DeltaTable(str(wh.table("offer_features"))).to_pandas().set_index(Col.OFFER_ID)
+    offered = catalogue.loc[offers[Col.OFFER_ID]]
+    prepaid = subs[Col.PAYMENT_TYPE].to_numpy() == "prepaid"
+    assert (offered[Col.PAYMENT_TYPE].to_numpy()[prepaid] == "prepaid").all()
+    business = offered[Col.PLAN_TYPE].to_numpy() == "business"
+    assert (subs[Col.SEGMENT].to_numpy()[business] == "business").all()
+    family = offered[Col.FAMILY].to_numpy() == "yes"
+    assert (subs[Col.HOUSEHOLD].to_numpy()[family] == "family").all()
+    removed = score["rules"]
+    assert removed["candidate_pairs"] == 600 * 60
+    assert sum(v for k, v in removed.items() if k not in (
+        "candidate_pairs", "eligible_pairs", "subscribers_without_offers", "campaign_cap")) \
+        + removed["eligible_pairs"] == removed["candidate_pairs"]
+    assert min(removed[r.name] for r in cfg.rules.eligibility) > 0
+    assert offers.groupby(Col.OFFER_ID).size().max() <= 0.5 * 600  # campaign cap
+    # reasons: model pairs for the model arm, markers for cold start and control
+    model_reasons = offers.loc[~control, Col.REASONS]
+    assert model_reasons.map(lambda r: any(" x " in x for x in r)).all()
+    cold = ~subs[Col.HAS_HISTORY].to_numpy()
+    assert cold.any() and offers.loc[cold, Col.REASONS].map(
+        lambda r: any(x.startswith("cold_start:") for x in r)).all()
+    assert offers.loc[control, Col.REASONS].map(
+        lambda r: any(x.startswith("control:") for x in r)).all()
+
+
 def test_ingest_counts_add_up(tiny):
     _, _, results = tiny
     for counts in results["ingest"]:
@@ -62,7 +110,7 @@ def test_metrics_table_has_model_and_baselines(spark, tiny):
     assert {"all", "warm", "cold_start", "youth", "business"} <= groups
     names = {r[Col.METRIC] for r in metrics.select(Col.METRIC).distinct().collect()}
     assert names == {"precision", "recall", "hit_rate", "map", "ndcg", "mrr", "auc", "coverage",
-                     "diversity", "novelty"}
+                     "diversity", "novelty", "hr"}  # hr: the sampled protocol's hit ratio
 
 
 def test_rerun_same_date_is_idempotent(spark, tiny):
