@@ -90,6 +90,24 @@ def test_offers_carry_arms_components_reasons_and_follow_the_rules(tiny):
         lambda r: any(x.startswith("control:") for x in r)).all()
 
 
+def test_next_days_batch_excludes_the_offers_published_at_rank_1(spark, tiny):
+    from telcorec import scoring, selection
+
+    cfg, wh, _ = tiny
+    features = storage.read_table(spark, wh.table("subscriber_features"),
+                                  schemas.SUBSCRIBER_FEATURES, RUN)
+    offer_df = storage.read_table(spark, wh.table("offer_features"), schemas.OFFER_FEATURES, RUN)
+    history = scoring.offer_history(spark, wh, "delta-rs")
+    tomorrow = selection.subscriber_batch(features, offer_df, history, cfg,
+                                          RUN + dt.timedelta(days=1))
+    shown = (storage.read_table(spark, wh.table("offers"), schemas.OFFERS, RUN)
+             .where(F.col(Col.RANK) == 1).join(offer_df, on=Col.OFFER_ID, how="inner")
+             .select(Col.SUBSCRIBER_ID, F.array(F.col(Col.OFFER_IDX)).alias(Col.FATIGUE_IDX)))
+    assertDataFrameEqual(tomorrow.select(Col.SUBSCRIBER_ID, Col.FATIGUE_IDX), shown)
+    today = selection.subscriber_batch(features, offer_df, history, cfg, RUN)
+    assert today.where(F.size(Col.FATIGUE_IDX) > 0).count() == 0  # a rerun sees no fatigue
+
+
 def test_ingest_counts_add_up(tiny):
     _, _, results = tiny
     for counts in results["ingest"]:
