@@ -30,7 +30,8 @@ from telcorec.encoding import Vocabulary
 from telcorec.interactions import check_no_overlap
 from telcorec.metrics_store import ALL_SEGMENTS, metrics_table, write_metrics
 from telcorec.offline_metrics import COHORT, HELD_IDX, per_subscriber, summarise
-from telcorec.scoring import PopularityScorer, Scorer, load_scorer, model_names
+from telcorec.scoring import (PopularityScorer, Scorer, load_scorer, model_names,
+                              with_subscriber_index)
 from telcorec.synthetic.utility import true_utility
 from telcorec.training import with_shard
 from telcorec.warehouse import Warehouse
@@ -152,8 +153,9 @@ def sampled_candidates(interactions: DataFrame, features: DataFrame, scorers: li
     """Every scorer on the sampled-candidates protocol: each held-out plan ranked among
     `evaluation.sampled_negatives` sampled plans the subscriber does not hold (the same sample
     for every model), on the executors; per model, (metric, k, segment, value) rows."""
-    batch = with_shard(sampled_protocol.evaluation_rows(interactions)
-                       .join(features, on=Col.SUBSCRIBER_ID, how="inner"), cfg.train)
+    batch = with_shard(sampled_protocol.evaluation_rows(interactions)  # has subscriber_idx
+                       .join(features.drop(Col.SUBSCRIBER_IDX), on=Col.SUBSCRIBER_ID,
+                             how="inner"), cfg.train)
     segments = features.select(Col.SUBSCRIBER_ID, Col.SEGMENT)
     return sampled_protocol.sampled_metrics(batch, scorers, segments, cfg.seed,
                                             cfg.evaluation.sampled_negatives,
@@ -166,7 +168,8 @@ def run(spark: SparkSession, cfg: Config, run_date: dt.date) -> dict[str, object
     wh = Warehouse.from_config(cfg.warehouse, cfg.inputs.path)
     writer = storage.choose_writer(spark, cfg.storage.writer)
     read = lambda name, schema: storage.read_table(spark, wh.table(name), schema, run_date, writer)
-    features = read("subscriber_features", schemas.SUBSCRIBER_FEATURES)
+    features = with_subscriber_index(read("subscriber_features", schemas.SUBSCRIBER_FEATURES),
+                                     read("subscriber_index", schemas.SUBSCRIBER_INDEX))
     interactions = read("interactions", schemas.INTERACTIONS)
     offer_df = read("offer_features", schemas.OFFER_FEATURES)
     offers = offer_df.toPandas()  # the catalogue: tens to hundreds of rows

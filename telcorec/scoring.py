@@ -294,15 +294,24 @@ def capped_top_k(candidates: DataFrame, limit: int | None, k: int,
     return rules.top_k_uncapped(marked, k), marked.where(F.col(rules.CAMPAIGN_CAP)).count()
 
 
+def with_subscriber_index(features: DataFrame, index: DataFrame) -> DataFrame:
+    """`subscriber_idx` beside the features, for models with per-subscriber ID embeddings (NCF
+    with ncf.subscriber_ids); -1 for a subscriber the index lacks, which such a model scores
+    from its features alone. Feature-only models ignore the column."""
+    idx = index.select(Col.SUBSCRIBER_ID, Col.SUBSCRIBER_IDX)
+    return (features.join(idx, on=Col.SUBSCRIBER_ID, how="left")
+            .withColumn(Col.SUBSCRIBER_IDX, F.coalesce(Col.SUBSCRIBER_IDX, F.lit(-1))))
+
+
 def run(spark: SparkSession, cfg: Config, run_date: dt.date) -> dict:
     """Score, apply the rules, re-rank, explain, check the gate, then publish the run date's
     partition of `offers` atomically."""
     wh = Warehouse.from_config(cfg.warehouse, cfg.inputs.path)
     writer = storage.choose_writer(spark, cfg.storage.writer)
-    features = storage.read_table(spark, wh.table("subscriber_features"),
-                                  schemas.SUBSCRIBER_FEATURES, run_date, writer)
-    offer_df = storage.read_table(spark, wh.table("offer_features"), schemas.OFFER_FEATURES,
-                                  run_date, writer)
+    read = lambda name, schema: storage.read_table(spark, wh.table(name), schema, run_date, writer)
+    features = with_subscriber_index(read("subscriber_features", schemas.SUBSCRIBER_FEATURES),
+                                     read("subscriber_index", schemas.SUBSCRIBER_INDEX))
+    offer_df = read("offer_features", schemas.OFFER_FEATURES)
     offers = offer_df.toPandas().sort_values(Col.OFFER_IDX, ignore_index=True)  # the catalogue
     scorer = load_scorer(wh, cfg, run_date, cfg.scoring.model)
     k = cfg.scoring.k
