@@ -10,7 +10,7 @@ import torch
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from telcorec import config, schemas, storage
+from telcorec import config, sampled_protocol, schemas, storage
 from telcorec.columns import SUBSCRIBER_CATEGORICALS, Col, Split
 from telcorec.ncf import examples, feed, stage, trainer
 from telcorec.ncf.model import NCFRecommender
@@ -96,14 +96,15 @@ def metric_rows(spark, wh, protocol):
 def check_run(spark, cfg, wh, result, models):
     names = [f"ncf_{m}" for m in models]
     assert sorted(result["models"]) == sorted(names)
-    full, sampled99 = metric_rows(spark, wh, "full"), metric_rows(spark, wh, "sampled99")
+    protocol = sampled_protocol.protocol_name(cfg.ncf.eval_negatives)  # sampled5 here
+    full, sampled = metric_rows(spark, wh, "full"), metric_rows(spark, wh, protocol)
     for name in names:
         assert {(m, k) for (model, m, k) in full if model == name} == {
             (m, k) for m in ("precision", "recall") for k in cfg.evaluation.ks}
         for metric in ("hr", "ndcg"):
-            value = sampled99[(name, metric, 10)]
+            value = sampled[(name, metric, 10)]
             assert 0.0 <= value <= 1.0
-            assert result["metrics"][name][f"sampled99:{metric}@10"] == pytest.approx(value)
+            assert result["metrics"][name][f"{protocol}:{metric}@10"] == pytest.approx(value)
         assert result["metrics"][name]["full:precision@5"] == pytest.approx(
             full[(name, "precision", 5)])
         scorer = NCFScorer.load(wh.models(RUN, name))
@@ -112,9 +113,9 @@ def check_run(spark, cfg, wh, result, models):
         checkpoint = torch.load(wh.models(RUN, name) / "checkpoints" / trainer.LAST,
                                 weights_only=True)
         assert checkpoint["epoch"] == cfg.ncf.epochs - 1
-    assert ("popularity", "hr", 10) in sampled99
+    assert ("popularity", "hr", 10) in sampled
     assert not any((wh.root / feed.CACHE_DIR).iterdir())  # converters deleted
-    return full, sampled99
+    return full, sampled
 
 
 def test_stage_one_process_end_to_end(spark, warehouse):
@@ -130,7 +131,7 @@ def test_stage_two_processes_all_models_resumes_identically(spark, warehouse):
     base, wh = warehouse
     cfg = tiny_config(base, **{"ncf.processes": 2})
     result = stage.run(spark, cfg, RUN)
-    full, sampled99 = check_run(spark, cfg, wh, result, ["gmf", "mlp", "neumf"])
+    full, sampled = check_run(spark, cfg, wh, result, ["gmf", "mlp", "neumf"])
     meta = NCFRecommender.load(wh.models(RUN, "ncf_neumf"))[1]
     assert meta["train"]["pretrain"] and meta["training"]["world_size"] == 2
     # a rerun finds complete checkpoints of the same configuration: same weights, same rows
@@ -138,7 +139,7 @@ def test_stage_two_processes_all_models_resumes_identically(spark, warehouse):
     assert again["models"] == {k: {**v, "train_seconds": again["models"][k]["train_seconds"]}
                                for k, v in result["models"].items()}
     assert metric_rows(spark, wh, "full") == full
-    assert metric_rows(spark, wh, "sampled99") == sampled99
+    assert metric_rows(spark, wh, sampled_protocol.protocol_name(cfg.ncf.eval_negatives)) == sampled
 
 
 # ---- the trainer in this process (world size 1), for checkpoint/resume ---------------------
