@@ -8,10 +8,12 @@ from telcorec import schemas, storage
 from telcorec.exceptions import PublishError
 
 D1, D2 = dt.date(2026, 11, 1), dt.date(2026, 11, 2)
+# arm, relevance, revenue, retention, diversity, reasons: the columns after model_version
+REST = ("model", 0.5, 0.0, 0.0, 0.0, ["r"])
 
 
 def offers(spark, run_date, n, offer="O1", parts=3):
-    rows = [(run_date, "r1", f"S{i:03d}", offer, 1, 0.5, "v1") for i in range(n)]
+    rows = [(run_date, "r1", f"S{i:03d}", offer, 1, 0.5, "v1", *REST) for i in range(n)]
     return spark.createDataFrame(rows, schemas.OFFERS).repartition(parts)
 
 
@@ -42,7 +44,7 @@ def test_row_of_another_run_date_is_refused_without_a_commit(spark, tmp_path):
 
 def test_null_in_not_null_column_is_refused(spark, tmp_path):
     path = tmp_path / "offers"
-    bad = spark.createDataFrame([(D1, "r1", None, "O1", 1, 0.5, "v1")],
+    bad = spark.createDataFrame([(D1, "r1", None, "O1", 1, 0.5, "v1", *REST)],
                                 schemas.OFFERS.__class__([f.__class__(f.name, f.dataType, True)
                                                           for f in schemas.OFFERS.fields]))
     with pytest.raises(Exception, match="subscriber_id' is declared NOT NULL"):
