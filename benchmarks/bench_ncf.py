@@ -52,7 +52,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--subscribers", type=int, default=8_000)
     parser.add_argument("--offers", type=int, default=60)
     parser.add_argument("--model", choices=("gmf", "mlp", "neumf"), default="neumf")
-    parser.add_argument("--batch-size", type=int, default=256,
+    parser.add_argument("--batch-size", type=int, default=1024,
                         help="examples per optimiser step (split across the processes)")
     parser.add_argument("--epochs", type=int, default=3, help="including one warm-up epoch")
     parser.add_argument("--processes", type=int, default=2, help="TorchDistributor workers")

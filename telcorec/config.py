@@ -340,8 +340,8 @@ class NCFConfig:
     negatives: int = 4
     resample_negatives: bool = True
     epochs: int = 10
-    batch_size: int = 256
-    learning_rate: float = 0.002
+    batch_size: int = 1024
+    learning_rate: float = 0.004
     processes: int = 2
     pretrain: bool = True
     alpha: float = 0.5
