@@ -25,22 +25,36 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def write_metadata(directory: Path, payload: str, checksum_key: str, metadata: dict) -> dict:
+    """metadata.json beside an already written `payload` file, recording its sha256."""
+    meta = {**metadata, checksum_key: _sha256(directory / payload)}
+    (directory / META).write_text(json.dumps(meta, indent=2, sort_keys=True, default=str))
+    return meta
+
+
+def read_metadata(directory: Path, payload: str, checksum_key: str, what: str,
+                  stage: str) -> dict:
+    """metadata.json of `directory`, after checking that `payload` is there and unchanged."""
+    meta_path, payload_path = directory / META, directory / payload
+    if not meta_path.is_file() or not payload_path.is_file():
+        raise ModelError(f"no {what} in {directory}: run the {stage} stage first")
+    meta = json.loads(meta_path.read_text())
+    if _sha256(payload_path) != meta.get(checksum_key):
+        raise ModelError(f"{payload_path} does not match the checksum in {META}; the artifact "
+                         "was changed after training. Retrain instead of loading it.")
+    return meta
+
+
 def save(directory: Path, arrays: dict[str, np.ndarray], metadata: dict) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     np.savez(directory / ARRAYS, **arrays)
-    meta = {**metadata, "arrays_sha256": _sha256(directory / ARRAYS)}
-    (directory / META).write_text(json.dumps(meta, indent=2, sort_keys=True, default=str))
+    write_metadata(directory, ARRAYS, "arrays_sha256", metadata)
     return directory
 
 
 def load(directory: Path) -> tuple[dict[str, np.ndarray], dict]:
-    meta_path, arrays_path = directory / META, directory / ARRAYS
-    if not meta_path.is_file() or not arrays_path.is_file():
-        raise ModelError(f"no model artifact in {directory}: run the train stage first")
-    meta = json.loads(meta_path.read_text())
-    if _sha256(arrays_path) != meta.get("arrays_sha256"):
-        raise ModelError(f"{arrays_path} does not match the checksum in {META}; the artifact "
-                         "was changed after training. Retrain instead of loading it.")
+    meta = read_metadata(directory, ARRAYS, "arrays_sha256", "model artifact", "train")
+    arrays_path = directory / ARRAYS
     try:
         with np.load(arrays_path, allow_pickle=False) as data:
             arrays = {name: data[name] for name in data.files}

@@ -7,8 +7,6 @@ optimisation step both the distributed trainer and the in-memory `fit` use.
 """
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
 from typing import Iterable
 
@@ -16,13 +14,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from telcorec.exceptions import ModelError
+from telcorec.models import artifacts
 from telcorec.ncf import networks
 from telcorec.ncf.losses import log_loss
 
 KINDS = ("gmf", "mlp", "neumf")
 WEIGHTS = "model.pt"
-META = "metadata.json"
 SCORE_CHUNK_PAIRS = 1 << 16  # (subscriber, offer) pairs per forward pass when scoring
 
 
@@ -109,22 +106,15 @@ class NCFRecommender:
     def save(self, directory: Path, metadata: dict) -> Path:
         directory.mkdir(parents=True, exist_ok=True)
         torch.save(self.network.state_dict(), directory / WEIGHTS)
-        meta = {**metadata, "params": self.get_params(),
-                "weights_sha256": _sha256(directory / WEIGHTS)}
-        (directory / META).write_text(json.dumps(meta, indent=2, sort_keys=True, default=str))
+        artifacts.write_metadata(directory, WEIGHTS, "weights_sha256",
+                                 {**metadata, "params": self.get_params()})
         return directory
 
     @classmethod
     def load(cls, directory: Path) -> tuple["NCFRecommender", dict]:
-        meta_path, weights = directory / META, directory / WEIGHTS
-        if not meta_path.is_file() or not weights.is_file():
-            raise ModelError(f"no NCF model in {directory}: run the ncf stage first")
-        meta = json.loads(meta_path.read_text())
-        if _sha256(weights) != meta.get("weights_sha256"):
-            raise ModelError(f"{weights} does not match the checksum in {META}; the artifact "
-                             "was changed after training. Retrain instead of loading it.")
+        meta = artifacts.read_metadata(directory, WEIGHTS, "weights_sha256", "NCF model", "ncf")
         model = cls(**meta["params"])
-        model.network.load_state_dict(torch.load(weights, weights_only=True))
+        model.network.load_state_dict(torch.load(directory / WEIGHTS, weights_only=True))
         return model, meta
 
 
@@ -196,10 +186,3 @@ def pretrained_neumf(gmf: NCFRecommender, mlp: NCFRecommender, alpha: float,
         net.out.bias.copy_(alpha * gmf.network.out.bias + (1 - alpha) * mlp.network.out.bias)
     return neumf
 
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
