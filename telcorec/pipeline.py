@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import time
 from typing import Callable
@@ -41,17 +42,16 @@ def run(spark: SparkSession, cfg: Config, run_date: dt.date, *,
     record.start()
     results: dict[str, object] = {}
     try:
-        for name, stage in STAGES.items():
+        # the key is handed to the one stage that reads identifiers, never stored in config
+        stages = {**STAGES, "ingest": functools.partial(ingest.run, secret=secret)}
+        for name, stage in stages.items():
             if name == "generate" and cfg.inputs.source != "generated":
                 continue
             if name == "ncf" and not cfg.ncf.enabled:
                 continue
             started = time.monotonic()
             log.info("stage %s: starting", name)
-            if name == "ingest":
-                results[name] = ingest.run(spark, cfg, run_date, secret=secret)
-            else:
-                results[name] = stage(spark, cfg, run_date)
+            results[name] = stage(spark, cfg, run_date)
             log.info("stage %s: done in %.1fs", name, time.monotonic() - started)
     except GateRejected as exc:
         record.finish(RunStatus.REJECTED, counts=_counts(results), message=str(exc),
