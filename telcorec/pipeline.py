@@ -9,12 +9,9 @@ from typing import Callable
 
 from pyspark.sql import SparkSession
 
-from telcorec import (evaluation, features, generation, ingest, interactions, metrics_store,
-                      runs, scoring, training)
-from telcorec.columns import RunStatus
+from telcorec import (evaluation, features, generation, ingest, interactions, runs, scoring,
+                      training)
 from telcorec.config import Config
-from telcorec.exceptions import TelcorecError
-from telcorec.gate import GateRejected
 from telcorec.ncf import stage as ncf_stage
 from telcorec.warehouse import Warehouse
 
@@ -35,15 +32,13 @@ STAGES: dict[str, Stage] = {
 
 def run(spark: SparkSession, cfg: Config, run_date: dt.date, *,
         secret: bytes | None = None) -> dict[str, object]:
-    """Run every stage; record the attempt in `runs` (running -> succeeded/failed/rejected).
+    """Run every stage as one attempt recorded in `runs` (running -> succeeded/failed/rejected).
     `secret` is the pseudonymisation key, resolved at the job's edge (see ingest.run)."""
     wh = Warehouse.from_config(cfg.warehouse, cfg.inputs.path)
-    record = runs.RunLog(wh.table("runs"), cfg, run_date)
-    record.start()
-    results: dict[str, object] = {}
-    try:
-        # the key is handed to the one stage that reads identifiers, never stored in config
-        stages = {**STAGES, "ingest": functools.partial(ingest.run, secret=secret)}
+    # the key is handed to the one stage that reads identifiers, never stored in config
+    stages = {**STAGES, "ingest": functools.partial(ingest.run, secret=secret)}
+
+    def every_stage(results: dict[str, object]) -> None:
         for name, stage in stages.items():
             if name == "generate" and cfg.inputs.source != "generated":
                 continue
@@ -53,31 +48,8 @@ def run(spark: SparkSession, cfg: Config, run_date: dt.date, *,
             log.info("stage %s: starting", name)
             results[name] = stage(spark, cfg, run_date)
             log.info("stage %s: done in %.1fs", name, time.monotonic() - started)
-    except GateRejected as exc:
-        record.finish(RunStatus.REJECTED, counts=_counts(results), message=str(exc),
-                      metrics=metrics_store.overall_metrics(wh.table("metrics"), run_date))
-        raise
-    except Exception as exc:
-        # our own errors carry no row values; anything else is reported by type only, because
-        # library messages can quote the data (delta-rs "Preview of invalid data")
-        message = str(exc) if isinstance(exc, TelcorecError) else type(exc).__name__
-        record.finish(RunStatus.FAILED, counts=_counts(results), message=message)
-        raise
-    record.finish(RunStatus.SUCCEEDED, counts=_counts(results),
-                  metrics=metrics_store.overall_metrics(wh.table("metrics"), run_date),
-                  model_version=results["score"]["model_version"])
-    return results
 
-
-def _counts(results: dict[str, object]) -> dict[str, object]:
-    out: dict[str, object] = {}
-    for stage, value in results.items():
-        if stage == "ingest":
-            out[stage] = {c.table: {"read": c.read, "accepted": c.accepted,
-                                    "rejected": c.rejected_by_reason} for c in value}
-        elif stage != "evaluate":
-            out[stage] = value
-    return out
+    return runs.recorded(wh.table("runs"), wh.table("metrics"), cfg, run_date, every_stage)
 
 
 def summary(cfg: Config, run_date: dt.date, results: dict[str, object]) -> str:

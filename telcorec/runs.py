@@ -13,14 +13,17 @@ import logging
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import pyarrow as pa
 from deltalake import DeltaTable
 from pyspark.sql.pandas.types import to_arrow_schema
 
-from telcorec import schemas, storage
+from telcorec import metrics_store, schemas, storage
 from telcorec.columns import Col, RunStatus
 from telcorec.config import Config
+from telcorec.exceptions import TelcorecError
+from telcorec.gate import GateRejected
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +65,47 @@ class RunLog:
             Col.MESSAGE: message})
         storage.write_small(row, self.path, predicate=None)
         log.info("run %s attempt %s: %s", run_id(self.cfg, self.run_date), self.attempt_id, status)
+
+
+def recorded(runs_table: Path, metrics_table: Path, cfg: Config, run_date: dt.date,
+             work: Callable[[dict[str, object]], None]) -> dict[str, object]:
+    """Run `work` as one recorded attempt: a `running` row first, then `succeeded` (with the
+    stages' counts, this run's metrics and the published model), `rejected` (the quality gate
+    refused) or `failed`. `work` fills the dict it is given with each stage's result as the
+    stage finishes, so a failed attempt still records how far it got. A killed process leaves
+    only the `running` row, never `succeeded`."""
+    record = RunLog(runs_table, cfg, run_date)
+    record.start()
+    results: dict[str, object] = {}
+    try:
+        work(results)
+    except GateRejected as exc:
+        record.finish(RunStatus.REJECTED, counts=stage_counts(results), message=str(exc),
+                      metrics=metrics_store.overall_metrics(metrics_table, run_date))
+        raise
+    except Exception as exc:
+        # our own errors carry no row values; anything else is reported by type only, because
+        # library messages can quote the data (delta-rs "Preview of invalid data")
+        message = str(exc) if isinstance(exc, TelcorecError) else type(exc).__name__
+        record.finish(RunStatus.FAILED, counts=stage_counts(results), message=message)
+        raise
+    published = results.get("score")
+    record.finish(RunStatus.SUCCEEDED, counts=stage_counts(results),
+                  metrics=metrics_store.overall_metrics(metrics_table, run_date),
+                  model_version=published["model_version"] if published else None)
+    return results
+
+
+def stage_counts(results: dict[str, object]) -> dict[str, object]:
+    """What the `counts` column keeps of each stage's result (evaluation is in `metrics`)."""
+    out: dict[str, object] = {}
+    for stage, value in results.items():
+        if stage == "ingest":
+            out[stage] = {c.table: {"read": c.read, "accepted": c.accepted,
+                                    "rejected": c.rejected_by_reason} for c in value}
+        elif stage != "evaluate":
+            out[stage] = value
+    return out
 
 
 def last_published_metrics(path: Path) -> dict[str, float] | None:
