@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -56,9 +57,17 @@ def load(directory: Path) -> tuple[dict[str, np.ndarray], dict]:
     meta = read_metadata(directory, ARRAYS, "arrays_sha256", "model artifact", "train")
     arrays_path = directory / ARRAYS
     try:
-        with np.load(arrays_path, allow_pickle=False) as data:
+        loaded = np.load(arrays_path, allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):  # a bare .npy array is not an artifact
+            raise ModelError(f"{arrays_path} is not an .npz archive of named arrays; retrain")
+        with loaded as data:
             arrays = {name: data[name] for name in data.files}
     except ValueError as exc:
-        raise ModelError(f"{arrays_path} holds object arrays, which are refused "
-                         "(they would need pickle)") from exc
+        # numpy refuses both a pickle file and an .npz member of dtype object here, before
+        # unpickling anything
+        raise ModelError(f"{arrays_path} holds a pickle or object arrays, which are refused "
+                         "(loading them could run code); retrain instead of loading it") from exc
+    except (OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise ModelError(f"{arrays_path} is not a readable .npz archive "
+                         f"({type(exc).__name__}); retrain") from exc
     return arrays, meta

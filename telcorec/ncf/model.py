@@ -7,6 +7,7 @@ optimisation step both the distributed trainer and the in-memory `fit` use.
 """
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 from typing import Iterable
 
@@ -14,6 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from telcorec.exceptions import ModelError
 from telcorec.models import artifacts
 from telcorec.ncf import networks
 from telcorec.ncf.losses import log_loss
@@ -114,8 +116,24 @@ class NCFRecommender:
     def load(cls, directory: Path) -> tuple["NCFRecommender", dict]:
         meta = artifacts.read_metadata(directory, WEIGHTS, "weights_sha256", "NCF model", "ncf")
         model = cls(**meta["params"])
-        model.network.load_state_dict(torch.load(directory / WEIGHTS, weights_only=True))
+        model.network.load_state_dict(load_weights(directory / WEIGHTS))
         return model, meta
+
+
+def load_weights(path: Path) -> dict:
+    """A state_dict or checkpoint saved with torch.save, read with `weights_only=True`: only
+    tensors, numbers, strings and containers of them are rebuilt, so a crafted file whose
+    pickle would call anything else is refused before any of it runs."""
+    try:
+        return torch.load(path, weights_only=True)
+    except pickle.UnpicklingError:
+        # not chained: torch's text suggests weights_only=False, which is what must never happen
+        raise ModelError(f"{path} holds Python objects besides tensors and was refused (loading "
+                         "it could run code). Delete it and retrain; never load it with "
+                         "weights_only=False.") from None
+    except (RuntimeError, EOFError, OSError) as exc:
+        raise ModelError(f"{path} is not a readable PyTorch weights file "
+                         f"({type(exc).__name__}); delete it and retrain") from None
 
 
 def score_matrix(network: nn.Module, users: np.ndarray, user_codes: np.ndarray | None,

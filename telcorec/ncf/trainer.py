@@ -29,8 +29,8 @@ from torch import nn
 from telcorec import sampled_protocol
 from telcorec.exceptions import ModelError
 from telcorec.ncf import feed
-from telcorec.ncf.model import (NCFRecommender, pretrained_neumf, score_matrix, train_step,
-                                 trainable)
+from telcorec.ncf.model import (NCFRecommender, load_weights, pretrained_neumf, score_matrix,
+                                 train_step, trainable)
 
 log = logging.getLogger(__name__)
 LAST, BEST, SUMMARY, INPUTS = "last.pt", "best.pt", "summary.json", "inputs.npz"
@@ -132,7 +132,7 @@ def _load_inputs(spec: TrainSpec) -> dict[str, np.ndarray]:
 def best_model(checkpoint_dir: str | Path, params: dict) -> NCFRecommender:
     """The best epoch's weights of a trained model."""
     model = NCFRecommender(**params)
-    model.network.load_state_dict(torch.load(Path(checkpoint_dir) / BEST, weights_only=True))
+    model.network.load_state_dict(load_weights(Path(checkpoint_dir) / BEST))
     return model
 
 
@@ -154,7 +154,7 @@ def _resume(spec: TrainSpec, network: nn.Module, optimizer) -> dict[str, Any]:
     fresh = {"epoch": -1, "best_epoch": -1, "best_hr": -1.0, "history": []}
     if not path.is_file():
         return fresh
-    checkpoint = torch.load(path, weights_only=True)
+    checkpoint = load_weights(path)
     if checkpoint.get("fingerprint") != spec.fingerprint:
         log.info("ignoring %s: it comes from another configuration or data", path)
         return fresh
