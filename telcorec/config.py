@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from telcorec import schemas
+from telcorec import schemas, warehouse
 from telcorec.exceptions import ConfigError
 
 
@@ -105,6 +105,8 @@ class CopenhagenConfig:
     def __post_init__(self) -> None:
         _check(_iso_or_empty(self.start), "inputs.copenhagen.start",
                "must be YYYY-MM-DD or YYYY-MM-DDTHH:MM:SS, or empty")
+        _check(bool(_SEGMENT_NAME.match(self.segment)), "inputs.copenhagen.segment",
+               _SEGMENT_RULE)
 
 
 @dataclass(frozen=True)
@@ -470,6 +472,10 @@ class EligibilityRule:
 
 
 _RULE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+# segment names are data values (compared, never put into SQL text); quotes, ; and = are refused
+# all the same so that a name that looks like an injection fails at start-up
+_SEGMENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _./+-]{0,63}$")
+_SEGMENT_RULE = "a segment name is letters, digits, space and _ . / + - (at most 64)"
 
 
 def _default_eligibility() -> tuple[EligibilityRule, ...]:
@@ -560,6 +566,7 @@ class RerankConfig:
     def __post_init__(self) -> None:
         self.weights.check("rerank.weights")
         for segment, weights in self.segments.items():
+            _check(bool(_SEGMENT_NAME.match(segment)), f"rerank.segments.{segment}", _SEGMENT_RULE)
             weights.check(f"rerank.segments.{segment}")
 
 
@@ -615,6 +622,7 @@ class Config:
 
     def __post_init__(self) -> None:
         _check(bool(self.warehouse), "warehouse", "must be a non-empty path")
+        warehouse.check_config_paths(self)  # the path rule lives in telcorec/warehouse.py
         _check(self.scoring.k >= max(self.evaluation.ks), "scoring.k",
                f"must be >= the largest evaluation.ks ({max(self.evaluation.ks)})")
         publishable = {variant_model_name(v) for v in self.train.models}
