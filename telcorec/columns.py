@@ -90,6 +90,15 @@ class Col:
     MODEL = "model"
     MODEL_VERSION = "model_version"
 
+    # trials (hyperparameter search, telcorec/tuning.py); the LightFM knobs are LIGHTFM_KNOBS
+    TRIAL = "trial"
+    PARAMS = "params"
+    BEST_EPOCH = "best_epoch"
+    BEST = "best"
+    SECONDS = "seconds"
+    TRAIN_PAIRS = "train_pairs"
+    VALIDATION_PAIRS = "validation_pairs"
+
     # offers (issue 6): arm, score components, reasons; scoring-only helper columns
     ARM = "arm"
     RELEVANCE = "relevance"
@@ -207,6 +216,11 @@ SUBSCRIBER_CATEGORICALS = (
     Col.USAGE_STABILITY,
     Col.HOUSEHOLD,
 )
+
+# LightFM hyperparameters (the keys of train.lightfm) with their types: what tuning.space may
+# search, and one column each in `trials`.
+LIGHTFM_KNOBS = {"no_components": int, "learning_rate": float, "item_alpha": float,
+                 "user_alpha": float, "max_sampled": int, "epochs": int, "k": int, "n": int}
 
 # Categorical offer features; the offer id itself is always an item feature too.
 OFFER_CATEGORICALS = (

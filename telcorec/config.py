@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import re
 import types
 import typing
@@ -19,6 +20,7 @@ from typing import Any
 import yaml
 
 from telcorec import schemas, warehouse
+from telcorec.columns import LIGHTFM_KNOBS
 from telcorec.exceptions import ConfigError
 
 
@@ -293,6 +295,7 @@ class TrainConfig:
     lightfm: LightFMConfig = field(default_factory=LightFMConfig)
     deep: LightFMConfig = field(default_factory=_deep_preset)
     early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
+    lightfm_from_tuning: bool = False  # the tuned variant takes the newest tuning best.json
 
     def __post_init__(self) -> None:
         _check(1 <= self.shards <= 4096, "train.shards", "must be in [1, 4096]")
@@ -323,12 +326,67 @@ class EnsembleConfig:
     weights: dict[str, float] = field(default_factory=lambda: {
         "lightfm_warp": 1.5, "lightfm_bpr": 1.0, "lightfm_deep": 1.2, "lightfm_warpkos": 0.8})
     rrf_k: int = 60
+    tune_weights: bool = False  # search the LightFM members' weights on validation (tune stage)
+    weight_grid: tuple[float, ...] = (0.0, 0.5, 1.0, 1.5, 2.0)
+    max_combinations: int = 500
 
     def __post_init__(self) -> None:
         _check(set(self.modes) <= {"weighted", "rrf"}, "ensemble.modes",
                "must be a subset of weighted, rrf")
         _check(all(w >= 0 for w in self.weights.values()), "ensemble.weights", "must be >= 0")
         _check(self.rrf_k >= 1, "ensemble.rrf_k", "must be >= 1")
+        _check(len(self.weight_grid) >= 2 and all(w >= 0 for w in self.weight_grid)
+               and any(w > 0 for w in self.weight_grid), "ensemble.weight_grid",
+               "list at least two weights >= 0, one of them > 0")
+        _check(1 <= self.max_combinations <= 100_000, "ensemble.max_combinations",
+               "must be in [1, 100000]")
+
+
+@dataclass(frozen=True)
+class TuningConfig:
+    """Hyperparameter search for one LightFM variant (telcorec/tuning.py): every trial is a
+    Spark task that trains on the first shard's training pairs and is measured by precision@k
+    (train.early_stopping.k) on that shard's early-stopping validation subscribers."""
+    enabled: bool = False
+    model: str = "warp"            # the variant tuned: warp, bpr, warp-kos, logistic or deep
+    method: str = "grid"           # grid (every combination) | random (`trials` draws)
+    trials: int = 8                # random: number of trials
+    seed: int = 42                 # random: the draws
+    space: dict[str, tuple[float, ...]] = field(default_factory=lambda: {
+        "no_components": (16.0, 32.0, 64.0), "learning_rate": (0.02, 0.05)})
+    ranges: dict[str, tuple[float, ...]] = field(default_factory=dict)  # random: [low, high]
+    max_grid: int = 256
+
+    def __post_init__(self) -> None:
+        _check(self.model in LIGHTFM_VARIANTS, "tuning.model",
+               f"must be one of {list(LIGHTFM_VARIANTS)}")
+        _check(self.method in ("grid", "random"), "tuning.method", "must be grid or random")
+        _check(self.trials >= 1, "tuning.trials", "must be >= 1")
+        _check(bool(self.space) or bool(self.ranges), "tuning.space", "name at least one knob")
+        _check(not self.ranges or self.method == "random", "tuning.ranges",
+               "ranges are drawn by method: random; list values in tuning.space for a grid")
+        _check(not set(self.space) & set(self.ranges), "tuning.ranges",
+               "a knob is either listed in space or drawn from ranges, not both")
+        for knob, values in {**self.space, **self.ranges}.items():
+            key = f"tuning.{'space' if knob in self.space else 'ranges'}.{knob}"
+            _check(knob in LIGHTFM_KNOBS, key, f"unknown knob; use one of {list(LIGHTFM_KNOBS)}")
+            _check(len(values) >= 1, key, "list at least one value")
+            if LIGHTFM_KNOBS[knob] is int:
+                _check(all(float(v).is_integer() for v in values), key, "must be integers")
+            for value in values:
+                try:  # every value must be one train.lightfm itself would accept
+                    LightFMConfig(**{knob: LIGHTFM_KNOBS[knob](value)})
+                except ConfigError as exc:
+                    raise ConfigError(f"config key '{key}': {value:g} is out of range ({exc})")
+        for knob, bounds in self.ranges.items():
+            _check(len(bounds) == 2 and bounds[0] < bounds[1], f"tuning.ranges.{knob}",
+                   "must be [low, high] with low < high")
+        _check(self.method == "random" or self.grid_size() <= self.max_grid, "tuning.space",
+               f"the grid has more than tuning.max_grid ({self.max_grid}) combinations; use "
+               "method: random with trials: N, or fewer values")
+
+    def grid_size(self) -> int:
+        return math.prod(len(v) for v in self.space.values())
 
 
 @dataclass(frozen=True)
@@ -610,6 +668,7 @@ class Config:
     pseudonymisation: PseudonymisationConfig = field(default_factory=PseudonymisationConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     ensemble: EnsembleConfig = field(default_factory=EnsembleConfig)
+    tuning: TuningConfig = field(default_factory=TuningConfig)
     ncf: NCFConfig = field(default_factory=NCFConfig)
     scoring: ScoringConfig = field(default_factory=ScoringConfig)
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
@@ -635,6 +694,13 @@ class Config:
         _check(not self.ensemble.modes or len(members) >= 2, "ensemble.weights",
                "an ensemble needs weights for at least two trained models (train.models, or "
                "ncf.models when ncf.enabled)")
+        lightfm_members = members & {variant_model_name(v) for v in self.train.models}
+        _check(not self.ensemble.tune_weights or (bool(self.ensemble.modes)
+                                                  and len(lightfm_members) >= 2),
+               "ensemble.tune_weights", "needs ensemble.modes and weights for at least two "
+               "trained LightFM models (the members whose weights are searched)")
+        _check(not self.tuning.enabled or self.tuning.model in self.train.models,
+               "tuning.model", f"must be one of train.models {list(self.train.models)}")
         _check(self.gate.k in self.evaluation.ks, "gate.k",
                f"must be one of evaluation.ks {list(self.evaluation.ks)}")
 

@@ -10,7 +10,7 @@ from typing import Callable
 from pyspark.sql import SparkSession
 
 from telcorec import (evaluation, features, generation, ingest, interactions, runs, scoring,
-                      training)
+                      training, tuning)
 from telcorec.config import Config
 from telcorec.ncf import stage as ncf_stage
 from telcorec.warehouse import Warehouse
@@ -23,6 +23,7 @@ STAGES: dict[str, Stage] = {
     "ingest": ingest.run,
     "features": features.run,
     "interactions": interactions.run,
+    "tune": tuning.run,  # only when tuning.enabled or ensemble.tune_weights
     "train": training.run,
     "ncf": ncf_stage.run,  # only when ncf.enabled
     "evaluate": evaluation.run,
@@ -44,6 +45,8 @@ def run(spark: SparkSession, cfg: Config, run_date: dt.date, *,
                 continue
             if name == "ncf" and not cfg.ncf.enabled:
                 continue
+            if name == "tune" and not (cfg.tuning.enabled or cfg.ensemble.tune_weights):
+                continue
             started = time.monotonic()
             log.info("stage %s: starting", name)
             results[name] = stage(spark, cfg, run_date)
@@ -64,7 +67,7 @@ def summary(cfg: Config, run_date: dt.date, results: dict[str, object]) -> str:
         reasons = ", ".join(f"{r} {n:,}" for r, n in sorted(c.rejected_by_reason.items()))
         lines.append(f"  {c.table:<14} read {c.read:>12,}  accepted {c.accepted:>12,}  "
                      f"rejected {c.rejected:>8,}  {reasons}")
-    for stage in ("features", "interactions", "train", "score"):
+    for stage in ("features", "interactions", "tune", "train", "score"):
         if stage in results:
             lines.append(f"{stage}: " + _figures(results[stage]))
     if "evaluate" in results:

@@ -7,7 +7,7 @@ schema; jobs check their inputs with `require_columns` (metadata only, no Spark 
 from pyspark.sql import DataFrame
 from pyspark.sql import types as T
 
-from telcorec.columns import Col
+from telcorec.columns import LIGHTFM_KNOBS, Col
 from telcorec.exceptions import SchemaError
 
 
@@ -115,6 +115,14 @@ METRICS = _schema(
     (Col.RUN_DATE, DT, False), (Col.RUN_ID, S, False), (Col.MODEL, S, False),
     (Col.PROTOCOL, S, False), (Col.METRIC, S, False), (Col.K, I, False),
     (Col.SEGMENT, S, False), (Col.VALUE, D, False),
+)
+TRIALS = _schema(
+    (Col.RUN_DATE, DT, False), (Col.RUN_ID, S, False), (Col.MODEL, S, False),
+    (Col.TRIAL, I, False), (Col.PARAMS, S, False),
+    *((knob, I if kind is int else D, False) for knob, kind in LIGHTFM_KNOBS.items()),
+    (Col.METRIC, S, False), (Col.VALUE, D, False), (Col.BEST_EPOCH, I, False),
+    (Col.SECONDS, D, False), (Col.TRAIN_PAIRS, L, False), (Col.VALIDATION_PAIRS, L, False),
+    (Col.BEST, B, False),
 )
 RUNS = _schema(
     (Col.RUN_DATE, DT, False), (Col.RUN_ID, S, False), (Col.ATTEMPT_ID, S, False),

@@ -35,7 +35,7 @@ from telcorec.models import artifacts
 from telcorec.models.lightfm_model import Representations, representations, scores
 from telcorec.reasons import Explainer
 from telcorec.rerank import OfferTerms
-from telcorec.training import MANIFEST
+from telcorec.training import ENSEMBLE_WEIGHTS, MANIFEST
 from telcorec.warehouse import Warehouse
 
 RANKED = T.StructType([
@@ -224,9 +224,17 @@ def load_scorer(wh: Warehouse, cfg: Config, run_date: dt.date, name: str) -> Sco
             raise DataError(f"{member.version} ranks offers in another order than "
                             f"{members[0].version}: retrain both for run date {run_date}")
     version = f"{name}-" + "+".join(m.version.rsplit("-", 1)[-1] for m in members)
+    mode, weights = name.split("_", 1)[1], cfg.ensemble.weights
+    if cfg.ensemble.tune_weights:  # found on validation by the tune stage (telcorec/tuning.py)
+        tuned = wh.models_root(run_date) / ENSEMBLE_WEIGHTS
+        found = json.loads(tuned.read_text())["modes"] if tuned.is_file() else {}
+        if mode not in found:
+            raise DataError(f"ensemble.tune_weights is true but {tuned} holds no {mode} "
+                            f"weights: run the tune stage for run date {run_date} first, or "
+                            "set ensemble.tune_weights: false to use ensemble.weights")
+        weights = found[mode]["weights"]
     return EnsembleScorer(name, version, members[0].offer_ids, members,
-                          [cfg.ensemble.weights[n] for n in names], name.split("_", 1)[1],
-                          cfg.ensemble.rrf_k)
+                          [weights[n] for n in names], mode, cfg.ensemble.rrf_k)
 
 
 def model_names(cfg: Config) -> list[str]:

@@ -15,7 +15,7 @@ import json
 import logging
 import platform
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import lightfm
@@ -37,6 +37,8 @@ from telcorec.warehouse import Warehouse
 
 log = logging.getLogger(__name__)
 MANIFEST = "manifest.json"
+TUNED_BEST = "best.json"  # the tune stage's best configuration, under tuning_dir(run date)
+ENSEMBLE_WEIGHTS = "ensemble_weights.json"  # tuned ensemble weights, beside the models
 PARTITION_KEY = "_partition_key"  # see one_shard_per_partition
 SHARD_RESULT = T.StructType([
     T.StructField(Col.MODEL, T.StringType()), T.StructField(Col.SHARD, T.IntegerType()), T.StructField("path", T.StringType()),
@@ -89,6 +91,48 @@ def validation_mask(codes: np.ndarray, share: float, seed: int) -> np.ndarray:
     return np.isin(codes, chosen)
 
 
+@dataclass(frozen=True)
+class ShardData:
+    """One shard's rows as LightFM matrices: (train without the validation subscribers'
+    pairs, validation pairs, all training pairs, user features, item features)."""
+    shard: int
+    matrices: tuple
+    users: int
+    interactions: int
+    validation_pairs: int
+    data_sha256: str
+
+
+def shard_matrices(pdf: pd.DataFrame, user_vocab: Vocabulary, item_features: sp.csr_matrix,
+                   stopping: EarlyStoppingConfig, seed: int, validate: bool) -> ShardData:
+    """The matrices one task trains on; with `validate`, the early-stopping validation
+    subscribers (validation_mask, seeded by seed + shard) are held out, so the tune stage
+    measures its trials on exactly the split the train stage's early stopping uses."""
+    shard = int(pdf[Col.SHARD].iloc[0])
+    codes, subscriber_ids = pd.factorize(pdf[Col.SUBSCRIBER_ID], sort=True)
+    # every row of a subscriber carries the same features: take the first row of each,
+    # in code order so that row i of the feature matrix is subscriber code i
+    first_rows = pdf.iloc[np.unique(codes, return_index=True)[1]]
+    shape = (len(subscriber_ids), item_features.shape[0])
+    items = pdf[Col.OFFER_IDX].to_numpy(np.int64)
+    weights = pdf[Col.WEIGHT].to_numpy(np.float32)
+    held = (validation_mask(codes, stopping.validation_share, seed + shard)
+            if validate else np.zeros(len(codes), dtype=bool))
+    matrices = (sp.coo_matrix((weights[~held], (codes[~held], items[~held])), shape=shape),
+                sp.csr_matrix((np.ones(held.sum(), np.float32), (codes[held], items[held])),
+                              shape=shape),
+                sp.coo_matrix((weights, (codes, items)), shape=shape),
+                user_vocab.encode(first_rows), item_features)
+    return ShardData(shard, matrices, shape[0], int(len(codes)), int(held.sum()),
+                     _fingerprint(codes.astype(np.int64), items))
+
+
+def task_threads() -> int:
+    """LightFM's OpenMP threads: the cores Spark gave this task, so that threads do not fight."""
+    context = TaskContext.get()
+    return context.cpus() if context is not None else 1
+
+
 def _fit_variant(params: dict, matrices: tuple, threads: int,
                  stopping: EarlyStoppingConfig) -> LightFMRecommender:
     """Early stopping picks the epoch count on the validation pairs; the model is then refit
@@ -112,47 +156,32 @@ def make_shard_trainer(variants: dict[str, dict], stopping: EarlyStoppingConfig,
     arrays under out_root/<model>/shard=NNNN, returns one small row per variant."""
 
     def train(pdf: pd.DataFrame) -> pd.DataFrame:
-        shard = int(pdf[Col.SHARD].iloc[0])
-        codes, subscriber_ids = pd.factorize(pdf[Col.SUBSCRIBER_ID], sort=True)
-        # every row of a subscriber carries the same features: take the first row of each,
-        # in code order so that row i of the feature matrix is subscriber code i
-        first_rows = pdf.iloc[np.unique(codes, return_index=True)[1]]
-        shape = (len(subscriber_ids), item_features.shape[0])
-        items = pdf[Col.OFFER_IDX].to_numpy(np.int64)
-        weights = pdf[Col.WEIGHT].to_numpy(np.float32)
-        held = (validation_mask(codes, stopping.validation_share, seed + shard)
-                if stopping.every else np.zeros(len(codes), dtype=bool))
-        matrices = (sp.coo_matrix((weights[~held], (codes[~held], items[~held])), shape=shape),
-                    sp.csr_matrix((np.ones(held.sum(), np.float32), (codes[held], items[held])),
-                                  shape=shape),
-                    sp.coo_matrix((weights, (codes, items)), shape=shape),
-                    user_vocab.encode(first_rows), item_features)
-        context = TaskContext.get()
-        threads = context.cpus() if context is not None else 1
-        data_sha = _fingerprint(codes.astype(np.int64), items)
+        data = shard_matrices(pdf, user_vocab, item_features, stopping, seed,
+                              validate=bool(stopping.every))
+        shard, threads = data.shard, task_threads()
         out = []
         for name, params in variants.items():
             started = time.monotonic()
-            model = _fit_variant(params, matrices, threads, stopping)
+            model = _fit_variant(params, data.matrices, threads, stopping)
             path = Path(out_root) / name / f"shard={shard:04d}"
             artifacts.save(path, model.arrays(), {
                 "model": name, "shard": shard, "params": model.get_params(),
-                "users": shape[0], "interactions": int(len(codes)),
-                "validation_pairs": int(held.sum()), "best_epoch": model.best_epoch,
-                "history": model.history, "data_sha256": data_sha,
+                "users": data.users, "interactions": data.interactions,
+                "validation_pairs": data.validation_pairs, "best_epoch": model.best_epoch,
+                "history": model.history, "data_sha256": data.data_sha256,
                 "epoch_seconds": model.epoch_seconds, "threads": threads,
                 "versions": {"lightfm": lightfm.__version__, "numpy": np.__version__,
                              "python": platform.python_version()}})
             out.append({Col.MODEL: name, Col.SHARD: shard, "path": str(path),
-                        "users": shape[0], "interactions": int(len(codes)),
-                        "seconds": time.monotonic() - started, "data_sha256": data_sha,
+                        "users": data.users, "interactions": data.interactions,
+                        "seconds": time.monotonic() - started, "data_sha256": data.data_sha256,
                         "best_epoch": model.best_epoch})
         return pd.DataFrame(out)
 
     return train
 
 
-def one_shard_per_partition(rows: DataFrame, shards: int) -> DataFrame:
+def one_shard_per_partition(rows: DataFrame, shards: int, column: str = Col.SHARD) -> DataFrame:
     """The rows laid out so that every shard is exactly one partition, hence one task.
 
     A plain groupBy(shard) lets adaptive execution coalesce the shuffle partitions, which are
@@ -163,22 +192,60 @@ def one_shard_per_partition(rows: DataFrame, shards: int) -> DataFrame:
     Spark hash lands in a partition of its own, pmod(hash(key), shards) = shard (the
     expression HashPartitioning evaluates), picked on the driver among the first 64 x shards
     integers, and the rows are repartitioned by it into exactly `shards` partitions, which
-    adaptive execution leaves as they are. Grouping by that key needs no further shuffle."""
+    adaptive execution leaves as they are. Grouping by that key needs no further shuffle.
+    `column`: the group id column, 0 .. shards - 1 (the tune stage lays out trials this way)."""
     keys = (rows.sparkSession.range(64 * shards)
             .select(F.col("id").alias(PARTITION_KEY),
-                    F.pmod(F.hash("id"), F.lit(shards)).cast("int").alias(Col.SHARD))
-            .groupBy(Col.SHARD).agg(F.min(PARTITION_KEY).alias(PARTITION_KEY)))
+                    F.pmod(F.hash("id"), F.lit(shards)).cast("int").alias(column))
+            .groupBy(column).agg(F.min(PARTITION_KEY).alias(PARTITION_KEY)))
     # left: were a shard ever without a key (odds ~ e^-64) it would share a task, not vanish
-    return (rows.join(F.broadcast(keys), on=Col.SHARD, how="left")
+    return (rows.join(F.broadcast(keys), on=column, how="left")
             .repartition(shards, PARTITION_KEY))
+
+
+def variant_params(cfg: TrainConfig, seed: int,
+                   tuned: dict[str, dict] | None = None) -> dict[str, dict]:
+    """Hyperparameters per model name: the YAML's, with the tuned knobs of `tuned` on top."""
+    return {variant_model_name(v): {**asdict(cfg.variant(v)),
+                                    **(tuned or {}).get(variant_model_name(v), {}), "seed": seed}
+            for v in cfg.models}
+
+
+def tuning_dir(root: Path, run_date: dt.date) -> Path:
+    return root / "tuning" / f"run_date={run_date.isoformat()}"
+
+
+def latest_tuned(root: Path, run_date: dt.date) -> dict | None:
+    """The newest best configuration the tune stage persisted at or before `run_date`."""
+    found = []
+    for path in (root / "tuning").glob(f"run_date=*/{TUNED_BEST}"):
+        day = dt.date.fromisoformat(path.parent.name.split("=", 1)[1])
+        if day <= run_date:
+            found.append((day, path))
+    return json.loads(max(found)[1].read_text()) if found else None
+
+
+def tuned_overrides(root: Path, run_date: dt.date, cfg: TrainConfig) -> dict[str, dict]:
+    """{model name: tuned knobs} for train.lightfm_from_tuning; {} (YAML values, said so in
+    the log) when nothing was tuned yet or the tuned variant is not trained."""
+    best = latest_tuned(root, run_date)
+    if best is None or best["variant"] not in cfg.models:
+        log.warning("train.lightfm_from_tuning: no tuning result at or before %s under %s for "
+                    "train.models %s; training with the YAML hyperparameters (run the tune "
+                    "stage with tuning.enabled: true)", run_date, root / "tuning",
+                    list(cfg.models))
+        return {}
+    log.info("%s: hyperparameters %s from tuning trial %d of run date %s (validation %s %.4f)",
+             best["model"], best["params"], best["trial"], best["run_date"], best["metric"],
+             best["value"])
+    return {best["model"]: best["params"]}
 
 
 def train_lightfm(rows: DataFrame, offers: pd.DataFrame, user_vocab: Vocabulary,
                   item_vocab: Vocabulary, cfg: TrainConfig, seed: int,
-                  out_root: Path) -> list[dict]:
+                  out_root: Path, tuned: dict[str, dict] | None = None) -> list[dict]:
     """Train every configured variant on every shard; the driver gets one row per pair."""
-    variants = {variant_model_name(v): {**asdict(cfg.variant(v)), "seed": seed}
-                for v in cfg.models}
+    variants = variant_params(cfg, seed, tuned)
     trainer = make_shard_trainer(variants, cfg.early_stopping, user_vocab,
                                  item_feature_matrix(offers, item_vocab), str(out_root), seed)
     results = (one_shard_per_partition(rows, cfg.shards).groupBy(PARTITION_KEY)
@@ -222,8 +289,10 @@ def run(spark: SparkSession, cfg: Config, run_date: dt.date) -> dict:
     user_vocab = fit_vocabulary(features, SUBSCRIBER_CATEGORICALS)
     item_vocab = fit_vocabulary(offer_df, OFFER_CATEGORICALS, identity=Col.OFFER_ID)
     out_root = wh.models_root(run_date)
+    tuned = (tuned_overrides(wh.root, run_date, cfg.train) if cfg.train.lightfm_from_tuning
+             else None)
     results = train_lightfm(training_rows(interactions, features, cfg.train), offers, user_vocab,
-                            item_vocab, cfg.train, cfg.seed, out_root)
+                            item_vocab, cfg.train, cfg.seed, out_root, tuned)
     stats_version = json.loads(wh.feature_stats(run_date).read_text())["version"]
     summary = {}
     for name in sorted({r[Col.MODEL] for r in results}):
