@@ -28,7 +28,7 @@ import numpy as np
 import pytest
 import torch
 
-from telcorec import config, metrics_store, storage
+from telcorec import config, metrics_store
 from telcorec.cli import parser, run_date_arg
 from telcorec.exceptions import ConfigError, DataError, ModelError
 from telcorec.models import artifacts
