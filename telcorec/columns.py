@@ -133,6 +133,7 @@ class Col:
     MISSED = "missed"
     ROAMING = "roaming"
     INTERNATIONAL = "international"
+    MARKETING_OPT_OUT = "marketing_opt_out"  # consent: True = no marketing offers (rules.consent)
 
     # subscriber features (issue 3)
     VOICE_MIN_MONTH_STD = "voice_min_month_std"

@@ -36,6 +36,7 @@ class GeneratorConfig:
     days: int = 90
     cold_start_share: float = 0.05
     bad_row_rate: float = 0.001
+    opt_out_share: float = 0.02
 
     def __post_init__(self) -> None:
         _check(self.subscribers >= 10, "generator.subscribers", "must be >= 10")
@@ -43,10 +44,12 @@ class GeneratorConfig:
         _check(self.days >= 90, "generator.days", "must be >= 90 days of usage")
         _check(0 <= self.cold_start_share < 1, "generator.cold_start_share", "must be in [0, 1)")
         _check(0 <= self.bad_row_rate < 0.5, "generator.bad_row_rate", "must be in [0, 0.5)")
+        _check(0 <= self.opt_out_share <= 1, "generator.opt_out_share", "must be in [0, 1]")
 
 
 INPUT_SOURCES = ("generated", "tables", "operator", "ibm_telco", "copenhagen", "interactions")
 SOURCE_FORMATS = ("csv", "parquet", "delta")
+EXTRA_COLUMNS = ("fail", "ignore")
 
 
 @dataclass(frozen=True)
@@ -160,10 +163,13 @@ class InputsConfig:
 class IngestConfig:
     cdr_window_days: int = 180
     max_reject_share: float = 0.05
+    extra_columns: str = "fail"  # fail | ignore: source columns the contract/mapping does not use
 
     def __post_init__(self) -> None:
         _check(self.cdr_window_days >= 1, "ingest.cdr_window_days", "must be >= 1")
         _check(0 <= self.max_reject_share <= 1, "ingest.max_reject_share", "must be in [0, 1]")
+        _check(self.extra_columns in EXTRA_COLUMNS, "ingest.extra_columns",
+               f"must be one of {EXTRA_COLUMNS}")
 
 
 @dataclass(frozen=True)
@@ -592,7 +598,7 @@ class RulesConfig:
     def __post_init__(self) -> None:
         names = [r.name for r in self.eligibility]
         _check(len(set(names)) == len(names), "rules.eligibility", "two rules share a name")
-        reserved = {"current_plan", "fatigue", "campaign_cap"}
+        reserved = {"consent", "current_plan", "fatigue", "campaign_cap"}
         _check(not reserved & set(names), "rules.eligibility",
                f"rule names {sorted(reserved)} are taken by the built-in rules")
 

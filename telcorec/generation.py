@@ -21,7 +21,7 @@ def run(spark: SparkSession, cfg: Config, run_date: dt.date) -> dict[str, int]:
     writer = storage.choose_writer(spark, cfg.storage.writer)
     tables = generate(spark, cfg.generator, cfg.seed, run_date)
     written = {}
-    for name, schema in schemas.INPUTS.items():
+    for name, schema in schemas.GENERATED.items():
         written[name] = storage.replace_table(getattr(tables, name), wh.input_table(name), schema,
                                               writer)
     storage.replace_table(tables.truth, wh.truth_table(), schemas.SUBSCRIBER_TRUTH, writer)

@@ -6,8 +6,10 @@ written. With `pseudonymisation.enabled` subscriber (and event) ids are replaced
 hash first. Each rule is a named boolean Column; a row's reject reason is the first rule it
 breaks, in the order listed (a value the adapter could not parse comes first:
 unparsable_value). Accepted rows go to the validated tables of this run date, the others to
-`rejects` with the reason and the row as JSON. For every table read = accepted + rejected,
-which the stage reports and checks.
+`rejects` with the reason and the row as JSON (with pseudonymisation on, for tables of
+subscriber data, only the pseudonymised keys, dates, timestamps, flags and the names of columns
+that failed to parse: no value of a possibly malformed row that could be a phone number). For
+every table read = accepted + rejected, which the stage reports and checks.
 """
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from telcorec import adapters, schemas, storage
-from telcorec.adapters.pseudonymise import pseudonymise
+from telcorec.adapters.pseudonymise import private_record, pseudonymise
 from telcorec.columns import Col, EventType
 from telcorec.config import Config
 from telcorec.exceptions import ConfigError, DataError
@@ -128,19 +130,30 @@ def accepted_rows(tagged: DataFrame, schema, run_date: dt.date) -> DataFrame:
             .select(Col.RUN_DATE, *schema.fieldNames()))
 
 
-def rejected_rows(tagged: DataFrame, table: str, schema, run_date: dt.date) -> DataFrame:
+def rejected_rows(tagged: DataFrame, table: str, schema, run_date: dt.date,
+                  private: Column | None = None) -> DataFrame:
     """Rejected rows with their reason and the row as JSON (the raw source values when the
-    adapter could not parse them)."""
+    adapter could not parse them). `private`: the record to store instead when
+    pseudonymisation is on (pseudonymise.private_record: no value that could be an MSISDN)."""
     record = F.to_json(F.struct(*[F.col(c) for c in schema.fieldNames()]))
     if Col.RAW_RECORD in tagged.columns:
         record = F.coalesce(F.col(Col.RAW_RECORD), record)
+    if private is not None:
+        record = private
     return (tagged.filter(F.col(Col.REASON).isNotNull())
             .select(F.lit(run_date).alias(Col.RUN_DATE), F.lit(table).alias(Col.SOURCE_TABLE),
                     F.col(Col.REASON), record.alias(Col.RECORD)))
 
 
+CONSENT_RECORDED, OPTED_OUT = "consent_recorded", "marketing_opt_out"
+
+
 def _flags(tagged: DataFrame) -> dict[str, Column]:
-    """Accepted-row counts reported beside the rejects (the CDR's missed / zero-length calls)."""
+    """Accepted-row counts reported beside the rejects (the CDR's missed / zero-length calls;
+    subscribers with a consent value, and those opted out of marketing)."""
+    if Col.MARKETING_OPT_OUT in tagged.columns:
+        return {CONSENT_RECORDED: F.count(Col.MARKETING_OPT_OUT),
+                OPTED_OUT: F.count(F.when(F.col(Col.MARKETING_OPT_OUT), 1))}
     if Col.MISSED not in tagged.columns:
         return {}
     voice = F.col(Col.EVENT_TYPE) == EventType.VOICE
@@ -159,6 +172,26 @@ def count_tagged(tagged: DataFrame, table: str) -> TableCounts:
     accepted = by_reason.pop(None, 0)
     flagged = {n: r[n] for r in rows if r[Col.REASON] is None for n in flags}
     return TableCounts(table, accepted + sum(by_reason.values()), accepted, by_reason, flagged)
+
+
+def unparsable_columns(tagged: DataFrame, table: str, counts: TableCounts) -> str:
+    """For a failing run: how many rows each column failed to parse in, and the columns that
+    parsed in no row at all (a column whose type or content changed: schema drift in a CSV).
+    Column names only, never values."""
+    if not counts.rejected_by_reason.get("unparsable_value"):
+        return ""
+    rows = (tagged.where(F.col(Col.PARSE_ERROR).isNotNull())
+            .select(F.explode(F.split(Col.PARSE_ERROR, ",")).alias("column"))
+            .groupBy("column").count().collect())
+    failed = {r["column"]: r["count"] for r in rows}
+    types = {f.name: f.dataType.simpleString() for f in schemas.full(table).fields}
+    everywhere = [f"'{c}' (expected {types[c]})" for c, n in sorted(failed.items())
+                  if n == counts.read and c in types]
+    text = f" Unparsable values per column: {dict(sorted(failed.items()))}."
+    if everywhere:
+        text += (f" Column(s) {', '.join(everywhere)} parsed in none of the {counts.read} rows: "
+                 "the source's column type or content changed.")
+    return text
 
 
 def read_raw(spark: SparkSession, cfg: Config, run_date: dt.date, writer: str,
@@ -192,7 +225,12 @@ def run(spark: SparkSession, cfg: Config, run_date: dt.date, *,
             raise DataError(
                 f"{counts.rejected} of {counts.read} rows of '{name}' ({share:.1%}) were rejected, "
                 f"above ingest.max_reject_share={cfg.ingest.max_reject_share}: "
-                f"{counts.rejected_by_reason}. Fix the source or raise the limit.")
+                f"{counts.rejected_by_reason}.{unparsable_columns(tagged, name, counts)} "
+                "Fix the source or raise the limit; nothing was written.")
+        if counts.flagged.get(CONSENT_RECORDED) == 0 and counts.accepted:
+            log.warning("ingest %s: the source has no consent data (no %s value): every "
+                        "subscriber counts as not opted out of marketing", name,
+                        Col.MARKETING_OPT_OUT)
         results.append(counts)
         log.info("ingest %s: read %d, accepted %d, rejected %d %s %s", name, counts.read,
                  counts.accepted, counts.rejected, counts.rejected_by_reason, counts.flagged)
@@ -212,7 +250,9 @@ def run(spark: SparkSession, cfg: Config, run_date: dt.date, *,
         schema = schemas.full(name)
         storage.replace_partition(accepted_rows(tagged, schema, run_date), wh.table(name),
                                   schemas.accepted(name), run_date, writer)
-        part = rejected_rows(tagged, name, schema, run_date)
+        personal = cfg.pseudonymisation.enabled and Col.SUBSCRIBER_ID in schema.fieldNames()
+        private = private_record(schema, cfg.pseudonymisation.event_ids) if personal else None
+        part = rejected_rows(tagged, name, schema, run_date, private)
         rejects = part if rejects is None else rejects.unionByName(part)
     storage.replace_partition(rejects, wh.table("rejects"), schemas.REJECTS, run_date, writer)
     for tagged in tagged_all:

@@ -1,6 +1,8 @@
 """Business rules: which subscriber x offer pairs may be offered at all, and to how many.
 
 Applied in this order, each pair counted once, by the first rule that removes it:
+0. `consent`: every offer of a subscriber opted out of marketing (`marketing_opt_out`; always,
+   first, so its count is opted-out subscribers x offers whatever the other rules do);
 1. `current_plan`: a subscriber's current plan (always);
 2. the eligibility rules of `rules.eligibility` (config), in their order: attribute conditions
    evaluated per partition as (subscribers x offers) boolean masks;
@@ -27,7 +29,8 @@ from pyspark.sql import types as T
 from telcorec.columns import Col
 from telcorec.config import CampaignCapConfig, EligibilityRule, FatigueConfig, RuleCondition
 
-CURRENT_PLAN, FATIGUE, CAMPAIGN_CAP = "current_plan", "fatigue", "campaign_cap"
+CONSENT, CURRENT_PLAN, FATIGUE, CAMPAIGN_CAP = ("consent", "current_plan", "fatigue",
+                                              "campaign_cap")
 CANDIDATE_PAIRS, ELIGIBLE_PAIRS = "candidate_pairs", "eligible_pairs"
 WITHOUT_OFFERS = "subscribers_without_offers"
 _CAP_POSITION = "_offer_position"
@@ -54,13 +57,23 @@ def index_mask(offer_lists: pd.Series, n_offers: int) -> np.ndarray:
     return mask
 
 
+def consent_mask(batch: pd.DataFrame, n_offers: int) -> np.ndarray:
+    """(rows x offers): every offer of an opted-out subscriber. subscriber_features always
+    carries the column (False where the source had no consent data); a batch without it (a
+    caller's literal rows) has no opt-outs, the same default."""
+    if Col.MARKETING_OPT_OUT not in batch:
+        return np.zeros((len(batch), n_offers), dtype=bool)
+    opted_out = batch[Col.MARKETING_OPT_OUT].fillna(False).to_numpy(dtype=bool)
+    return np.repeat(opted_out[:, None], n_offers, axis=1)
+
+
 def removal_masks(batch: pd.DataFrame, offers: pd.DataFrame,
                   eligibility: tuple[EligibilityRule, ...]) -> dict[str, np.ndarray]:
     """Every rule's removed pairs (not exclusive), in the order rules apply. `batch` needs the
     subscriber columns the rules name plus exclude_idx (current plan) and fatigue_idx;
     `offers` is the catalogue in offer_idx order."""
     m = len(offers)
-    masks = {CURRENT_PLAN: index_mask(batch[Col.EXCLUDE_IDX], m)}
+    masks = {CONSENT: consent_mask(batch, m), CURRENT_PLAN: index_mask(batch[Col.EXCLUDE_IDX], m)}
     for rule in eligibility:
         masks[rule.name] = (condition_mask(rule.when, batch, offers)
                             & ~condition_mask(rule.require, batch, offers))
@@ -89,7 +102,7 @@ def count_removed(batch: DataFrame, offers: pd.DataFrame,
                   eligibility: tuple[EligibilityRule, ...]) -> dict[str, int]:
     """removed_counts over every subscriber of `batch`, on the executors: one small row per
     Arrow batch comes back summed (a Spark action)."""
-    names = [CANDIDATE_PAIRS, CURRENT_PLAN, *(r.name for r in eligibility), FATIGUE,
+    names = [CANDIDATE_PAIRS, CONSENT, CURRENT_PLAN, *(r.name for r in eligibility), FATIGUE,
              ELIGIBLE_PAIRS, WITHOUT_OFFERS]
     schema = T.StructType([T.StructField(n, T.LongType(), False) for n in names])
 

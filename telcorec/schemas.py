@@ -82,6 +82,8 @@ SUBSCRIBER_FEATURES = _schema(
     (Col.DATA_PLAN_EFFICIENCY, D, True), (Col.VOICE_USE_RATIO, D, True),
     (Col.VOICE_PLAN_FIT, S, False), (Col.VOICE_PLAN_EFFICIENCY, D, True),
     (Col.CHURN_PROBABILITY, D, True), (Col.CHURN_BAND, S, False), (Col.CHURN_SOURCE, S, False),
+    # issue 7: consent (False where the source has no consent data); rules.CONSENT enforces it
+    (Col.MARKETING_OPT_OUT, B, False),
 )
 OFFER_FEATURES = _schema(
     (Col.RUN_DATE, DT, False), (Col.OFFER_ID, S, False), (Col.OFFER_IDX, I, False),
@@ -157,7 +159,8 @@ def conform(df: DataFrame, schema: T.StructType) -> DataFrame:
 # otherwise; the validated tables always carry them, so later stages need no "if present".
 OPTIONAL = {
     "subscribers": _schema((Col.AUTOPAY, B, True), (Col.ON_TIME_PAYMENT_SHARE, D, True),
-                           (Col.MONTHLY_CHARGE, D, True), (Col.CHURNED, B, True)),
+                           (Col.MONTHLY_CHARGE, D, True), (Col.CHURNED, B, True),
+                           (Col.MARKETING_OPT_OUT, B, True)),
     "catalogue": _schema(),
     "subscriptions": _schema((Col.USAGE, D, True)),
     "cdr": _schema((Col.MISSED, B, True), (Col.ROAMING, B, True), (Col.INTERNATIONAL, B, True)),
@@ -171,6 +174,13 @@ REQUIRED = {
     "subscriptions": (Col.SUBSCRIBER_ID, Col.OFFER_ID, Col.START_DATE),
     "cdr": (Col.EVENT_ID, Col.SUBSCRIBER_ID, Col.EVENT_TYPE, Col.EVENT_TS),
 }
+
+
+# What the generator writes (inputs.source generated): the contract plus the optional columns
+# it simulates (consent).
+GENERATED = {**INPUTS, "subscribers": _schema(
+    *[(f.name, f.dataType, f.nullable) for f in SUBSCRIBERS.fields],
+    (Col.MARKETING_OPT_OUT, B, True))}
 
 
 def full(name: str) -> T.StructType:

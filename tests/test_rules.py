@@ -46,7 +46,7 @@ def survivors(masks):
 
 def test_default_rules_leave_exactly_the_allowed_offers():
     masks = rules.removal_masks(subscribers(), OFFERS, DEFAULT_RULES)
-    assert list(masks) == ["current_plan", "prepaid_offers_for_prepaid",
+    assert list(masks) == ["consent", "current_plan", "prepaid_offers_for_prepaid",
                            "business_plans_for_business", "family_bundles_for_families", "fatigue"]
     assert survivors(masks) == {
         "prepaid": ["O3"],             # O0 current plan; O1, O2 postpaid
@@ -58,9 +58,10 @@ def test_default_rules_leave_exactly_the_allowed_offers():
 
 def test_counts_attribute_each_pair_to_the_first_rule_and_add_up():
     counts = rules.removed_counts(rules.removal_masks(subscribers(), OFFERS, DEFAULT_RULES))
-    assert counts == {"candidate_pairs": 16, "current_plan": 2, "prepaid_offers_for_prepaid": 2,
-                      "business_plans_for_business": 2, "family_bundles_for_families": 2,
-                      "fatigue": 2, "eligible_pairs": 6, "subscribers_without_offers": 0}
+    assert counts == {"candidate_pairs": 16, "consent": 0, "current_plan": 2,
+                      "prepaid_offers_for_prepaid": 2, "business_plans_for_business": 2,
+                      "family_bundles_for_families": 2, "fatigue": 2, "eligible_pairs": 6,
+                      "subscribers_without_offers": 0}
     # business: O0 and O3 are both shown recently; prepaid: O2 is postpaid *and* business, and
     # counts for the prepaid rule (first) only
     removed = sum(v for k, v in counts.items() if k not in ("candidate_pairs", "eligible_pairs",

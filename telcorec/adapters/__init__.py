@@ -22,28 +22,25 @@ from telcorec.adapters import copenhagen, ibm_telco, interactions
 from telcorec.adapters.parse import map_table
 from telcorec.adapters.sources import read_delta, read_source, require_path, resolve
 from telcorec.config import Config, CsvConfig, TableSourceConfig
-from telcorec.exceptions import SchemaError
 from telcorec.warehouse import Warehouse
 
 TABLES = tuple(schemas.INPUTS)
 
 
-def contract_tables(spark: SparkSession, wh: Warehouse, writer: str) -> dict[str, DataFrame]:
+def contract_tables(spark: SparkSession, wh: Warehouse, writer: str,
+                    extra_columns: str) -> dict[str, DataFrame]:
     """Delta tables already in the input contract (inputs.source generated or tables): every
-    contract column must be there; optional columns may be."""
+    contract column must be there with its type (or one convertible value by value); optional
+    columns may be. Drift fails in parse.check_columns, naming the column."""
     out = {}
     for name in TABLES:
         df = read_delta(spark, str(wh.input_table(name)), writer)
-        present = set(df.columns)
-        for field in schemas.INPUTS[name].fields:
-            if field.name not in present:
-                raise SchemaError(
-                    f"table '{name}' has no column '{field.name}' (expected type "
-                    f"{field.dataType.simpleString()}); columns present: {sorted(present)}. "
-                    "Map your column onto it (inputs.source: operator) or rename it.")
-        mapping = {c: c for c in schemas.full(name).fieldNames() if c in present}
+        contract = schemas.INPUTS[name].fieldNames()
+        optional = [c for c in schemas.OPTIONAL[name].fieldNames() if c in df.columns]
+        mapping = {c: c for c in [*contract, *optional]}
         out[name] = map_table(df, name, TableSourceConfig(columns=mapping), CsvConfig(),
-                              f"inputs table '{name}'")
+                              f"inputs table '{name}'", required=tuple(contract), typed=True,
+                              extra_columns=extra_columns)
     return out
 
 
@@ -56,7 +53,8 @@ def operator_tables(spark: SparkSession, cfg: Config, writer: str) -> dict[str, 
         key = f"inputs.operator.{name}"
         path = require_path(resolve(op.path, source.path), f"{key}.path")
         out[name] = map_table(read_source(spark, op.format, path, op.csv, writer), name,
-                              source, op.csv, key)
+                              source, op.csv, key, typed=op.format != "csv",
+                              extra_columns=cfg.ingest.extra_columns)
     return out
 
 
@@ -67,7 +65,7 @@ def read_inputs(spark: SparkSession, cfg: Config, run_date: dt.date,
     source = cfg.inputs.source
     if source in ("generated", "tables"):
         return contract_tables(spark, Warehouse.from_config(cfg.warehouse, cfg.inputs.path),
-                               writer)
+                               writer, cfg.ingest.extra_columns)
     if source == "operator":
         return operator_tables(spark, cfg, writer)
     if source == "ibm_telco":

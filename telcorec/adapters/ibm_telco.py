@@ -89,6 +89,7 @@ def subscribers(customers: DataFrame, snapshot: dt.date) -> DataFrame:
         F.col("PaymentMethod").contains("(automatic)").alias(Col.AUTOPAY),
         F.lit(None).cast("double").alias(Col.ON_TIME_PAYMENT_SHARE),
         F.col("MonthlyCharges").alias(Col.MONTHLY_CHARGE), F.col("Churn").alias(Col.CHURNED),
+        F.lit(None).cast("boolean").alias(Col.MARKETING_OPT_OUT),  # the dataset has no consent
         Col.PARSE_ERROR, Col.RAW_RECORD)
     return schemas.conform(out, _with_parse(schemas.full("subscribers")))
 

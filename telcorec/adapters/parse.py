@@ -7,8 +7,17 @@ quarantines the row as `unparsable_value` with its raw values. Empty strings are
 values (NULL), which ingest judges with its own rules (null_key, missing_attribute). A row the
 CSV reader could not split into the header's columns is flagged `malformed_row`.
 Error messages name columns and types, never values.
+
+Schema drift (`check_columns`, the one place that judges a source's columns against the
+mapping, before any row is read): a missing, renamed or case-changed mapped column, or a typed
+(Parquet/Delta) column whose type cannot hold the contract's, fails naming the column, the
+expected name and type and what was found; a column the mapping does not use fails too unless
+`ingest.extra_columns: ignore`; columns in another order are read by name and logged.
 """
 from __future__ import annotations
+
+import logging
+import re
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
@@ -19,6 +28,7 @@ from telcorec.columns import Col
 from telcorec.config import CsvConfig, TableSourceConfig
 from telcorec.exceptions import ConfigError, SchemaError
 
+log = logging.getLogger(__name__)
 CORRUPT = "_corrupt_record"
 TRUE_WORDS = ("true", "t", "yes", "y", "1")
 FALSE_WORDS = ("false", "f", "no", "n", "0")
@@ -68,6 +78,79 @@ def convert(source: Column, source_type: T.DataType, target: T.DataType, csv: Cs
     return value, source.isNotNull() & value.isNull()
 
 
+def shown(names) -> list[str]:
+    """Column names safe to print: a CSV read without its header row has data values (phone
+    numbers) as column names, which must not reach logs or exception text."""
+    plain = re.compile(r"[A-Za-z_][A-Za-z0-9_ .-]{0,63}")
+    return sorted(n if plain.fullmatch(n) and not re.search(r"\d{5,}", n)
+                  else "<a column whose name looks like data>" for n in names)
+
+
+def _holds(source: T.DataType, target: T.DataType) -> bool:
+    """Can a typed source column of type `source` become the contract's `target` value by
+    value? Strings never can (a Parquet/Delta column that arrives as text where the contract
+    has a number, date or flag is a changed export, not dirty rows)."""
+    if source == target or isinstance(target, T.StringType):
+        return not isinstance(source, (T.StructType, T.ArrayType, T.MapType, T.BinaryType))
+    if isinstance(source, _NUMERIC):
+        return isinstance(target, (*_NUMERIC, T.BooleanType))
+    temporal = (T.DateType, T.TimestampType, T.TimestampNTZType)
+    return isinstance(source, temporal) and isinstance(target, temporal)
+
+
+def check_columns(present: T.StructType, name: str, columns: dict[str, str], key: str, *,
+                  required: tuple[str, ...], typed: bool, extra_columns: str | None,
+                  recoded: tuple[str, ...] = ()) -> None:
+    """Judge the source's columns against `columns` ({contract column: source column}) from
+    metadata alone. Raises SchemaError naming the column; logs a reorder. `extra_columns`:
+    "fail" | "ignore" | None (not checked: an adapter for a fixed public file reads what it
+    needs of it)."""
+    contract = {f.name: f.dataType for f in schemas.full(name).fields}
+    types = {f.name: f.dataType for f in present.fields if f.name != CORRUPT}
+    by_lower = {}
+    for c in types:
+        by_lower.setdefault(c.lower(), []).append(c)
+    unused = [c for c in types if c not in set(columns.values())]
+    for target, expected in contract.items():
+        src = columns.get(target)
+        want = expected.simpleString()
+        if src is None:
+            if target in required:
+                raise SchemaError(f"{key}: no source column is mapped onto '{target}' "
+                                  f"(expected {want}); add it under {key}.columns")
+            continue
+        if src not in types:
+            near = [c for c in by_lower.get(src.lower(), []) if c != src]
+            if near:
+                raise SchemaError(
+                    f"{key}: column '{src}' (contract '{target}', expected {want}) is missing; "
+                    f"the source has {shown(near)}, which differs only in letter case. Rename "
+                    f"it to '{src}' in the source, or map it under {key}.columns.{target}")
+            raise SchemaError(
+                f"{key}: column '{src}' (contract '{target}', expected {want}) is missing: "
+                f"renamed or dropped upstream? Columns the mapping does not use: "
+                f"{shown(unused)}. Restore it, or map the new name under {key}.columns.{target}")
+        found = types[src]
+        if typed and target not in recoded and not _holds(found, expected):
+            raise SchemaError(
+                f"{key}: column '{src}' (contract '{target}') is {found.simpleString()}, "
+                f"expected {want}: the source's type changed. Write it as {want} (or a type "
+                f"convertible to it) again, or read the file as CSV to parse it row by row")
+    if unused and extra_columns == "fail":
+        raise SchemaError(
+            f"{key}: the source has column(s) {shown(unused)} that no contract column is mapped "
+            f"from (a new column, or a renamed one?). Map them under {key}.columns, or set "
+            "ingest.extra_columns: ignore to read sources wider than the contract")
+    if unused and extra_columns == "ignore":
+        log.warning("%s: ignoring source column(s) %s (ingest.extra_columns: ignore)", key,
+                    shown(unused))
+    order = [c for c in types if c in set(columns.values())]
+    expected_order = [c for c in columns.values() if c in types]
+    if order != expected_order:
+        log.info("%s: the source's columns are in another order than the mapping lists them; "
+                 "they are read by name, so nothing changes", key)
+
+
 def recode(value: Column, mapping: dict[str, str]) -> Column:
     """Replace source values by contract values (e.g. event type codes); others unchanged."""
     if not mapping:
@@ -77,10 +160,13 @@ def recode(value: Column, mapping: dict[str, str]) -> Column:
 
 
 def map_table(df: DataFrame, name: str, source: TableSourceConfig, csv: CsvConfig,
-              key: str, required: tuple[str, ...] | None = None) -> DataFrame:
+              key: str, required: tuple[str, ...] | None = None, *, typed: bool = False,
+              extra_columns: str | None = None) -> DataFrame:
     """The source table as the contract table `name` (schemas.full(name)) plus the parse
     columns ingest reads. `key` names the config section in messages (inputs.operator.cdr);
-    `required` overrides which contract columns must be mapped (default schemas.REQUIRED)."""
+    `required` overrides which contract columns must be mapped (default schemas.REQUIRED);
+    `typed`: the source has its own column types (Parquet, Delta); `extra_columns`: the
+    ingest.extra_columns policy for unmapped source columns (None: not checked)."""
     contract = schemas.full(name)
     required = schemas.REQUIRED[name] if required is None else required
     known = set(contract.fieldNames())
@@ -88,21 +174,15 @@ def map_table(df: DataFrame, name: str, source: TableSourceConfig, csv: CsvConfi
         if column not in known:
             raise ConfigError(f"config key '{key}.columns.{column}': '{name}' has no contract "
                               f"column '{column}'; allowed: {sorted(known)}")
+    check_columns(df.schema, name, dict(source.columns), key, required=required, typed=typed,
+                  extra_columns=extra_columns, recoded=tuple(source.values))
     present = {f.name: f.dataType for f in df.schema.fields}
     values, failures = [], []
     for field in contract.fields:
         src = source.columns.get(field.name)
         if src is None:
-            if field.name in required:
-                raise SchemaError(f"{key}: no source column is mapped onto '{field.name}' "
-                                  f"(expected {field.dataType.simpleString()}); add it under "
-                                  f"{key}.columns")
             values.append(F.lit(None).cast(field.dataType).alias(field.name))
             continue
-        if src not in present:
-            raise SchemaError(f"{key}.columns.{field.name}: the source has no column '{src}' "
-                              f"(expected {field.dataType.simpleString()}); columns present: "
-                              f"{sorted(c for c in present if c != CORRUPT)}")
         raw = recode(F.col(f"`{src}`"), source.values.get(field.name, {}))
         src_type = T.StringType() if source.values.get(field.name) else present[src]
         value, failed = convert(raw, src_type, field.dataType, csv,

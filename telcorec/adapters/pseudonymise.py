@@ -21,6 +21,7 @@ from typing import Callable, Mapping
 import pandas as pd
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
+from pyspark.sql import types as T
 
 from telcorec.columns import Col
 from telcorec.config import Config
@@ -78,11 +79,26 @@ def pseudonymise(tables: dict[str, DataFrame], key: bytes,
     fn = hasher(key)
     out = {}
     for name, df in tables.items():
-        columns = [c for c in (Col.SUBSCRIBER_ID,) if c in df.columns]
-        if event_ids and Col.EVENT_ID in df.columns:
-            columns.append(Col.EVENT_ID)
-        replaced = {c: fn(F.col(c)) for c in columns}
+        replaced = {c: fn(F.col(c)) for c in pseudonymised_columns(df.columns, event_ids)}
         if Col.RAW_RECORD in df.columns:  # raw values of unparsable rows hold identifiers too
             replaced[Col.RAW_RECORD] = F.lit(None).cast("string")
         out[name] = df.withColumns(replaced)
     return out
+
+
+def pseudonymised_columns(columns: list[str], event_ids: bool) -> list[str]:
+    keys = [Col.SUBSCRIBER_ID, *([Col.EVENT_ID] if event_ids else [])]
+    return [c for c in keys if c in columns]
+
+
+def private_record(schema: T.StructType, event_ids: bool) -> Column:
+    """A rejected row as JSON when pseudonymisation is on: only values that cannot hold an
+    identifier in clear, i.e. the pseudonymised keys, dates, timestamps and flags, plus the
+    names of the columns that failed to parse. A rejected row may be malformed, its fields
+    shifted (a phone number in event_type or offer_id, or parsed as a number into duration_s),
+    so free text and numbers stay out; the reason says what was wrong."""
+    keys = pseudonymised_columns(schema.fieldNames(), event_ids)
+    safe = [f.name for f in schema.fields if f.name in keys
+            or isinstance(f.dataType, (T.DateType, T.TimestampType, T.BooleanType))]
+    return F.to_json(F.struct(*[F.col(c) for c in safe],
+                              F.col(Col.PARSE_ERROR).alias("_unparsable")))

@@ -105,6 +105,8 @@ def subscriber_base(subscribers: DataFrame, profile: DataFrame, plans: DataFrame
                 Col.VALUE_SCORE: weighted_score(stats, VALUE_WEIGHTS),
                 Col.DAYS_TO_CONTRACT_END: F.datediff(F.col(Col.CONTRACT_END), F.lit(run_date)),
                 Col.AUTOPAY: yes_no(F.col(Col.AUTOPAY)),
+                # no consent on record (source without consent data, blank value) = not opted out
+                Col.MARKETING_OPT_OUT: F.coalesce(F.col(Col.MARKETING_OPT_OUT), F.lit(False)),
                 Col.DATA_USE_RATIO: data_ratio,
                 Col.DATA_PLAN_EFFICIENCY: F.least(data_ratio, F.lit(1.0)),
                 Col.VOICE_USE_RATIO: voice_ratio,

@@ -29,10 +29,11 @@ from telcorec import schemas
 from telcorec.columns import Col, EventType
 from telcorec.config import GeneratorConfig
 from telcorec.exceptions import ConfigError
-from telcorec.synthetic import bad_rows
+from telcorec.synthetic import bad_rows, rand
 from telcorec.synthetic.catalogue import build_catalogue
 from telcorec.synthetic.cdr import DATA, SMS, UNKNOWN_TYPE, VOICE, cdr_chunk
 from telcorec.synthetic.population import GenCol, first_choice, history, population
+from telcorec.synthetic.rand import Salt
 
 CHUNK_SUBSCRIBERS = 500
 SUBSCRIBERS_PER_PARTITION = 50_000
@@ -50,7 +51,8 @@ _S, _I, _L, _D = T.StringType(), T.IntegerType(), T.LongType(), T.DoubleType()
 _SUBSCRIBER_ROWS = _struct(
     (GenCol.ID_NUMBER, _L, True), (Col.SEGMENT, _S, True), (Col.REGION, _S, True),
     (Col.DEVICE_TIER, _S, True), (Col.PAYMENT_TYPE, _S, True), (GenCol.SIGNUP_OFFSET, _I, True),
-    (GenCol.TERM_MONTHS, _I, True), (Col.HOUSEHOLD_SIZE, _I, True))
+    (GenCol.TERM_MONTHS, _I, True), (Col.HOUSEHOLD_SIZE, _I, True),
+    (Col.MARKETING_OPT_OUT, T.BooleanType(), True))
 _TRUTH_ROWS = _struct(
     (GenCol.ID_NUMBER, _L, False),
     *[(f.name, f.dataType, f.nullable) for f in schemas.SUBSCRIBER_TRUTH.fields[1:]])
@@ -99,6 +101,9 @@ def _subscriber_rows(batches, *, seed: int, gen: GeneratorConfig) -> Iterator[pd
             GenCol.SIGNUP_OFFSET: (-pop[GenCol.TENURE_DAYS]).astype(np.int32),
             GenCol.TERM_MONTHS: pop[GenCol.TERM_MONTHS],
             Col.HOUSEHOLD_SIZE: pop[Col.HOUSEHOLD_SIZE],
+            # consent: its own stream, so the share changes nothing else in the tables
+            Col.MARKETING_OPT_OUT: rand.uniform(rand.key(seed, numbers),
+                                                Salt.CONSENT) < gen.opt_out_share,
         })
         bad = bad_rows.bad_subscribers(rows, numbers, gen.bad_row_rate, seed)
         yield pd.concat([rows, bad], ignore_index=True)
@@ -151,7 +156,8 @@ def _subscribers(ids: DataFrame, run_date: dt.date, fn: _RowMaker) -> DataFrame:
         _id_column(GenCol.ID_NUMBER).alias(Col.SUBSCRIBER_ID), Col.SEGMENT, Col.REGION,
         signup.alias(Col.SIGNUP_DATE), Col.DEVICE_TIER, Col.PAYMENT_TYPE,
         F.when(term.isNotNull(), contract_end).alias(Col.CONTRACT_END), Col.HOUSEHOLD_SIZE,
-    ), schemas.SUBSCRIBERS)
+        Col.MARKETING_OPT_OUT,
+    ), schemas.GENERATED["subscribers"])
 
 
 def _subscriptions(ids: DataFrame, run_date: dt.date, fn: _RowMaker) -> DataFrame:

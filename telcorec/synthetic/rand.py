@@ -27,6 +27,7 @@ class Salt:
     HOUR, SECOND, DURATION, MISSED, SESSION_SHARE = range(70, 75)
     BAD_SELECT, BAD_KIND, BAD_VALUE, BAD_PHASE = range(90, 94)
     CATALOGUE = 100
+    CONSENT = 110
 
 
 def _splitmix64(x: np.ndarray) -> np.ndarray:
