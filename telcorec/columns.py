@@ -59,6 +59,7 @@ class Col:
 
     # subscriber features
     TENURE_MONTHS = "tenure_months"
+    TENURE_DAYS = "tenure_days"  # routes cold start (telcorec/cold_start.py)
     TENURE_STAGE = "tenure_stage"
     DATA_GB_MONTH = "data_gb_month"
     DATA_GB_MONTH_STD = "data_gb_month_std"
@@ -101,6 +102,7 @@ class Col:
 
     # offers (issue 6): arm, score components, reasons; scoring-only helper columns
     ARM = "arm"
+    ROUTE = "route"  # Route.* of the subscriber's row
     RELEVANCE = "relevance"
     REVENUE = "revenue"
     RETENTION = "retention"
@@ -190,6 +192,14 @@ class RunStatus:
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     REJECTED = "rejected"  # the quality gate refused to publish
+
+
+class Route:
+    """How a subscriber's offers were ranked, by tenure (telcorec/cold_start.py; `offers.route`)."""
+    NEW = "new"                  # content rules only
+    WARM = "warm"                # content rules blended with the model
+    ESTABLISHED = "established"  # the model only
+    ALL = (NEW, WARM, ESTABLISHED)
 
 
 class Split:

@@ -449,6 +449,46 @@ class ScoringConfig:
 
 
 @dataclass(frozen=True)
+class ContentWeights:
+    """The content rule score's parts (telcorec/cold_start.py); they sum to 1."""
+    segment: float = 0.4
+    data: float = 0.3
+    price: float = 0.3
+
+    def __post_init__(self) -> None:
+        parts = (self.segment, self.data, self.price)
+        _check(all(p >= 0 for p in parts) and abs(sum(parts) - 1) < 1e-9,
+               "cold_start.content", "segment, data and price must be >= 0 and sum to 1")
+
+
+def _segment_plan_types() -> dict[str, tuple[str, ...]]:
+    # the plan types each generated segment buys; an operator maps its own segments in YAML
+    return {"youth": ("residential",), "family": ("residential",),
+            "professional": ("premium", "residential"), "business": ("business",),
+            "senior": ("residential",)}
+
+
+@dataclass(frozen=True)
+class ColdStartConfig:
+    """Routing by tenure: content rules only up to new_days, a blend up to warm_days, then the
+    model alone (telcorec/cold_start.py)."""
+    enabled: bool = True
+    new_days: int = 7
+    warm_days: int = 30
+    warm_content_weight: float = 0.7
+    data_headroom: float = 1.2
+    content: ContentWeights = field(default_factory=ContentWeights)
+    segment_plan_types: dict[str, tuple[str, ...]] = field(default_factory=_segment_plan_types)
+
+    def __post_init__(self) -> None:
+        _check(0 <= self.new_days <= self.warm_days, "cold_start.new_days",
+               "must be >= 0 and <= cold_start.warm_days")
+        _check(0 <= self.warm_content_weight <= 1, "cold_start.warm_content_weight",
+               "must be in [0, 1]")
+        _check(self.data_headroom > 0, "cold_start.data_headroom", "must be > 0")
+
+
+@dataclass(frozen=True)
 class GateConfig:
     """Checks before `offers` is touched; a failing check marks the run `rejected`."""
     metric: str = "precision"
@@ -677,6 +717,7 @@ class Config:
     tuning: TuningConfig = field(default_factory=TuningConfig)
     ncf: NCFConfig = field(default_factory=NCFConfig)
     scoring: ScoringConfig = field(default_factory=ScoringConfig)
+    cold_start: ColdStartConfig = field(default_factory=ColdStartConfig)
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
     gate: GateConfig = field(default_factory=GateConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)

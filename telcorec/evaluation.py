@@ -24,13 +24,14 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from telcorec import report, runs, sampled_protocol, schemas, storage
+from telcorec.cold_start import ContentScorer
 from telcorec.columns import OFFER_CATEGORICALS, Cohort, Col, Split
 from telcorec.config import Config, EvaluationConfig
 from telcorec.encoding import Vocabulary
 from telcorec.interactions import check_no_overlap
 from telcorec.metrics_store import ALL_SEGMENTS, metrics_table, write_metrics
 from telcorec.offline_metrics import COHORT, HELD_IDX, per_subscriber, summarise
-from telcorec.scoring import (PopularityScorer, Scorer, load_scorer, model_names,
+from telcorec.scoring import (PopularityScorer, Scorer, load_scorer, model_names, served,
                               with_subscriber_index)
 from telcorec.synthetic.utility import true_utility
 from telcorec.training import with_shard
@@ -172,17 +173,22 @@ def run(spark: SparkSession, cfg: Config, run_date: dt.date) -> dict[str, object
                                      read("subscriber_index", schemas.SUBSCRIBER_INDEX))
     interactions = read("interactions", schemas.INTERACTIONS)
     offer_df = read("offer_features", schemas.OFFER_FEATURES)
-    offers = offer_df.toPandas()  # the catalogue: tens to hundreds of rows
+    # the catalogue (tens to hundreds of rows) in offer_idx order, every scorer's column order
+    offers = offer_df.toPandas().sort_values(Col.OFFER_IDX, ignore_index=True)
     truth_path = wh.truth_table()
     truth = (storage.read_table(spark, truth_path, schemas.SUBSCRIBER_TRUTH)
              if storage.is_delta_table(truth_path) else None)
     population = (with_shard(cohorts(interactions, truth, offer_df)
                              .join(features, on=Col.SUBSCRIBER_ID, how="inner"), cfg.train)
                   .cache())
-    models = [load_scorer(wh, cfg, run_date, name) for name in model_names(cfg)]
+    # measured as served: with the cold-start routing by tenure
+    models = [served(load_scorer(wh, cfg, run_date, name), cfg, offers)
+              for name in model_names(cfg)]
     offer_ids = models[0].offer_ids
     popular = popularity(interactions, len(offer_ids), offer_ids)
     ranked = [*models, popular, RandomScorer(offer_ids, cfg.seed)]
+    if cfg.cold_start.enabled:  # the content rules alone, what new subscribers get
+        ranked.append(ContentScorer.from_offers(offers, cfg.cold_start))
     scorers: list[tuple[Scorer, DataFrame]] = [(s, population) for s in ranked]
     if truth is not None:
         catalogue = read("catalogue", schemas.validated(schemas.CATALOGUE)).toPandas()

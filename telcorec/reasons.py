@@ -5,7 +5,10 @@ Each element reads "<code>: <text>":
   "data_intensity=high x data_tier=heavy: uses 18 GB a month; plan gives 30 GB";
 - "rule <name>: <description>" for every eligibility rule whose condition the pair met (and
   so had to pass);
-- "cold_start: ..." when the subscriber has no plan history (scored from attributes and usage);
+- "cold_start: new subscriber ..." / "warm_start: ..." for the new and warm routes of
+  telcorec/cold_start.py (content rules only / blended with the model; a new subscriber's row
+  gets no model pairs, the model had no say in it);
+- "cold_start: no plan history ..." for an established subscriber without plan history;
 - "control: ..." for rows of the experiment's control arm (the baseline, no model reasons).
 
 Why pairs: a LightFM hybrid score is (sum_a u_a e_a) . (sum_b v_b f_b) + biases, where a runs
@@ -24,12 +27,24 @@ import pyarrow as pa
 import scipy.sparse as sp
 
 from telcorec.columns import OFFER_CATEGORICALS, SUBSCRIBER_CATEGORICALS, Col
+from telcorec.config import ColdStartConfig
 from telcorec.encoding import Vocabulary
 
 IDENTITY = "id"  # the offer's own token in the item vocabulary ("id=OFR0012")
 OFFER_TOKEN_COLUMNS = (*OFFER_CATEGORICALS, IDENTITY)
 COLD_START = "cold_start: no plan history yet; ranked from attributes and usage"
 CONTROL = "control: the baseline's offer (most-held plans), experiment control arm"
+
+
+def new_route(cfg: ColdStartConfig) -> str:
+    return (f"cold_start: new subscriber ({cfg.new_days} days or less with us); ranked by "
+            "content rules: segment, data and price fit")
+
+
+def warm_route(cfg: ColdStartConfig) -> str:
+    share = round(cfg.warm_content_weight * 100)
+    return (f"warm_start: {cfg.new_days + 1}-{cfg.warm_days} days with us; {share}% content "
+            f"rules, {100 - share}% model")
 
 
 def _text(values: pd.Series) -> pd.Series:

@@ -42,7 +42,7 @@ HEADLINE = ("precision", "recall", "ndcg", "auc", "coverage")
 CURVES = ("precision", "recall", "ndcg", "hit_rate", "map")
 SEGMENT_METRIC = ("precision", HEADLINE_K)
 COHORT_METRICS = (("precision", HEADLINE_K), ("recall", HEADLINE_K), ("ndcg", HEADLINE_K))
-BASELINES = ("popularity", "random", "oracle")  # drawn dashed, listed last
+BASELINES = ("content", "popularity", "random", "oracle")  # drawn dashed, listed last
 NOT_SEGMENTS = (metrics_store.ALL_SEGMENTS, Cohort.WARM, Cohort.COLD_START)
 
 

@@ -65,6 +65,7 @@ SUBSCRIBER_FEATURES = _schema(
     (Col.RUN_DATE, DT, False), (Col.SUBSCRIBER_ID, S, False), (Col.SEGMENT, S, True),
     (Col.REGION, S, True), (Col.DEVICE_TIER, S, True), (Col.PAYMENT_TYPE, S, True),
     (Col.HOUSEHOLD, S, False), (Col.TENURE_MONTHS, I, True), (Col.TENURE_STAGE, S, False),
+    (Col.TENURE_DAYS, I, True),
     (Col.DATA_GB_MONTH, D, True), (Col.DATA_GB_MONTH_STD, D, True), (Col.VOICE_MIN_MONTH, D, True),
     (Col.SMS_MONTH, D, True), (Col.DATA_CV, D, True), (Col.USAGE_STABILITY, S, False),
     (Col.DATA_INTENSITY, S, False), (Col.CALL_INTENSITY, S, False), (Col.SMS_INTENSITY, S, False),
@@ -112,6 +113,7 @@ OFFERS = _schema(
     (Col.ARM, S, False), (Col.RELEVANCE, D, False), (Col.REVENUE, D, False),
     (Col.RETENTION, D, False), (Col.DIVERSITY, D, False),
     (Col.REASONS, T.ArrayType(S, containsNull=False), False),
+    (Col.ROUTE, S, True),  # cold-start route (new / warm / established); NULL before it existed
 )
 METRICS = _schema(
     (Col.RUN_DATE, DT, False), (Col.RUN_ID, S, False), (Col.MODEL, S, False),

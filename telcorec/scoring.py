@@ -25,9 +25,10 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from telcorec import gate, metrics_store, rules, runs, schemas, selection, storage
+from telcorec import cold_start, gate, metrics_store, rules, runs, schemas, selection, storage
+from telcorec.cold_start import ContentScorer
 from telcorec.columns import Col
-from telcorec.config import Config, variant_model_name
+from telcorec.config import ColdStartConfig, Config, variant_model_name
 from telcorec.encoding import Vocabulary
 from telcorec.exceptions import DataError
 from telcorec.gate import OutputStats
@@ -133,6 +134,49 @@ class EnsembleScorer:
             out += weight * (_row_minmax(s) if self.mode == "weighted"
                              else 1.0 / (self.rrf_k + _row_ranks(s)))
         return out
+
+
+@dataclass
+class ColdStartBlend:
+    """A model as served: new and warm subscribers' scores are blended with the content rules
+    by tenure (telcorec/cold_start.py); established subscribers keep the model's own scores.
+    Evaluation measures models through this too, so the metrics are those of what is served."""
+    model: Scorer
+    content: ContentScorer
+    cfg: ColdStartConfig
+
+    @property
+    def name(self) -> str:
+        return self.model.name
+
+    @property
+    def version(self) -> str:
+        return self.model.version
+
+    @property
+    def offer_ids(self) -> list[str]:
+        return self.model.offer_ids
+
+    def score(self, batch: pd.DataFrame) -> np.ndarray:
+        s = np.asarray(self.model.score(batch), dtype=np.float64)
+        w = cold_start.content_weights(cold_start.routes(batch[Col.TENURE_DAYS], self.cfg),
+                                       self.cfg)
+        rows = np.flatnonzero(w > 0)
+        if rows.size:
+            s = s.copy()
+            share = w[rows, None]
+            s[rows] = (share * self.content.score(batch.iloc[rows])
+                       + (1 - share) * _row_minmax(s[rows]))
+        return s
+
+
+def served(scorer: Scorer, cfg: Config, offers: pd.DataFrame) -> Scorer:
+    """`scorer` with the cold-start routing of cfg.cold_start (when enabled); `offers`:
+    offer_features in offer_idx order."""
+    if not cfg.cold_start.enabled:
+        return scorer
+    return ColdStartBlend(scorer, ContentScorer.from_offers(offers, cfg.cold_start),
+                          cfg.cold_start)
 
 
 @dataclass
@@ -269,6 +313,8 @@ def most_held(features: DataFrame, offer_ids: list[str], run_date: dt.date) -> P
 def explainer_for(scorer: Scorer, offers: pd.DataFrame) -> Explainer | None:
     """Pair reasons come from a LightFM model: the published one, or an ensemble's first
     LightFM member; an NCF model has no feature-pair decomposition (markers only)."""
+    if isinstance(scorer, ColdStartBlend):
+        scorer = scorer.model
     members = scorer.members if isinstance(scorer, EnsembleScorer) else [scorer]
     lightfm = [m for m in members if isinstance(m, LightFMScorer)]
     return lightfm[0].explainer(offers) if lightfm else None
@@ -288,7 +334,8 @@ def selection_for(cfg: Config, scorer: Scorer, baseline: Scorer, offers: pd.Data
                         "of this run date: rerun the train stage for it")
     return selection.Selection(scorer, baseline, offers, OfferTerms.from_offers(offers),
                                cfg.rules.eligibility, cfg.rerank, cfg.experiment.control,
-                               explainer_for(scorer, offers), cfg.reasons.top_pairs, depth)
+                               explainer_for(scorer, offers), cfg.reasons.top_pairs, depth,
+                               cfg.cold_start)
 
 
 def capped_top_k(candidates: DataFrame, limit: int | None, k: int,
@@ -321,7 +368,7 @@ def run(spark: SparkSession, cfg: Config, run_date: dt.date) -> dict:
                                      read("subscriber_index", schemas.SUBSCRIBER_INDEX))
     offer_df = read("offer_features", schemas.OFFER_FEATURES)
     offers = offer_df.toPandas().sort_values(Col.OFFER_IDX, ignore_index=True)  # the catalogue
-    scorer = load_scorer(wh, cfg, run_date, cfg.scoring.model)
+    scorer = served(load_scorer(wh, cfg, run_date, cfg.scoring.model), cfg, offers)
     k = cfg.scoring.k
     batch = selection.subscriber_batch(features, offer_df, offer_history(spark, wh, writer), cfg,
                                        run_date).persist(StorageLevel.MEMORY_AND_DISK)

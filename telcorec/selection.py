@@ -23,8 +23,9 @@ from pyspark.sql import types as T
 from pyspark.sql.pandas.types import to_arrow_schema
 
 from telcorec import experiments, reasons, rerank, rules, schemas
-from telcorec.columns import Col
-from telcorec.config import Config, EligibilityRule, RerankConfig
+from telcorec.columns import Col, Route
+from telcorec.cold_start import routes
+from telcorec.config import ColdStartConfig, Config, EligibilityRule, RerankConfig
 from telcorec.reasons import Explainer
 from telcorec.rerank import OfferTerms
 from telcorec.training import with_shard
@@ -37,6 +38,7 @@ CANDIDATES = T.StructType([
     T.StructField(Col.SUBSCRIBER_ID, S, False), T.StructField(Col.OFFER_ID, S, False),
     T.StructField(Col.RANK, T.IntegerType(), False), T.StructField(Col.SCORE, D, False),
     T.StructField(Col.MODEL_VERSION, S, False), T.StructField(Col.ARM, S, False),
+    T.StructField(Col.ROUTE, S, False),
     *[T.StructField(c, D, False) for c in rerank.COMPONENTS],
     T.StructField(Col.REASONS, T.ArrayType(S, containsNull=False), False),
 ])
@@ -56,6 +58,7 @@ class Selection:
     explainer: Explainer | None
     top_pairs: int
     depth: int
+    cold_start: ColdStartConfig  # routes by tenure (the scorer applies the blend itself)
 
 
 def relevance_scores(batch: pd.DataFrame, control: np.ndarray, sel: Selection) -> np.ndarray:
@@ -67,13 +70,21 @@ def relevance_scores(batch: pd.DataFrame, control: np.ndarray, sel: Selection) -
     return raw
 
 
+def route_of(batch: pd.DataFrame, sel: Selection) -> np.ndarray:
+    """Route.* per subscriber of the batch; everyone is established with cold start off."""
+    if not sel.cold_start.enabled:
+        return np.full(len(batch), Route.ESTABLISHED, dtype=object)
+    return routes(batch[Col.TENURE_DAYS], sel.cold_start)
+
+
 def row_reasons(batch: pd.DataFrame, rows: np.ndarray, offers: np.ndarray,
                 rule_markers: list[tuple[str, np.ndarray]], control: np.ndarray,
-                sel: Selection) -> pa.ListArray:
-    """Model pairs (model arms only), rule markers (text, the rule's `when` mask over the
-    batch x offers), cold-start and control markers."""
+                route: np.ndarray, sel: Selection) -> pa.ListArray:
+    """Model pairs (model arms, where the model had a say), rule markers (text, the rule's
+    `when` mask over the batch x offers), route, cold-start and control markers."""
     slots = []
-    treated = ~control[rows]
+    route = route[rows]
+    treated = ~control[rows] & (route != Route.NEW)
     if sel.explainer is not None and sel.top_pairs and treated.any():
         for slot in sel.explainer.pair_reasons(batch, rows[treated], offers[treated],
                                                sel.top_pairs):
@@ -82,8 +93,11 @@ def row_reasons(batch: pd.DataFrame, rows: np.ndarray, offers: np.ndarray,
             slots.append(full)
     for text, applied in rule_markers:
         slots.append(reasons.marker(applied[rows, offers], text))
-    slots.append(reasons.marker(~batch[Col.HAS_HISTORY].to_numpy(dtype=bool)[rows],
-                                reasons.COLD_START))
+    new, warm = route == Route.NEW, route == Route.WARM
+    slots.append(reasons.marker(new & ~control[rows], reasons.new_route(sel.cold_start)))
+    slots.append(reasons.marker(warm & ~control[rows], reasons.warm_route(sel.cold_start)))
+    no_history = ~batch[Col.HAS_HISTORY].to_numpy(dtype=bool)[rows]
+    slots.append(reasons.marker(no_history & ~new, reasons.COLD_START))
     slots.append(reasons.marker(control[rows], reasons.CONTROL))
     return reasons.as_list_array(slots, len(rows))
 
@@ -95,6 +109,7 @@ def candidate_rows(batch: pd.DataFrame, sel: Selection) -> pa.RecordBatch:
     weights = rerank.weights_for(batch[Col.SEGMENT], sel.weights, control)
     ranking = rerank.rank(relevance_scores(batch, control, sel), rules.allowed(masks), batch,
                           sel.terms, weights, sel.depth)
+    route = route_of(batch, sel)
     rows, position = np.nonzero(ranking.offers >= 0)
     offers = ranking.offers[rows, position]
     markers = [(f"rule {r.name}: {r.description or r.name}",
@@ -107,9 +122,10 @@ def candidate_rows(batch: pd.DataFrame, sel: Selection) -> pa.RecordBatch:
         Col.MODEL_VERSION: pa.array(np.where(control[rows], sel.baseline.version,
                                              sel.scorer.version).astype(object)),
         Col.ARM: pa.array(batch[Col.ARM].to_numpy(dtype=object)[rows]),
+        Col.ROUTE: pa.array(route[rows]),
         **{c: pa.array(ranking.components[rows, position, i], from_pandas=False)
            for i, c in enumerate(rerank.COMPONENTS)},
-        Col.REASONS: row_reasons(batch, rows, offers, markers, control, sel),
+        Col.REASONS: row_reasons(batch, rows, offers, markers, control, route, sel),
     }
     schema = to_arrow_schema(CANDIDATES)
     return pa.RecordBatch.from_arrays([columns[f.name].cast(f.type) for f in schema],

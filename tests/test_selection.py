@@ -24,14 +24,14 @@ COLUMNS = (f"{Col.SUBSCRIBER_ID} string, {Col.SEGMENT} string, {Col.PAYMENT_TYPE
            f"{Col.HOUSEHOLD} string, {Col.CURRENT_OFFER_ID} string, {Col.HAS_HISTORY} boolean, "
            f"{Col.CHURN_PROBABILITY} double, {Col.DATA_GB_MONTH} double, "
            f"{Col.EXCLUDE_IDX} array<int>, {Col.FATIGUE_IDX} array<int>, {Col.ARM} string, "
-           f"{Col.SHARD} int")
+           f"{Col.SHARD} int, {Col.TENURE_DAYS} int")
 ROWS = [
     # prepaid: only O3 survives (O0 current plan, O1 and O2 postpaid)
-    ("A", "youth", "prepaid", "single", "O0", True, 0.5, 18.2, [0], [], "model", 0),
-    # cold start: O1 family bundle for a single, O3 shown recently
-    ("B", "business", "postpaid", "single", None, False, None, None, [], [3], "model", 0),
+    ("A", "youth", "prepaid", "single", "O0", True, 0.5, 18.2, [0], [], "model", 0, 400),
+    # cold start (warm route, 20 days): O1 family bundle for a single, O3 shown recently
+    ("B", "business", "postpaid", "single", None, False, None, None, [], [3], "model", 0, 20),
     # control arm: the baseline's order; O1 current plan, O2 business plan
-    ("C", "family", "postpaid", "family", "O1", True, 0.1, 3.0, [1], [], "control", 0),
+    ("C", "family", "postpaid", "family", "O1", True, 0.1, 3.0, [1], [], "control", 0, 900),
 ]
 MODEL = PopularityScorer(list(OFFERS[Col.OFFER_ID]), np.array([1.0, 4.0, 3.0, 2.0]),
                          name="stub", version="stub-1")
@@ -39,6 +39,7 @@ BASELINE = PopularityScorer(list(OFFERS[Col.OFFER_ID]), np.array([9.0, 1.0, 5.0,
                             version="popularity-1")
 PREPAID = "rule prepaid_offers_for_prepaid: prepaid subscribers get prepaid plans only"
 BUSINESS = "rule business_plans_for_business: business plans go to business customers"
+WARM = "warm_start: 8-30 days with us; 70% content rules, 30% model"
 COLD = "cold_start: no plan history yet; ranked from attributes and usage"
 CONTROL = "control: the baseline's offer (most-held plans), experiment control arm"
 
@@ -55,21 +56,25 @@ def make_selection(depth=K):
     cfg = config.from_dict({})
     return selection.Selection(MODEL, BASELINE, OFFERS, OfferTerms.from_offers(OFFERS),
                                cfg.rules.eligibility, cfg.rerank, cfg.experiment.control, None,
-                               cfg.reasons.top_pairs, depth)
+                               cfg.reasons.top_pairs, depth, cfg.cold_start)
 
 
 def test_rules_rerank_arms_and_markers_on_literal_rows():
     got = selection.candidate_rows(literal_batch(), make_selection()).to_pandas()
     expected = pd.DataFrame([
         # A: relevance 1 (its only offer), revenue (40 - 10) / 30, retention .5 x (1 + 1) / 2
-        ("A", "O3", 1, 0.4 + 0.3 + 0.1 + 0.1, "stub-1", "model", 1.0, 1.0, 0.5, 1.0, [PREPAID]),
+        ("A", "O3", 1, 0.4 + 0.3 + 0.1 + 0.1, "stub-1", "model", "established", 1.0, 1.0, 0.5, 1.0,
+         [PREPAID]),
         # B: O2 .4 + .3 x (30 - 25) / 30 + .1; then O0 -.15 + .1 x (1 - 1/6)
-        ("B", "O2", 1, 0.55, "stub-1", "model", 1.0, 1 / 6, 0.0, 1.0, [BUSINESS, COLD]),
-        ("B", "O0", 2, -0.15 + 0.1 * 5 / 6, "stub-1", "model", 0.0, -0.5, 0.0, 5 / 6, [COLD]),
+        ("B", "O2", 1, 0.55, "stub-1", "model", "warm", 1.0, 1 / 6, 0.0, 1.0,
+         [BUSINESS, WARM, COLD]),
+        ("B", "O0", 2, -0.15 + 0.1 * 5 / 6, "stub-1", "model", "warm", 0.0, -0.5, 0.0, 5 / 6,
+         [WARM, COLD]),
         # C: most-held first, ranked by relevance alone; components still recorded
-        ("C", "O0", 1, 1.0, "popularity-1", "control", 1.0, -1 / 3, 0.1 * 0.5 * (1 / 3 + 0),
-         1.0, [CONTROL]),
-        ("C", "O3", 2, 0.0, "popularity-1", "control", 0.0, 2 / 3, 0.1, 2 / 3, [CONTROL]),
+        ("C", "O0", 1, 1.0, "popularity-1", "control", "established", 1.0, -1 / 3,
+         0.1 * 0.5 * (1 / 3 + 0), 1.0, [CONTROL]),
+        ("C", "O3", 2, 0.0, "popularity-1", "control", "established", 0.0, 2 / 3, 0.1, 2 / 3,
+         [CONTROL]),
     ], columns=selection.CANDIDATES.fieldNames())
     pd.testing.assert_frame_equal(got.drop(columns=Col.REASONS),
                                   expected.drop(columns=Col.REASONS), check_dtype=False)

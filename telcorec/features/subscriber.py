@@ -93,6 +93,7 @@ def subscriber_base(subscribers: DataFrame, profile: DataFrame, plans: DataFrame
             .withColumns({
                 Col.RUN_DATE: F.lit(run_date),
                 Col.TENURE_MONTHS: tenure,
+                Col.TENURE_DAYS: F.datediff(F.lit(run_date), F.col(Col.SIGNUP_DATE)),
                 Col.HOUSEHOLD: household(F.col(Col.HOUSEHOLD_SIZE)),
                 Col.DATA_CV: cv,
                 Col.DATA_INTENSITY: intensity(Col.DATA_GB_MONTH, stats.data_edges),
