@@ -90,9 +90,9 @@ def test_usage_stability_threshold(spark, cv, label):
 def full_inputs(spark):
     subs = spark.createDataFrame([
         ("S1", "youth", "north", dt.date(2026, 9, 1), "mid", "prepaid", None, 1,
-         None, None, None, None),
+         None, None, None, None, None),
         ("S2", "family", "south", dt.date(2020, 1, 1), "flagship", "postpaid",
-         dt.date(2026, 12, 15), 4, True, 0.95, 30.0, None),
+         dt.date(2026, 12, 15), 4, True, 0.95, 30.0, None, True),
     ], schemas.full("subscribers"))
     plans = spark.createDataFrame([
         ("S2", "O1", dt.date(2021, 1, 1), dt.date(2022, 1, 1), None),
@@ -139,6 +139,8 @@ def test_subscriber_features_end_to_end_on_literal_rows(spark):
         "O2", True, 1)
     assert (s2[Col.DAYS_TO_CONTRACT_END], s2[Col.RENEWAL_WINDOW]) == (44, "yes")
     assert (s2[Col.AUTOPAY], s2[Col.ON_TIME_PAYMENT_SHARE]) == ("yes", 0.95)
+    # consent: no value on record is not opted out; an opt-out is carried as is
+    assert (s1[Col.MARKETING_OPT_OUT], s2[Col.MARKETING_OPT_OUT]) == (False, True)
     assert s2[Col.VALUE_SCORE] == pytest.approx(0.3 * 10.5 / 20) and s2[Col.VALUE_TIER] == "silver"
     # current plan O2: 4 GB, 10 min; used 0 GB and 10.5 min a month
     assert (s2[Col.DATA_USE_RATIO], s2[Col.DATA_PLAN_FIT], s2[Col.DATA_PLAN_EFFICIENCY]) == (
