@@ -420,7 +420,7 @@ CANARY = re.compile(rb"4570000\d{3}|4\.570000\d")  # +45..., 0045..., 45..., and
 def canary_sources(spark, src: Path, subscribers: int) -> list[str]:
     """The generator's tables as operator CSV files whose subscriber ids are canary MSISDNs
     (event ids built on them too), plus malformed and semantically bad rows carrying them."""
-    frames = generated_frames(spark, subscribers, opt_out_share=0.05)
+    frames = generated_frames(spark, subscribers, cdr_rows=30_000, opt_out_share=0.05)
     ids = sorted(set(frames["subscribers"][Col.SUBSCRIBER_ID].dropna()))
     msisdn = {s: f"+{CANARY_BASE + i + 1}" for i, s in enumerate(ids)}
     for name in ("subscribers", "subscriptions", "cdr"):
@@ -462,7 +462,7 @@ def run_pipeline(conf: Path, cwd: Path, key: str | None) -> subprocess.Completed
         env["TELCOREC_PSEUDO_KEY"] = key
     return subprocess.run([sys.executable, str(ROOT / "jobs/pipeline.py"), "--conf", str(conf),
                            "--run-date", RUN.isoformat()], cwd=cwd, env=env,
-                          capture_output=True, timeout=1500)
+                          capture_output=True, timeout=3000)
 
 
 def texts_of(path: Path):
