@@ -14,8 +14,8 @@ What counts as an orphan, conservatively:
   regular retention-based `vacuum()` is the tool for those);
 - older than `min_age` seconds: a file younger than that may belong to a write still running
   (its commit has not happened yet), so it is kept unless the operator says no job is writing.
-Just before deleting, the log is read again at its newest version, and a candidate that a commit
-made in the meantime references is kept.
+Just before deleting, under the table's commit lock, the log is read again at its newest version,
+and a candidate that a commit made in the meantime references is kept.
 """
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ from urllib.parse import unquote
 import pyarrow.parquet as pq
 from deltalake import DeltaTable
 
-from telcorec.storage import is_delta_table
+from telcorec.storage import _commit_lock, is_delta_table
 
 log = logging.getLogger(__name__)
 
@@ -110,15 +110,18 @@ def find_orphans(table: Path, min_age: float, now: float | None = None) -> Table
 
 
 def remove_orphans(found: TableCleanup) -> TableCleanup:
-    """Delete `found.orphans` that the newest log still does not reference."""
-    version, referenced = referenced_files(found.table)
-    removed = [f for f in found.orphans if f.path not in referenced]
+    """Delete `found.orphans` that the newest log still does not reference. The table's commit
+    lock (storage's) is held from that last reading of the log to the last deletion, so no
+    commit through storage can come in between."""
+    with _commit_lock(str(found.table)):
+        version, referenced = referenced_files(found.table)
+        removed = [f for f in found.orphans if f.path not in referenced]
+        for f in removed:
+            (found.table / f.path).unlink(missing_ok=True)
     kept = len(found.orphans) - len(removed)
     if kept:
         log.warning("%s: %d files were committed by version <= %d since they were listed; kept",
                     found.table, kept, version)
-    for f in removed:
-        (found.table / f.path).unlink(missing_ok=True)
     return TableCleanup(found.table, version, tuple(removed), found.too_recent, len(removed),
                         sum(f.size for f in removed))
 
