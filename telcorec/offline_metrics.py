@@ -20,7 +20,7 @@ from typing import Iterator
 
 import numpy as np
 import pandas as pd
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
@@ -140,6 +140,16 @@ def per_subscriber(subscribers: DataFrame, scorer: Scorer, ks: tuple[int, ...],
     return subscribers.mapInPandas(evaluate, schema)
 
 
+def exact_mean(column: str) -> Column:
+    """The mean of a double column, bit-identical however the rows are partitioned.
+
+    F.avg adds doubles in the order partial sums reach the final aggregation, which changes from
+    run to run and with spark.sql.shuffle.partitions: the metrics then differed in their last
+    bits (up to 7e-15) between two identical runs. Decimal addition is exact, so its order does
+    not matter; 18 decimals keep every digit a metric needs."""
+    return F.avg(F.col(column).cast(T.DecimalType(38, 18))).cast(T.DoubleType())
+
+
 def summarise(rows: DataFrame, ks: tuple[int, ...], catalogue_size: int,
               groups: dict[str, str]) -> list[tuple[str, int, str, float]]:
     """(metric, k, group, value) averaged per group; `groups` maps a label column to use for
@@ -148,7 +158,7 @@ def summarise(rows: DataFrame, ks: tuple[int, ...], catalogue_size: int,
     for label, column in groups.items():
         key = F.lit("all") if column == "all" else F.col(column)
         grouped = rows.withColumn("_group", key)
-        aggs = [F.avg(c).alias(c) for c in metric_columns(ks)]
+        aggs = [exact_mean(c).alias(c) for c in metric_columns(ks)]
         for row in grouped.groupBy("_group").agg(*aggs).collect():  # one row per group
             for name in metric_columns(ks):
                 metric, _, k = name.partition("@")
