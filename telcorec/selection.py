@@ -93,9 +93,11 @@ def row_reasons(batch: pd.DataFrame, rows: np.ndarray, offers: np.ndarray,
             slots.append(full)
     for text, applied in rule_markers:
         slots.append(reasons.marker(applied[rows, offers], text))
-    new, warm = route == Route.NEW, route == Route.WARM
-    slots.append(reasons.marker(new & ~control[rows], reasons.new_route(sel.cold_start)))
-    slots.append(reasons.marker(warm & ~control[rows], reasons.warm_route(sel.cold_start)))
+    model_arm = ~control[rows]  # the control arm gets the baseline whatever the route
+    new = model_arm & (route == Route.NEW)
+    slots.append(reasons.marker(new, reasons.new_route(sel.cold_start)))
+    slots.append(reasons.marker(model_arm & (route == Route.WARM),
+                                reasons.warm_route(sel.cold_start)))
     no_history = ~batch[Col.HAS_HISTORY].to_numpy(dtype=bool)[rows]
     slots.append(reasons.marker(no_history & ~new, reasons.COLD_START))
     slots.append(reasons.marker(control[rows], reasons.CONTROL))

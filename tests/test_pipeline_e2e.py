@@ -8,7 +8,7 @@ from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual, assertSchemaEqual
 
 from telcorec import config, pipeline, schemas, storage
-from telcorec.columns import Col
+from telcorec.columns import Col, Route
 from telcorec.warehouse import Warehouse
 
 RUN = dt.date(2026, 11, 23)
@@ -34,19 +34,24 @@ def test_offers_contract(spark, tiny):
         F.count(F.lit(1)).alias("n"), F.collect_set(Col.RANK).alias("ranks"),
         F.countDistinct(Col.OFFER_ID).alias("distinct_offers"))
     k = cfg.scoring.k
-    assert per_sub.count() == features.count() == 600  # every subscriber, cold start included
+    opted_out = features.where(F.col(Col.MARKETING_OPT_OUT)).select(Col.SUBSCRIBER_ID)
+    n_out = opted_out.count()
+    assert features.count() == 600 and 0 < n_out < 60  # generator.opt_out_share 2%
+    # every subscriber who consents, cold start included; none who opted out (rule consent)
+    assert per_sub.count() == 600 - n_out
+    assert per_sub.join(opted_out, on=Col.SUBSCRIBER_ID).count() == 0
     assert per_sub.filter((F.col("n") != k) | (F.col("distinct_offers") != k)
                           | (F.size("ranks") != k)).count() == 0
     assert offers.agg(F.min(Col.RANK), F.max(Col.RANK)).first() == (1, k)
     current = features.select(Col.SUBSCRIBER_ID, F.col(Col.CURRENT_OFFER_ID).alias(Col.OFFER_ID))
     assert offers.join(current, on=[Col.SUBSCRIBER_ID, Col.OFFER_ID], how="inner").count() == 0
-    assert results["score"]["offers"] == 600 * k
+    assert results["score"]["offers"] == (600 - n_out) * k
 
 
 def test_offers_carry_arms_components_reasons_and_follow_the_rules(tiny):
     cfg, wh, results = tiny
     offers = DeltaTable(str(wh.table("offers"))).to_pandas(
-        partitions=[(Col.RUN_DATE, "=", RUN.isoformat())])  # 6,000 rows
+        partitions=[(Col.RUN_DATE, "=", RUN.isoformat())])  # 10 rows per consenting subscriber
     features = DeltaTable(str(wh.table("subscriber_features"))).to_pandas(
         partitions=[(Col.RUN_DATE, "=", RUN.isoformat())]).set_index(Col.SUBSCRIBER_ID)
     score = results["score"]
@@ -81,8 +86,17 @@ def test_offers_carry_arms_components_reasons_and_follow_the_rules(tiny):
     assert min(removed[r.name] for r in cfg.rules.eligibility) > 0
     assert offers.groupby(Col.OFFER_ID).size().max() <= 0.5 * 600  # campaign cap
     # reasons: model pairs for the model arm, markers for cold start and control
-    model_reasons = offers.loc[~control, Col.REASONS]
+    # (rows of new subscribers, ranked by the content rules alone, carry no model pairs)
+    new = (offers[Col.ROUTE] == Route.NEW).to_numpy()
+    model_reasons = offers.loc[~control & ~new, Col.REASONS]
     assert model_reasons.map(lambda r: any(" x " in x for x in r)).all()
+    assert offers.loc[~control & new, Col.REASONS].map(
+        lambda r: not any(" x " in x for x in r)
+        and any(x.startswith("cold_start: new subscriber") for x in r)).all()
+    # the route follows tenure: new <= 7 days, warm <= 30, else established
+    days = subs[Col.TENURE_DAYS].to_numpy(dtype=float)
+    expected = np.where(days <= 7, Route.NEW, np.where(days <= 30, Route.WARM, Route.ESTABLISHED))
+    assert (offers[Col.ROUTE].to_numpy() == expected).all() and new.any()
     cold = ~subs[Col.HAS_HISTORY].to_numpy()
     assert cold.any() and offers.loc[cold, Col.REASONS].map(
         lambda r: any(x.startswith("cold_start:") for x in r)).all()
@@ -103,7 +117,9 @@ def test_next_days_batch_excludes_the_offers_published_at_rank_1(spark, tiny):
     shown = (storage.read_table(spark, wh.table("offers"), schemas.OFFERS, RUN)
              .where(F.col(Col.RANK) == 1).join(offer_df, on=Col.OFFER_ID, how="inner")
              .select(Col.SUBSCRIBER_ID, F.array(F.col(Col.OFFER_IDX)).alias(Col.FATIGUE_IDX)))
-    assertDataFrameEqual(tomorrow.select(Col.SUBSCRIBER_ID, Col.FATIGUE_IDX), shown)
+    # subscribers who opted out got no offers, so nothing to tire them of
+    assertDataFrameEqual(tomorrow.where(F.size(Col.FATIGUE_IDX) > 0)
+                         .select(Col.SUBSCRIBER_ID, Col.FATIGUE_IDX), shown)
     today = selection.subscriber_batch(features, offer_df, history, cfg, RUN)
     assert today.where(F.size(Col.FATIGUE_IDX) > 0).count() == 0  # a rerun sees no fatigue
 
@@ -120,10 +136,10 @@ def test_metrics_table_has_model_and_baselines(spark, tiny):
     _, wh, _ = tiny
     metrics = storage.read_table(spark, wh.table("metrics"), schemas.METRICS, RUN)
     models = {r[Col.MODEL] for r in metrics.select(Col.MODEL).distinct().collect()}
-    assert models == {"lightfm_warp", "popularity", "random", "oracle"}
+    assert models == {"lightfm_warp", "content", "popularity", "random", "oracle"}
     overall = metrics.filter((F.col(Col.SEGMENT) == "all") & (F.col(Col.METRIC) == "precision")
                              & (F.col(Col.K) == 5))
-    assert overall.count() == 4
+    assert overall.count() == 5
     groups = {r[Col.SEGMENT] for r in metrics.select(Col.SEGMENT).distinct().collect()}
     assert {"all", "warm", "cold_start", "youth", "business"} <= groups
     names = {r[Col.METRIC] for r in metrics.select(Col.METRIC).distinct().collect()}
@@ -146,6 +162,11 @@ def test_rerun_same_date_is_idempotent(spark, tiny):
     assert dupes.filter(F.col("count") > 1).count() == 0
 
 
+def results_offers(wh) -> int:
+    """The published row count (600 subscribers minus those who opted out, x K = 10)."""
+    return len(DeltaTable(str(wh.table("offers"))).to_pyarrow_table(columns=[Col.RANK]))
+
+
 def test_runs_table_records_each_attempt(spark, tiny):
     _, wh, _ = tiny
     rows = DeltaTable(str(wh.table("runs"))).to_pandas()
@@ -153,7 +174,7 @@ def test_runs_table_records_each_attempt(spark, tiny):
     assert all(statuses == ["running", "succeeded"] for statuses in by_attempt)
     done = rows[rows[Col.STATUS] == "succeeded"].iloc[0]
     assert '"lightfm_warp:precision@5"' in done[Col.METRICS_JSON]
-    assert '"offers": 6000' in done[Col.COUNTS]
+    assert f'"offers": {results_offers(wh)}' in done[Col.COUNTS]
 
 
 def test_latest_offers_view_shows_only_succeeded_runs(spark, tiny):
@@ -161,7 +182,8 @@ def test_latest_offers_view_shows_only_succeeded_runs(spark, tiny):
     from telcorec import sql
     got = sql.query(spark, wh, "delta-rs", "SELECT count(*) AS n, count(DISTINCT subscriber_id) "
                     "AS s FROM latest_offers").first()
-    assert (got["n"], got["s"]) == (6000, 600)
+    n = results_offers(wh)
+    assert (got["n"], got["s"]) == (n, n // 10)
 
 
 def test_gate_refuses_a_broken_model_and_leaves_offers_as_they_were(spark, tiny):

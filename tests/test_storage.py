@@ -8,8 +8,8 @@ from telcorec import schemas, storage
 from telcorec.exceptions import PublishError
 
 D1, D2 = dt.date(2026, 11, 1), dt.date(2026, 11, 2)
-# arm, relevance, revenue, retention, diversity, reasons: the columns after model_version
-REST = ("model", 0.5, 0.0, 0.0, 0.0, ["r"])
+# arm, relevance, revenue, retention, diversity, reasons, route: the columns after model_version
+REST = ("model", 0.5, 0.0, 0.0, 0.0, ["r"], "established")
 
 
 def offers(spark, run_date, n, offer="O1", parts=3):
