@@ -29,6 +29,7 @@ from telcorec import cold_start, gate, metrics_store, rules, runs, schemas, sele
 from telcorec.cold_start import ContentScorer
 from telcorec.columns import Col
 from telcorec.config import ColdStartConfig, Config, variant_model_name
+from telcorec.contract import OffersContract
 from telcorec.encoding import Vocabulary
 from telcorec.exceptions import DataError
 from telcorec.gate import OutputStats
@@ -393,8 +394,10 @@ def run(spark: SparkSession, cfg: Config, run_date: dt.date) -> dict:
                              runs.last_published_metrics(wh.table("runs")), stats)
         if refused:
             raise gate.GateRejected("quality gate refused to publish: " + "; ".join(refused))
+        # the output contract (catalogue, ranks 1..n <= K, finite scores) on the persisted rows
+        contract = OffersContract(tuple(scorer.offer_ids), k)
         n = storage.replace_partition(ranked, wh.table("offers"), schemas.OFFERS, run_date,
-                                      writer)
+                                      writer, contract)
     finally:
         for frame in persisted:
             frame.unpersist()
