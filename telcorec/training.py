@@ -37,7 +37,7 @@ from telcorec.warehouse import Warehouse
 
 log = logging.getLogger(__name__)
 MANIFEST = "manifest.json"
-TUNED_BEST = "best.json"  # the tune stage's best configuration, under tuning_dir(run date)
+TUNED_BEST = "best.json"  # the tune stage's best configuration, in Warehouse.tuning_dir
 ENSEMBLE_WEIGHTS = "ensemble_weights.json"  # tuned ensemble weights, beside the models
 PARTITION_KEY = "_partition_key"  # see one_shard_per_partition
 SHARD_RESULT = T.StructType([
@@ -209,10 +209,6 @@ def variant_params(cfg: TrainConfig, seed: int,
     return {variant_model_name(v): {**asdict(cfg.variant(v)),
                                     **(tuned or {}).get(variant_model_name(v), {}), "seed": seed}
             for v in cfg.models}
-
-
-def tuning_dir(root: Path, run_date: dt.date) -> Path:
-    return root / "tuning" / f"run_date={run_date.isoformat()}"
 
 
 def latest_tuned(root: Path, run_date: dt.date) -> dict | None:

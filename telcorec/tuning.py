@@ -174,7 +174,7 @@ def search(rows: DataFrame, cfg: Config, user_vocab: Vocabulary, item_features: 
               "variant": tuning.model, "model": model, "trial": best[Col.TRIAL],
               "params": knobs[best[Col.TRIAL]], "full_params": trials[best[Col.TRIAL]],
               "metric": metric, "value": best[Col.VALUE], "best_epoch": best[Col.BEST_EPOCH]}
-    out = training.tuning_dir(wh.root, run_date)
+    out = wh.tuning_dir(run_date)
     out.mkdir(parents=True, exist_ok=True)
     (out / training.TUNED_BEST).write_text(json.dumps(record, indent=2, sort_keys=True))
     log.info("tune %s: best trial %d %s, validation %s %.4f -> %s", model, record["trial"],
@@ -315,4 +315,4 @@ def run(spark: SparkSession, cfg: Config, run_date: dt.date) -> dict:
 
 
 def best_path(wh: Warehouse, run_date: dt.date) -> Path:
-    return training.tuning_dir(wh.root, run_date) / training.TUNED_BEST
+    return wh.tuning_dir(run_date) / training.TUNED_BEST

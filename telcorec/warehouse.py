@@ -151,6 +151,11 @@ class Warehouse:
         return self._contained(
             self.root / "feature_stats" / f"run_date={run_date.isoformat()}.json", "warehouse")
 
+    def tuning_dir(self, run_date: dt.date) -> Path:
+        """The tune stage's best configuration of a run date (telcorec/tuning.py)."""
+        return self._contained(self.root / "tuning" / f"run_date={run_date.isoformat()}",
+                               "warehouse")
+
     def report_dir(self, run_date: dt.date) -> Path:
         return self._contained(self.root / "reports" / f"run_date={run_date.isoformat()}",
                                "warehouse")
