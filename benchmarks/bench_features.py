@@ -11,7 +11,12 @@ ingest), then in one Spark session measures
   tables written),
 and prints and writes benchmarks/results/bench_features.json with cdr_rows, seconds, rows_per_s,
 floor_seconds, ratio_to_floor and the driver's peak memory (the Python driver's ru_maxrss and
-the driver JVM's VmHWM). Earlier runs at other sizes are kept under "runs".
+the driver JVM's VmHWM). Earlier runs at other sizes are kept under "runs"; when a run at a
+tenth of the subscribers (same --usage-scale) is there, `driver_peak_rss_ratio_to_tenth` compares
+the two (the issue's goal: 1M within 1.2x of 100k).
+
+--usage-scale sets the CDR volume apart from the population: 1.0 is the generator's ~10 rows a
+subscriber a day (~940 over its 90 days); 1M subscribers with >= 100M rows is --usage-scale 0.11.
 """
 from __future__ import annotations
 
@@ -82,19 +87,31 @@ def jvm_peak_mb() -> float | None:
     return None
 
 
+def run_key(subscribers: int, usage_scale: float) -> str:
+    return f"subscribers={subscribers}" + ("" if usage_scale == 1.0 else f",usage={usage_scale}")
+
+
+def peak_mb(run: dict) -> float:
+    """The driver's peak memory: its Python process plus its JVM."""
+    return run["driver_python_peak_rss_mb"] + (run["driver_jvm_peak_rss_mb"] or 0.0)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--subscribers", type=int, default=100_000)
     p.add_argument("--warehouse", default="/tmp/telcorec-bench")
     p.add_argument("--driver-memory", default="6g")
     p.add_argument("--shuffle-partitions", type=int, default=8)
+    p.add_argument("--usage-scale", type=float, default=1.0,
+                   help="generator.usage_scale: x the CDR rows per subscriber (default 1.0)")
     p.add_argument("--generate-only", action="store_true",
                    help="write the data and stop (time later, on a quiet machine)")
     args = p.parse_args()
-    root = Path(args.warehouse) / f"subscribers={args.subscribers}"
+    key = run_key(args.subscribers, args.usage_scale)
+    root = Path(args.warehouse) / key
     cfg = config.load("conf/local.yaml").with_overrides(**{
         "warehouse": str(root), "generator.subscribers": args.subscribers,
-        "generator.bad_row_rate": 0.0})
+        "generator.bad_row_rate": 0.0, "generator.usage_scale": args.usage_scale})
     wh = Warehouse.from_config(cfg.warehouse, cfg.inputs.path)
     spark = session(args.driver_memory, args.shuffle_partitions)
     spark.sparkContext.setLogLevel("ERROR")
@@ -105,6 +122,7 @@ def main() -> None:
         print(json.dumps({"cdr_rows": cdr_rows, "generate_seconds": round(generate_seconds, 1)}))
         spark.stop()
         return
+    load_before = os.getloadavg()
     floors = [floor_seconds(spark, wh)]
     started = time.monotonic()
     result = features.run(spark, cfg, RUN)
@@ -112,7 +130,8 @@ def main() -> None:
     floors.append(floor_seconds(spark, wh))
     floor = min(floors)
     run = {
-        "subscribers": args.subscribers, "cdr_rows": cdr_rows, "seconds": round(seconds, 2),
+        "subscribers": args.subscribers, "usage_scale": args.usage_scale, "cdr_rows": cdr_rows,
+        "seconds": round(seconds, 2),
         "rows_per_s": round(cdr_rows / seconds), "floor_seconds": round(floor, 2),
         "floor_runs_seconds": [round(f, 2) for f in floors],
         "ratio_to_floor": round(seconds / floor, 3),
@@ -124,12 +143,17 @@ def main() -> None:
         "machine": {"cores": os.cpu_count(), "master": "local[2]", "python":
                     platform.python_version(), "driver_memory": args.driver_memory,
                     "shuffle_partitions": args.shuffle_partitions,
-                    "note": "shared machine: other jobs ran at the same time"},
+                    "load_average_before": [round(x, 2) for x in load_before],
+                    "load_average_after": [round(x, 2) for x in os.getloadavg()]},
         "measured_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }
     spark.stop()
     previous = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
-    runs = {**previous.get("runs", {}), str(args.subscribers): run}
+    runs = {**previous.get("runs", {}), key: run}
+    tenth = runs.get(run_key(args.subscribers // 10, args.usage_scale))
+    if tenth:
+        run["driver_peak_rss_ratio_to_tenth"] = round(
+            peak_mb(run) / peak_mb(tenth), 3)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps({**run, "runs": runs}, indent=2) + "\n")
     print(json.dumps(run, indent=2))

@@ -37,6 +37,9 @@ class GeneratorConfig:
     cold_start_share: float = 0.05
     bad_row_rate: float = 0.001
     opt_out_share: float = 0.02
+    # multiplies every subscriber's expected calls, SMS and data sessions (1.0: about ten CDR
+    # rows a day); benchmarks lower it to set the CDR volume apart from the population size
+    usage_scale: float = 1.0
 
     def __post_init__(self) -> None:
         _check(self.subscribers >= 10, "generator.subscribers", "must be >= 10")
@@ -45,6 +48,7 @@ class GeneratorConfig:
         _check(0 <= self.cold_start_share < 1, "generator.cold_start_share", "must be in [0, 1)")
         _check(0 <= self.bad_row_rate < 0.5, "generator.bad_row_rate", "must be in [0, 0.5)")
         _check(0 <= self.opt_out_share <= 1, "generator.opt_out_share", "must be in [0, 1]")
+        _check(0 < self.usage_scale <= 10, "generator.usage_scale", "must be in (0, 10]")
 
 
 INPUT_SOURCES = ("generated", "tables", "operator", "ibm_telco", "copenhagen", "interactions")

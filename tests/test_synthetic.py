@@ -297,3 +297,14 @@ def test_current_plan_is_learnable_from_the_truth_but_not_from_popularity(spark)
     print(message)
     assert len(users) > 1500, message
     assert oracle >= 0.5 and popular <= oracle / 2 and margin > 0.1, message
+
+
+def test_usage_scale_thins_every_event_type_in_proportion():
+    pop = population(np.arange(200), SEED, 0.0)
+    full = cdr_chunk(pop, SEED, RUN_DATE, 90)
+    tenth = cdr_chunk(pop, SEED, RUN_DATE, 90, usage_scale=0.1)
+    by_type = full[GenCol.EVENT_CODE].value_counts()
+    ratios = tenth[GenCol.EVENT_CODE].value_counts() / by_type
+    assert by_type.min() > 5_000  # enough events that the ratio is tight
+    assert ((ratios > 0.08) & (ratios < 0.12)).all(), ratios.to_dict()
+    pd.testing.assert_frame_equal(cdr_chunk(pop, SEED, RUN_DATE, 90, usage_scale=1.0), full)

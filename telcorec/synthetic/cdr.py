@@ -49,9 +49,13 @@ def epoch_day(day: dt.date) -> int:
     return (day - dt.date(1970, 1, 1)).days
 
 
-def _daily_counts(pop: pd.DataFrame, seed: int, day_abs: np.ndarray,
-                  first_day: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per (subscriber, day): event counts by type (n x days x 3) and data volume in MB."""
+def _daily_counts(pop: pd.DataFrame, seed: int, day_abs: np.ndarray, first_day: np.ndarray,
+                  usage_scale: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """Per (subscriber, day): event counts by type (n x days x 3) and data volume in MB.
+
+    `usage_scale` multiplies the expected number of events of every type (the day's data volume
+    is kept and spread over fewer sessions; a day left with none has no data rows).
+    """
     n = pop[GenCol.NUMBER].to_numpy()[:, None]
     seg = pop[GenCol.SEGMENT_CODE].to_numpy()
     month = np.datetime64("1970-01-01", "D") + day_abs
@@ -67,10 +71,14 @@ def _daily_counts(pop: pd.DataFrame, seed: int, day_abs: np.ndarray,
     sms_rate = pop[Col.SMS_NEED].to_numpy()[:, None] / 30.0
     counts = np.zeros(active.shape + (N_TYPES,), dtype=np.int64)
     for etype, rate, salt in ((VOICE, voice_rate, Salt.VOICE_DAY), (SMS, sms_rate, Salt.SMS_DAY)):
-        lam = rate * monthly * rand.lognormal_factor(rand.normal(k_day, salt), DAY_SIGMA)
+        lam = (rate * monthly * rand.lognormal_factor(rand.normal(k_day, salt), DAY_SIGMA)
+               * usage_scale)
         counts[..., etype] = rand.poisson(lam * active, rand.uniform(k_day, Salt.COUNT, etype))
     sessions = 1 + np.floor(rand.uniform(k_day, Salt.SESSIONS) * MAX_SESSIONS).astype(np.int64)
     counts[..., DATA] = sessions * active
+    if usage_scale != 1.0:  # thinned by a Poisson draw; the default path stays bit-identical
+        counts[..., DATA] = rand.poisson(counts[..., DATA] * usage_scale,
+                                         rand.uniform(k_day, Salt.COUNT, DATA))
     mb = (pop[Col.DATA_NEED_GB].to_numpy()[:, None] * 1024.0 / 30.0 * monthly
           * rand.lognormal_factor(rand.normal(k_day, Salt.DATA_DAY), DATA_DAY_SIGMA))
     return counts, mb
@@ -109,7 +117,8 @@ def _values(ev: dict, pop: pd.DataFrame, k_ev: np.ndarray, mb_cell: np.ndarray,
     return ts, duration, data_mb
 
 
-def cdr_chunk(pop: pd.DataFrame, seed: int, run_date: dt.date, days: int) -> pd.DataFrame:
+def cdr_chunk(pop: pd.DataFrame, seed: int, run_date: dt.date, days: int,
+              usage_scale: float = 1.0) -> pd.DataFrame:
     """Clean CDR rows of the subscribers in `pop` for the `days` days before `run_date`.
 
     Columns: GenCol.OWNER_NUMBER and GenCol.ID_NUMBER (both the subscriber's id digits; they
@@ -120,7 +129,7 @@ def cdr_chunk(pop: pd.DataFrame, seed: int, run_date: dt.date, days: int) -> pd.
     run_abs = epoch_day(run_date)
     day_abs = np.arange(run_abs - days, run_abs, dtype=np.int64)
     first_day = run_abs - pop[GenCol.TENURE_DAYS].to_numpy()  # the signup day
-    counts, mb = _daily_counts(pop, seed, day_abs, first_day)
+    counts, mb = _daily_counts(pop, seed, day_abs, first_day, usage_scale)
     ev = _expand(counts)
     number = pop[GenCol.NUMBER].to_numpy()[ev["row"]]
     k_ev = rand.key(seed, number, day_abs[ev["day"]], ev["type"], ev["slot"])

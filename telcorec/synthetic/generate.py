@@ -137,7 +137,7 @@ def _cdr_rows(batches, *, seed: int, gen: GeneratorConfig,
              run_date: dt.date) -> Iterator[pd.DataFrame]:
     for numbers in _chunks(batches):
         pop = population(numbers, seed, gen.cold_start_share)
-        clean = cdr_chunk(pop, seed, run_date, gen.days)
+        clean = cdr_chunk(pop, seed, run_date, gen.days, gen.usage_scale)
         events = pd.concat([clean, bad_rows.bad_cdr(clean, gen.bad_row_rate, run_date)],
                            ignore_index=True)
         events[Col.EVENT_TS] = pd.to_datetime(events[GenCol.EPOCH_S].to_numpy(), unit="s")
