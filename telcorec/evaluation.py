@@ -30,7 +30,8 @@ from telcorec.config import Config, EvaluationConfig
 from telcorec.encoding import Vocabulary
 from telcorec.interactions import check_no_overlap
 from telcorec.metrics_store import ALL_SEGMENTS, metrics_table, write_metrics
-from telcorec.offline_metrics import COHORT, HELD_IDX, per_subscriber, summarise
+from telcorec.offline_metrics import (COHORT, HELD_IDX, exact_mean, per_subscriber,
+                                      summarise)
 from telcorec.scoring import (PopularityScorer, Scorer, load_scorer, model_names, served,
                               with_subscriber_index)
 from telcorec.synthetic.utility import true_utility
@@ -68,8 +69,9 @@ def ranking_metrics(recs: DataFrame, held_out: DataFrame, segments: DataFrame,
                .join(hits, on=Col.SUBSCRIBER_ID, how="left").fillna(0)
                .join(segments, on=Col.SUBSCRIBER_ID, how="left")
                .withColumn(Col.SEGMENT, F.coalesce(F.col(Col.SEGMENT), F.lit("unknown"))))
-    aggs = [agg for k in ks for agg in (F.avg(F.col(f"h{k}") / k).alias(f"precision@{k}"),
-                                        F.avg(F.col(f"h{k}") / F.col("n_true")).alias(f"recall@{k}"))]
+    aggs = [agg for k in ks for agg in (
+        exact_mean(F.col(f"h{k}") / k).alias(f"precision@{k}"),
+        exact_mean(F.col(f"h{k}") / F.col("n_true")).alias(f"recall@{k}"))]
     overall = per_sub.agg(*aggs).withColumn(Col.SEGMENT, F.lit(ALL_SEGMENTS))
     by_segment = per_sub.groupBy(Col.SEGMENT).agg(*aggs)
     out = []

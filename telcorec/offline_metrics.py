@@ -140,14 +140,15 @@ def per_subscriber(subscribers: DataFrame, scorer: Scorer, ks: tuple[int, ...],
     return subscribers.mapInPandas(evaluate, schema)
 
 
-def exact_mean(column: str) -> Column:
+def exact_mean(column: str | Column) -> Column:
     """The mean of a double column, bit-identical however the rows are partitioned.
 
     F.avg adds doubles in the order partial sums reach the final aggregation, which changes from
     run to run and with spark.sql.shuffle.partitions: the metrics then differed in their last
     bits (up to 7e-15) between two identical runs. Decimal addition is exact, so its order does
     not matter; 18 decimals keep every digit a metric needs."""
-    return F.avg(F.col(column).cast(T.DecimalType(38, 18))).cast(T.DoubleType())
+    value = F.col(column) if isinstance(column, str) else column
+    return F.avg(value.cast(T.DecimalType(38, 18))).cast(T.DoubleType())
 
 
 def summarise(rows: DataFrame, ks: tuple[int, ...], catalogue_size: int,

@@ -24,6 +24,7 @@ from pyspark.sql import types as T
 
 from telcorec.columns import Col, Split
 from telcorec.metrics_store import ALL_SEGMENTS
+from telcorec.offline_metrics import exact_mean
 
 TEST_OFFER_IDX = "test_offer_idx"
 HELD_IDX = "held_idx"
@@ -115,8 +116,8 @@ def evaluation_rows(interactions: DataFrame) -> DataFrame:
 def _at_k(rank: Column, k: int) -> list[Column]:
     """Mean HR@k and NDCG@k from the 0-based rank, as `hit_and_ndcg` computes them."""
     hit = rank < k
-    return [F.avg(hit.cast("double")).alias(f"hr@{k}"),
-            F.avg(F.when(hit, 1.0 / F.log2(rank + 2.0)).otherwise(0.0)).alias(f"ndcg@{k}")]
+    return [exact_mean(hit.cast("double")).alias(f"hr@{k}"),
+            exact_mean(F.when(hit, 1.0 / F.log2(rank + 2.0)).otherwise(0.0)).alias(f"ndcg@{k}")]
 
 
 def sampled_metrics(batch: DataFrame, scorers: list, segments: DataFrame, seed: int,
