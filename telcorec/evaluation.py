@@ -170,11 +170,10 @@ def run(spark: SparkSession, cfg: Config, run_date: dt.date) -> dict[str, object
     {"metric@k": value} (all subscribers) and "report": the report's path."""
     wh = Warehouse.from_config(cfg.warehouse, cfg.inputs.path)
     writer = storage.choose_writer(spark, cfg.storage.writer)
-    read = lambda name, schema: storage.read_table(spark, wh.table(name), schema, run_date, writer)
-    features = with_subscriber_index(read("subscriber_features", schemas.SUBSCRIBER_FEATURES),
-                                     read("subscriber_index", schemas.SUBSCRIBER_INDEX))
-    interactions = read("interactions", schemas.INTERACTIONS)
-    offer_df = read("offer_features", schemas.OFFER_FEATURES)
+    read = storage.run_date_reader(spark, wh, run_date, writer)
+    features = with_subscriber_index(read("subscriber_features"), read("subscriber_index"))
+    interactions = read("interactions")
+    offer_df = read("offer_features")
     # the catalogue (tens to hundreds of rows) in offer_idx order, every scorer's column order
     offers = offer_df.toPandas().sort_values(Col.OFFER_IDX, ignore_index=True)
     truth_path = wh.truth_table()
@@ -193,7 +192,7 @@ def run(spark: SparkSession, cfg: Config, run_date: dt.date) -> dict[str, object
         ranked.append(ContentScorer.from_offers(offers, cfg.cold_start))
     scorers: list[tuple[Scorer, DataFrame]] = [(s, population) for s in ranked]
     if truth is not None:
-        catalogue = read("catalogue", schemas.validated(schemas.CATALOGUE)).toPandas()
+        catalogue = read("catalogue").toPandas()
         catalogue = catalogue.set_index(Col.OFFER_ID).loc[offer_ids].reset_index()
         truth_cols = [c for c in schemas.SUBSCRIBER_TRUTH.fieldNames() if c not in population.columns]
         scorers.append((OracleScorer(offer_ids, catalogue), population.join(

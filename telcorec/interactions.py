@@ -127,26 +127,20 @@ def check_no_overlap(train: DataFrame, test: DataFrame) -> None:
 def run(spark: SparkSession, cfg: Config, run_date: dt.date) -> dict[str, int]:
     wh = Warehouse.from_config(cfg.warehouse, cfg.inputs.path)
     writer = storage.choose_writer(spark, cfg.storage.writer)
-    features = storage.read_table(spark, wh.table("subscriber_features"),
-                                  schemas.SUBSCRIBER_FEATURES, run_date, writer)
-    offers = storage.read_table(spark, wh.table("offer_features"), schemas.OFFER_FEATURES,
-                                run_date, writer)
-    subscriptions = storage.read_table(spark, wh.table("subscriptions"),
-                                       schemas.accepted("subscriptions"), run_date, writer)
+    read = storage.run_date_reader(spark, wh, run_date, writer)
+    features, offers = read("subscriber_features"), read("offer_features")
     index = subscriber_index(features, run_date)
     n_index = storage.replace_partition(index, wh.table("subscriber_index"),
                                         schemas.SUBSCRIBER_INDEX, run_date, writer)
-    index = storage.read_table(spark, wh.table("subscriber_index"), schemas.SUBSCRIBER_INDEX,
-                               run_date, writer)
-    held = pairs(subscriptions, run_date)
+    index = read("subscriber_index")
+    held = pairs(read("subscriptions"), run_date)
     scale = usage_scale(held, cfg.interactions.usage_quantile)
     weighted = confidence(split_pairs(held, cfg.interactions, cfg.seed, run_date),
                           cfg.interactions, scale, run_date)
     table = interactions(weighted, index, offers, run_date)
     n_pairs = storage.replace_partition(table, wh.table("interactions"), schemas.INTERACTIONS,
                                         run_date, writer)
-    written = storage.read_table(spark, wh.table("interactions"), schemas.INTERACTIONS,
-                                 run_date, writer)
+    written = read("interactions")
     check_no_overlap(written.filter(F.col(Col.SPLIT) == Split.TRAIN),
                      written.filter(F.col(Col.SPLIT) == Split.TEST))
     return {"subscriber_index": n_index, "interactions": n_pairs}

@@ -193,3 +193,18 @@ def full(name: str) -> T.StructType:
 def accepted(name: str) -> T.StructType:
     """The validated (accepted rows) table `name` as ingest writes it: run_date + full(name)."""
     return validated(full(name))
+
+
+# Every Delta table of the warehouse by name, with the schema it is written and read with.
+TABLES = {
+    **{name: accepted(name) for name in INPUTS},
+    "rejects": REJECTS,
+    "subscriber_features": SUBSCRIBER_FEATURES,
+    "offer_features": OFFER_FEATURES,
+    "subscriber_index": SUBSCRIBER_INDEX,
+    "interactions": INTERACTIONS,
+    "offers": OFFERS,
+    "metrics": METRICS,
+    "trials": TRIALS,
+    "runs": RUNS,
+}

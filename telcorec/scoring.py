@@ -364,10 +364,9 @@ def run(spark: SparkSession, cfg: Config, run_date: dt.date) -> dict:
     partition of `offers` atomically."""
     wh = Warehouse.from_config(cfg.warehouse, cfg.inputs.path)
     writer = storage.choose_writer(spark, cfg.storage.writer)
-    read = lambda name, schema: storage.read_table(spark, wh.table(name), schema, run_date, writer)
-    features = with_subscriber_index(read("subscriber_features", schemas.SUBSCRIBER_FEATURES),
-                                     read("subscriber_index", schemas.SUBSCRIBER_INDEX))
-    offer_df = read("offer_features", schemas.OFFER_FEATURES)
+    read = storage.run_date_reader(spark, wh, run_date, writer)
+    features = with_subscriber_index(read("subscriber_features"), read("subscriber_index"))
+    offer_df = read("offer_features")
     offers = offer_df.toPandas().sort_values(Col.OFFER_IDX, ignore_index=True)  # the catalogue
     scorer = served(load_scorer(wh, cfg, run_date, cfg.scoring.model), cfg, offers)
     k = cfg.scoring.k

@@ -10,20 +10,6 @@ from telcorec.warehouse import Warehouse
 
 log = logging.getLogger(__name__)
 
-TABLE_SCHEMAS = {
-    "subscribers": schemas.validated(schemas.SUBSCRIBERS),
-    "catalogue": schemas.validated(schemas.CATALOGUE),
-    "subscriptions": schemas.validated(schemas.SUBSCRIPTIONS),
-    "cdr": schemas.validated(schemas.CDR),
-    "rejects": schemas.REJECTS,
-    "subscriber_features": schemas.SUBSCRIBER_FEATURES,
-    "offer_features": schemas.OFFER_FEATURES,
-    "subscriber_index": schemas.SUBSCRIBER_INDEX,
-    "interactions": schemas.INTERACTIONS,
-    "offers": schemas.OFFERS,
-    "metrics": schemas.METRICS,
-    "runs": schemas.RUNS,
-}
 
 # Only offers of succeeded runs, and for each subscriber only the newest such run date: what a
 # campaign tool should read. A run that failed or was rejected never shows here.
@@ -40,7 +26,7 @@ SELECT p.* FROM published p JOIN newest n
 def register_views(spark: SparkSession, wh: Warehouse, writer: str) -> list[str]:
     """Register each existing table (current snapshot) as a temporary view of the same name."""
     registered = []
-    for name, schema in TABLE_SCHEMAS.items():
+    for name, schema in schemas.TABLES.items():
         if storage.is_delta_table(wh.table(name)):
             storage.read_table(spark, wh.table(name), schema, writer=writer) \
                 .createOrReplaceTempView(name)

@@ -23,7 +23,7 @@ import logging
 import time
 import uuid
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -35,9 +35,13 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import types as T
 from pyspark.sql.pandas.types import to_arrow_schema
 
+from telcorec import schemas
 from telcorec.columns import Col
 from telcorec.contract import OffersContract
 from telcorec.exceptions import PublishError
+
+if TYPE_CHECKING:
+    from telcorec.warehouse import Warehouse
 
 log = logging.getLogger(__name__)
 
@@ -240,6 +244,13 @@ def _replace_with_delta_rs(df: DataFrame, table_path: str, schema: T.StructType,
     log.info("wrote %s: %d rows in %d files (%.1fs)", table_path, rows, len(files),
              time.monotonic() - started)
     return rows
+
+
+def run_date_reader(spark: SparkSession, wh: "Warehouse", run_date: dt.date,
+                    writer: str) -> Callable[[str], DataFrame]:
+    """`read(name)`: the run date's partition of the warehouse table `name`, read with the schema
+    schemas.TABLES declares for it (the one each stage reads its inputs with)."""
+    return lambda name: read_table(spark, wh.table(name), schemas.TABLES[name], run_date, writer)
 
 
 def read_table(spark: SparkSession, path: str | Path, schema: T.StructType,

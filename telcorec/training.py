@@ -27,7 +27,7 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from telcorec import schemas, storage
+from telcorec import storage
 from telcorec.columns import OFFER_CATEGORICALS, SUBSCRIBER_CATEGORICALS, Col, Split
 from telcorec.config import Config, EarlyStoppingConfig, TrainConfig, variant_model_name
 from telcorec.encoding import Vocabulary, fit_vocabulary
@@ -275,12 +275,9 @@ def write_manifest(out_dir: Path, name: str, run_date: dt.date, cfg: TrainConfig
 def run(spark: SparkSession, cfg: Config, run_date: dt.date) -> dict:
     wh = Warehouse.from_config(cfg.warehouse, cfg.inputs.path)
     writer = storage.choose_writer(spark, cfg.storage.writer)
-    features = storage.read_table(spark, wh.table("subscriber_features"),
-                                  schemas.SUBSCRIBER_FEATURES, run_date, writer)
-    offer_df = storage.read_table(spark, wh.table("offer_features"), schemas.OFFER_FEATURES,
-                                  run_date, writer)
-    interactions = storage.read_table(spark, wh.table("interactions"), schemas.INTERACTIONS,
-                                      run_date, writer)
+    read = storage.run_date_reader(spark, wh, run_date, writer)
+    features, offer_df, interactions = (read("subscriber_features"), read("offer_features"),
+                                        read("interactions"))
     offers = offer_df.toPandas()  # the catalogue: tens to hundreds of rows
     user_vocab = fit_vocabulary(features, SUBSCRIBER_CATEGORICALS)
     item_vocab = fit_vocabulary(offer_df, OFFER_CATEGORICALS, identity=Col.OFFER_ID)

@@ -298,10 +298,10 @@ def tuning_rows(interactions: DataFrame, features: DataFrame, cfg: Config) -> Da
 def run(spark: SparkSession, cfg: Config, run_date: dt.date) -> dict:
     wh = Warehouse.from_config(cfg.warehouse, cfg.inputs.path)
     writer = storage.choose_writer(spark, cfg.storage.writer)
-    read = lambda name, schema: storage.read_table(spark, wh.table(name), schema, run_date, writer)
-    features = read("subscriber_features", schemas.SUBSCRIBER_FEATURES)
-    offer_df = read("offer_features", schemas.OFFER_FEATURES)
-    rows = tuning_rows(read("interactions", schemas.INTERACTIONS), features, cfg)
+    read = storage.run_date_reader(spark, wh, run_date, writer)
+    features = read("subscriber_features")
+    offer_df = read("offer_features")
+    rows = tuning_rows(read("interactions"), features, cfg)
     # the same vocabularies the train stage fits, so trials see the features it will see
     user_vocab = fit_vocabulary(features, SUBSCRIBER_CATEGORICALS)
     item_features = training.item_feature_matrix(

@@ -52,20 +52,17 @@ def subscriber_features(subscribers: DataFrame, profile: DataFrame, plans: DataF
 def run(spark: SparkSession, cfg: Config, run_date: dt.date) -> dict[str, object]:
     wh = Warehouse.from_config(cfg.warehouse, cfg.inputs.path)
     writer = storage.choose_writer(spark, cfg.storage.writer)
-
-    def validated(name: str) -> DataFrame:
-        return storage.read_table(spark, wh.table(name), schemas.accepted(name), run_date, writer)
-
-    catalogue, subscribers = validated("catalogue"), validated("subscribers")
+    read = storage.run_date_reader(spark, wh, run_date, writer)
+    catalogue, subscribers = read("catalogue"), read("subscribers")
     months = months_in_window(cfg.ingest.cdr_window_days)
-    profile = usage_profile(cdr_aggregate(validated("cdr"), run_date, months), months,
+    profile = usage_profile(cdr_aggregate(read("cdr"), run_date, months), months,
                             cfg.features).cache()  # one row per subscriber; the CDR is read once
     stats_path = wh.feature_stats(run_date)
     if cfg.features.fit_stats:
         stats = fit_stats(profile, catalogue, cfg.features)
     else:
         stats = FeatureStats.load(newest_saved(stats_path.parent, run_date.isoformat()))
-    plans = current_plans(validated("subscriptions"), run_date)
+    plans = current_plans(read("subscriptions"), run_date)
     base = subscriber_base(subscribers, profile, plans, catalogue, stats, cfg.features, run_date)
     if cfg.features.churn_model == "rule":
         stats = dataclasses.replace(stats, churn=None)

@@ -14,7 +14,7 @@ import pandas as pd
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from telcorec import sampled_protocol, schemas, storage
+from telcorec import sampled_protocol, storage
 from telcorec.columns import OFFER_CATEGORICALS, SUBSCRIBER_CATEGORICALS, Col
 from telcorec.config import Config, NCFConfig
 from telcorec.encoding import Vocabulary, fit_vocabulary
@@ -56,11 +56,11 @@ class Examples:
 
 def read_inputs(spark: SparkSession, cfg: Config, wh: Warehouse, run_date: dt.date) -> Inputs:
     writer = storage.choose_writer(spark, cfg.storage.writer)
-    read = lambda name, schema: storage.read_table(spark, wh.table(name), schema, run_date, writer)
-    features = read("subscriber_features", schemas.SUBSCRIBER_FEATURES)
-    offer_df = read("offer_features", schemas.OFFER_FEATURES)
-    index = read("subscriber_index", schemas.SUBSCRIBER_INDEX)
-    interactions = read("interactions", schemas.INTERACTIONS)
+    read = storage.run_date_reader(spark, wh, run_date, writer)
+    features = read("subscriber_features")
+    offer_df = read("offer_features")
+    index = read("subscriber_index")
+    interactions = read("interactions")
     offers = offer_df.toPandas().sort_values(Col.OFFER_IDX).reset_index(drop=True)  # catalogue
     if not np.array_equal(offers[Col.OFFER_IDX].to_numpy(), np.arange(len(offers))):
         raise ValueError("offer_features.offer_idx must be 0..offers-1; rerun the features stage")
