@@ -1,10 +1,7 @@
 """spark-submit entry point: Write the synthetic operator's input tables (subscribers, catalogue, subscriptions, CDR) under inputs.path."""
-import json
-
 from telcorec import generation
-from telcorec.cli import main
+from telcorec.cli import stage_main
 
 if __name__ == "__main__":
-    main("generate", "Write the synthetic operator's input tables (subscribers, catalogue, subscriptions, CDR) under inputs.path.",
-         lambda spark, cfg, args: json.dumps(generation.run(spark, cfg, args.run_date), indent=2,
-                                             default=str))
+    stage_main("generate", "Write the synthetic operator's input tables (subscribers, catalogue, subscriptions, CDR) under inputs.path.",
+               generation.run)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import logging
 import sys
 from typing import Callable
@@ -11,7 +12,7 @@ from pyspark.sql import SparkSession
 
 from telcorec import config as config_module
 from telcorec.config import Config
-from telcorec.exceptions import TelcorecError
+from telcorec.exceptions import ConfigError, TelcorecError
 
 DEFAULT_CONF = "conf/local.yaml"
 
@@ -78,3 +79,18 @@ def main(job: str, description: str, body: Callable[[SparkSession, Config, argpa
         spark.stop()
         sys.exit(2)
     spark.stop()
+
+
+def stage_main(job: str, description: str,
+               stage: Callable[[SparkSession, Config, dt.date], object]) -> None:
+    """`main` for a job that runs one pipeline stage and prints its result as JSON. A stage the
+    config leaves out of the pipeline is refused with the reason (exit 2)."""
+    from telcorec.pipeline import skip_reason  # the pipeline imports every stage: only here
+
+    def body(spark: SparkSession, cfg: Config, args: argparse.Namespace) -> str:
+        reason = skip_reason(cfg, job)
+        if reason:
+            raise ConfigError(reason)
+        return json.dumps(stage(spark, cfg, args.run_date), indent=2, default=str)
+
+    main(job, description, body)

@@ -18,17 +18,32 @@ from telcorec.warehouse import Warehouse
 log = logging.getLogger(__name__)
 
 Stage = Callable[[SparkSession, Config, dt.date], object]
-STAGES: dict[str, Stage] = {
+STAGES: dict[str, Stage] = {  # in order; skip_reason says which a config leaves out
     "generate": generation.run,
     "ingest": ingest.run,
     "features": features.run,
     "interactions": interactions.run,
-    "tune": tuning.run,  # only when tuning.enabled or ensemble.tune_weights
+    "tune": tuning.run,
     "train": training.run,
-    "ncf": ncf_stage.run,  # only when ncf.enabled
+    "ncf": ncf_stage.run,
     "evaluate": evaluation.run,
     "score": scoring.run,  # checks the quality gate, then publishes `offers`
 }
+
+
+def skip_reason(cfg: Config, stage: str) -> str | None:
+    """Why `cfg` leaves `stage` out, or None when it runs: the pipeline skips the stage, and the
+    stage's own job (./spark-submit.sh <stage>) refuses with this message."""
+    if stage == "generate" and cfg.inputs.source != "generated":
+        return (f"inputs.source is {cfg.inputs.source!r}: the generator writes only the demo's "
+                "inputs (inputs.source: generated), never over the tables of another source")
+    if stage == "ncf" and not cfg.ncf.enabled:
+        return ("ncf.enabled is false in this config: use conf/full.yaml or set "
+                "ncf: {enabled: true} in yours")
+    if stage == "tune" and not (cfg.tuning.enabled or cfg.ensemble.tune_weights):
+        return ("nothing to tune: set tuning: {enabled: true} and/or ensemble: "
+                "{tune_weights: true} (conf/full.yaml has both)")
+    return None
 
 
 def run(spark: SparkSession, cfg: Config, run_date: dt.date, *,
@@ -41,11 +56,9 @@ def run(spark: SparkSession, cfg: Config, run_date: dt.date, *,
 
     def every_stage(results: dict[str, object]) -> None:
         for name, stage in stages.items():
-            if name == "generate" and cfg.inputs.source != "generated":
-                continue
-            if name == "ncf" and not cfg.ncf.enabled:
-                continue
-            if name == "tune" and not (cfg.tuning.enabled or cfg.ensemble.tune_weights):
+            reason = skip_reason(cfg, name)
+            if reason:
+                log.info("stage %s: skipped (%s)", name, reason.split(":")[0])
                 continue
             started = time.monotonic()
             log.info("stage %s: starting", name)

@@ -68,3 +68,15 @@ def test_full_config_trains_every_variant_and_both_ensembles():
 def test_model_selection_is_validated(data, message):
     with pytest.raises(ConfigError, match=message.replace(".", r"\.")):
         config.from_dict(data)
+
+
+def test_a_config_leaves_out_stages_with_a_reason_that_says_what_to_set():
+    from telcorec.pipeline import STAGES, skip_reason
+    local, full = config.load("conf/local.yaml"), config.load("conf/full.yaml")
+    ibm = config.load("conf/ibm_telco.yaml")
+    assert [s for s in STAGES if skip_reason(full, s)] == []
+    assert "ncf.enabled" in skip_reason(local, "ncf")
+    assert "tuning: {enabled: true}" in skip_reason(local, "tune")
+    # the generator never writes over another source's input tables
+    assert "inputs.source is 'ibm_telco'" in skip_reason(ibm, "generate")
+    assert skip_reason(ibm, "features") is None
