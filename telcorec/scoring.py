@@ -37,6 +37,7 @@ from telcorec.models import artifacts
 from telcorec.models.lightfm_model import Representations, representations, scores
 from telcorec.reasons import Explainer
 from telcorec.rerank import OfferTerms
+from telcorec.topk import top_k_columns
 from telcorec.training import ENSEMBLE_WEIGHTS, MANIFEST
 from telcorec.warehouse import Warehouse
 
@@ -193,18 +194,26 @@ class PopularityScorer:
         return np.broadcast_to(self.counts.astype(np.float32), (len(batch), len(self.counts)))
 
 
+def _excluded_at_neg_inf(s: np.ndarray, exclude: pd.Series | None) -> np.ndarray:
+    """`s` with the excluded offers of each row at -inf (a copy only when any are excluded)."""
+    if exclude is None or not len(exclude):
+        return s
+    lengths = exclude.map(lambda a: 0 if a is None else len(a)).to_numpy()
+    if not lengths.sum():
+        return s
+    rows = np.repeat(np.arange(len(s)), lengths)
+    cols = np.concatenate([np.asarray(a, dtype=np.int64) for a in exclude if a is not None
+                           and len(a)])
+    s = s.copy()
+    s[rows, cols] = -np.inf
+    return s
+
+
 def masked_keys(score_matrix: np.ndarray, exclude: pd.Series | None) -> np.ndarray:
     """Ranking keys: excluded offers at -inf, and ties broken by the lower offer index (scores
     nudged down by index x a step far below any score difference a model produces: 1e-9 of
     the score range), so the same scores always give the same ranking."""
-    s = np.array(score_matrix, dtype=np.float64)
-    if exclude is not None and len(exclude):
-        lengths = exclude.map(lambda a: 0 if a is None else len(a)).to_numpy()
-        if lengths.sum():
-            rows = np.repeat(np.arange(len(s)), lengths)
-            cols = np.concatenate([np.asarray(a, dtype=np.int64) for a in exclude if a is not None
-                                   and len(a)])
-            s[rows, cols] = -np.inf
+    s = _excluded_at_neg_inf(np.array(score_matrix, dtype=np.float64), exclude)
     finite = s[np.isfinite(s)]
     spread = float(finite.max() - finite.min()) if finite.size else 0.0
     step = 1e-9 * max(spread, 1e-6) / s.shape[1]
@@ -212,15 +221,20 @@ def masked_keys(score_matrix: np.ndarray, exclude: pd.Series | None) -> np.ndarr
 
 
 def top_k(score_matrix: np.ndarray, exclude: pd.Series | None, k: int) -> tuple[np.ndarray, ...]:
-    """Row-wise top k (indices, scores), best first; excluded offers never appear."""
-    s = np.asarray(score_matrix, dtype=np.float64)
-    key = masked_keys(s, exclude)
-    k = min(k, s.shape[1])
-    part = np.argpartition(-key, k - 1, axis=1)[:, :k]
-    order = np.argsort(-np.take_along_axis(key, part, axis=1), axis=1, kind="stable")
-    idx = np.take_along_axis(part, order, axis=1)
-    return idx, np.where(np.isneginf(np.take_along_axis(key, idx, axis=1)), -np.inf,
-                         np.take_along_axis(s, idx, axis=1))
+    """Row-wise top k (indices, scores), best first, equal scores by the lower offer index;
+    excluded offers never appear (a row with fewer eligible offers ends in -inf scores); NaN
+    ranks after every number, before the excluded offers, and keeps its NaN score. float32
+    scores stay float32 (no widened copy of a batch x catalogue matrix)."""
+    s = np.asarray(score_matrix)
+    if s.dtype.kind != "f":
+        s = s.astype(np.float64)
+    masked = _excluded_at_neg_inf(s, exclude)
+    nan = np.isnan(masked)
+    # NaN (a broken model) below every number, above the excluded offers' -inf
+    key = np.where(nan, np.finfo(s.dtype).min, masked) if nan.any() else masked
+    idx = top_k_columns(key, k)
+    best = np.take_along_axis(masked, idx, axis=1)
+    return idx, np.where(np.take_along_axis(nan, idx, axis=1), np.nan, best)
 
 
 def rank_frame(batch: pd.DataFrame, scorer: Scorer, k: int) -> pd.DataFrame:

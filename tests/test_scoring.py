@@ -32,6 +32,25 @@ def test_top_k_agrees_with_reference(seed):
     assert np.array_equal(best, np.take_along_axis(s, idx, axis=1))
 
 
+@pytest.mark.parametrize("seed", range(3))
+def test_top_k_keeps_float32_ranks_nan_last_and_reports_exclusions_as_neg_inf(seed):
+    rng = np.random.default_rng(seed)
+    n, m, k = 40, 12, 8
+    s = rng.integers(0, 4, size=(n, m)).astype(np.float32)
+    s[rng.random((n, m)) < 0.2] = np.nan
+    exclude = pd.Series([rng.choice(m, size=rng.integers(0, 8), replace=False) for _ in range(n)])
+    idx, best = top_k(s, exclude, k)
+    key = np.where(np.isnan(s), -np.inf, s)  # NaN after every number, then by offer index
+    for i in range(n):
+        out = set(exclude[i])  # excluded last (all at -inf, so by offer index)
+        ranked = sorted(range(m), key=lambda j: (j in out, 0 if j in out else -key[i, j], j))[:k]
+        assert idx[i].tolist() == ranked
+        for j, value in zip(ranked, best[i]):
+            expected = -np.inf if j in out else s[i, j]
+            assert value == expected or (np.isnan(value) and np.isnan(expected))
+    assert best.dtype == np.float32
+
+
 def test_rank_frame_exact_and_drops_excluded_when_too_few():
     batch = pd.DataFrame({Col.SUBSCRIBER_ID: ["A", "B"],
                           Col.EXCLUDE_IDX: [np.array([0]), np.array([], dtype=int)]})

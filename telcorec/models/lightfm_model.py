@@ -114,7 +114,10 @@ def representations(features: sp.csr_matrix, embeddings: np.ndarray,
 
 def scores(users: Representations, items: Representations) -> np.ndarray:
     """Score of every (user, item) pair: dot product plus both biases, as LightFM.predict."""
-    return users.vectors @ items.vectors.T + users.biases[:, None] + items.biases[None, :]
+    out = users.vectors @ items.vectors.T
+    out += users.biases[:, None]  # in place: no (users x items) temporaries
+    out += items.biases[None, :]
+    return out
 
 
 def validation_precision(arrays: dict[str, np.ndarray], user_features: sp.csr_matrix,
