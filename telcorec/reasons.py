@@ -24,16 +24,19 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import scipy.sparse as sp
 
 from telcorec.columns import OFFER_CATEGORICALS, SUBSCRIBER_CATEGORICALS, Col
 from telcorec.config import ColdStartConfig
 from telcorec.encoding import Vocabulary
+from telcorec.topk import top_k_columns
 
 IDENTITY = "id"  # the offer's own token in the item vocabulary ("id=OFR0012")
 OFFER_TOKEN_COLUMNS = (*OFFER_CATEGORICALS, IDENTITY)
 COLD_START = "cold_start: no plan history yet; ranked from attributes and usage"
 CONTROL = "control: the baseline's offer (most-held plans), experiment control arm"
+_NULL = pa.scalar(None, pa.string())
 
 
 def new_route(cfg: ColdStartConfig) -> str:
@@ -156,37 +159,50 @@ class Explainer:
         arrays of shape (pairs x top); only positive terms are valid reasons."""
         terms, u_tok, i_tok = self.pair_terms(batch, rows, offers)
         flat = terms.reshape(len(rows), -1)
-        order = np.argsort(-flat, axis=1, kind="stable")[:, :top]
+        order = top_k_columns(flat, top)
         user_pos, item_pos = np.divmod(order, i_tok.shape[1])
         return (np.take_along_axis(u_tok, user_pos, axis=1),
                 np.take_along_axis(i_tok, item_pos, axis=1),
                 np.take_along_axis(flat, order, axis=1) > 0)
 
     def pair_reasons(self, batch: pd.DataFrame, rows: np.ndarray, offers: np.ndarray,
-                     top: int) -> list[np.ndarray]:
-        """`top` slots of "<code>: <text>" per pair (None where no positive term is left)."""
+                     top: int) -> list[pa.StringArray]:
+        """`top` slots of "<code>: <text>" per pair (null where no positive term is left),
+        joined by Arrow's string kernels: no Python string operation per row."""
         user_tok, item_tok, valid = self.top_pairs(batch, rows, offers, top)
-        who = subscriber_phrases(batch)
+        who = subscriber_phrases(batch)  # (subscribers x columns), flattened row by row
+        who_flat = pa.array(who.ravel(), pa.string())
+        what_flat = pa.array(self.phrases.ravel(), pa.string())
+        user_names, item_names = (pa.array(self.user_names, pa.string()),
+                                  pa.array(self.item_names, pa.string()))
         slots = []
         for t in range(user_tok.shape[1]):
-            u, i = user_tok[:, t], item_tok[:, t]
-            code = self.user_names[u] + " x " + self.item_names[i]
-            text = (who[rows, self.user_columns[u]] + "; "
-                    + self.phrases[offers, self.item_columns[i]])
-            slots.append(np.where(valid[:, t], code + ": " + text, None))
+            u, i = np.maximum(user_tok[:, t], 0), np.maximum(item_tok[:, t], 0)  # pads: invalid
+            code = pc.binary_join_element_wise(user_names.take(u), item_names.take(i), " x ")
+            text = pc.binary_join_element_wise(
+                who_flat.take(rows * who.shape[1] + self.user_columns[u]),
+                what_flat.take(offers * self.phrases.shape[1] + self.item_columns[i]), "; ")
+            slots.append(pc.if_else(pa.array(valid[:, t]),
+                                    pc.binary_join_element_wise(code, text, ": "), _NULL))
         return slots
 
 
-def marker(flags: np.ndarray, text: str) -> np.ndarray:
-    """One reasons slot: `text` where flags is True, None elsewhere."""
-    return np.where(flags, text, None).astype(object)
+def marker(flags: np.ndarray, text: str) -> pa.StringArray:
+    """One reasons slot: `text` where flags is True, null elsewhere."""
+    return pc.if_else(pa.array(np.asarray(flags, dtype=bool)), pa.scalar(text), _NULL)
 
 
-def as_list_array(slots: list[np.ndarray], rows: int) -> pa.ListArray:
-    """Slots (each one string or None per row) as an Arrow list<string> column, no Python loop
-    over rows: the present strings in row order plus each row's offset."""
-    grid = np.column_stack(slots) if slots else np.empty((rows, 0), dtype=object)
-    present = ~pd.isna(grid)
-    offsets = np.concatenate([[0], np.cumsum(present.sum(axis=1))]).astype(np.int32)
-    return pa.ListArray.from_arrays(pa.array(offsets, pa.int32()),
-                                    pa.array(grid[present], pa.string()))
+def as_list_array(slots: list[pa.Array | np.ndarray], rows: int) -> pa.ListArray:
+    """Slots (each one string or null per row; Arrow arrays or object arrays) as an Arrow
+    list<string> column of each row's present strings in slot order, no Python loop over rows:
+    the slots laid end to end, taken row by row, nulls dropped, plus each row's offset."""
+    if not slots:
+        return pa.ListArray.from_arrays(pa.array(np.zeros(rows + 1, np.int32)),
+                                        pa.array([], pa.string()))
+    flat = pa.concat_arrays([s if isinstance(s, pa.Array) else pa.array(s, pa.string())
+                             for s in slots])
+    by_row = (np.arange(len(slots))[None, :] * rows + np.arange(rows)[:, None]).ravel()
+    present = ~flat.is_null().to_numpy(zero_copy_only=False)[by_row]
+    offsets = np.concatenate([[0], np.cumsum(present.reshape(rows, -1).sum(axis=1))])
+    return pa.ListArray.from_arrays(pa.array(offsets.astype(np.int32), pa.int32()),
+                                    flat.take(pa.array(by_row[present])))

@@ -86,11 +86,12 @@ def row_reasons(batch: pd.DataFrame, rows: np.ndarray, offers: np.ndarray,
     route = route[rows]
     treated = ~control[rows] & (route != Route.NEW)
     if sel.explainer is not None and sel.top_pairs and treated.any():
+        position = np.full(len(rows), -1)  # each row's place among the treated, -1: none
+        position[treated] = np.arange(np.count_nonzero(treated))
+        spread = pa.array(position, mask=position < 0)  # a null index takes a null
         for slot in sel.explainer.pair_reasons(batch, rows[treated], offers[treated],
                                                sel.top_pairs):
-            full = np.full(len(rows), None, dtype=object)
-            full[treated] = slot
-            slots.append(full)
+            slots.append(slot.take(spread))
     for text, applied in rule_markers:
         slots.append(reasons.marker(applied[rows, offers], text))
     model_arm = ~control[rows]  # the control arm gets the baseline whatever the route

@@ -42,7 +42,7 @@ def test_top_pairs_of_a_hand_built_model_read_as_templates():
     slots = explainer().pair_reasons(batch, rows, offers, top=3)
     # O0: high x heavy 3, single x residential 2, youth x heavy 1.5 (all / 9: 1/3 x 1/3)
     # O1: single x residential 2, youth x residential 1; the rest are <= 0: no third reason
-    assert [list(s) for s in slots] == [
+    assert [s.to_pylist() for s in slots] == [
         ["data_intensity=high x data_tier=heavy: uses 18 GB a month; plan gives 30 GB",
          "household=single x plan_type=residential: single household; residential plan"],
         ["household=single x plan_type=residential: single household; residential plan",
