@@ -29,6 +29,7 @@ import pandas as pd
 
 from telcorec.columns import OFFER_CATEGORICALS, Col
 from telcorec.config import RerankConfig
+from telcorec.topk import top_k_columns
 
 COMPONENTS = (Col.RELEVANCE, Col.REVENUE, Col.RETENTION, Col.DIVERSITY)
 RELEVANCE_ONLY = (1.0, 0.0, 0.0, 0.0)
@@ -112,28 +113,58 @@ class Ranking:
 def greedy_rank(parts: tuple[np.ndarray, np.ndarray, np.ndarray], allowed: np.ndarray,
                 similarity: np.ndarray, weights: np.ndarray, depth: int) -> Ranking:
     """MMR-style greedy ranking of (relevance, revenue, retention) matrices. Ties go to the
-    lower offer index; a NaN final score is picked last but kept as NaN."""
+    lower offer index; a NaN final score is picked last but kept as NaN.
+
+    Only contenders are ranked: diversity lies in [0, 1], so an offer whose fixed score plus
+    the full diversity weight is below a row's depth-th best fixed score is beaten at every
+    step by one of those depth offers still open, and can never be picked. Rows are ranked in
+    groups by their number of contenders (a power of two), each over only those columns."""
     n, m = allowed.shape
     depth = min(depth, m)
     fixed = sum(weights[:, c, None] * parts[c] for c in range(3))
-    closest = np.zeros((n, m))           # highest similarity to an offer already picked
-    open_ = allowed.copy()
+    key = np.where(allowed, np.where(np.isnan(fixed), np.finfo(np.float64).min, fixed), -np.inf)
+    threshold = np.partition(key, m - depth, axis=1)[:, m - depth, None]  # depth-th best
+    contender = allowed & ~(fixed + weights[:, 3, None] < threshold)  # NaN stays a contender
+    width = 2 ** np.ceil(np.log2(np.maximum(contender.sum(axis=1), 1))).astype(np.int64)
+    ranking = Ranking(np.full((n, depth), -1, dtype=np.int64), np.full((n, depth), np.nan),
+                      np.full((n, depth, 4), np.nan))
+    for w in np.unique(np.minimum(width, m)):
+        rows = np.flatnonzero(np.minimum(width, m) == w)
+        # the group's contenders first (then other columns, closed), in offer index order
+        columns = np.sort(top_k_columns(contender[rows].astype(np.int8), int(w)), axis=1)
+        part = _greedy_on_columns([np.take_along_axis(p[rows], columns, axis=1) for p in parts],
+                                  np.take_along_axis(contender[rows], columns, axis=1), columns,
+                                  similarity, weights[rows], depth)
+        ranking.offers[rows], ranking.final[rows] = part.offers, part.final
+        ranking.components[rows] = part.components
+    return ranking
+
+
+def _greedy_on_columns(parts: list[np.ndarray], open_: np.ndarray, columns: np.ndarray,
+                       similarity: np.ndarray, weights: np.ndarray, depth: int) -> Ranking:
+    """The greedy picks over a subset of offers per row: `columns` (rows x width, ascending)
+    are the offer indices the (rows x width) `parts` and `open_` refer to."""
+    n, width = open_.shape
+    fixed = sum(weights[:, c, None] * parts[c] for c in range(3))
+    closest = np.zeros((n, width))       # highest similarity to an offer already picked
+    open_ = open_.copy()
     rows = np.arange(n)
     offers = np.full((n, depth), -1, dtype=np.int64)
     final = np.full((n, depth), np.nan)
     components = np.full((n, depth, 4), np.nan)
-    for step in range(depth):
+    for step in range(min(depth, width)):
         diversity = 1.0 - closest
         score = fixed + weights[:, 3, None] * diversity
         key = np.where(open_, np.where(np.isnan(score), np.finfo(np.float64).min, score), -np.inf)
         pick = np.argmax(key, axis=1)
         some = open_[rows, pick]
-        offers[some, step] = pick[some]
+        offer = columns[rows, pick]
+        offers[some, step] = offer[some]
         final[some, step] = score[rows, pick][some]
         for c, part in enumerate((*parts, diversity)):
             components[some, step, c] = part[rows, pick][some]
         open_[rows[some], pick[some]] = False
-        closest = np.maximum(closest, similarity[pick])
+        closest = np.maximum(closest, similarity[offer[:, None], columns])
     return Ranking(offers, final, components)
 
 

@@ -129,6 +129,27 @@ def test_greedy_rank_agrees_with_reference(seed):
         assert np.all(np.diff(got.final[i, :len(picked)]) <= 1e-12)  # rank follows the score
 
 
+@pytest.mark.parametrize("seed", range(3))
+def test_greedy_rank_over_contenders_only_agrees_with_reference_on_a_wide_tied_catalogue(seed):
+    # wide rows and a small diversity weight: most offers cannot be picked and are pruned;
+    # scores on a coarse grid: many exact ties, which must still go to the lower offer index
+    rng = np.random.default_rng(seed)
+    n, m, depth = 40, 80, 5
+    parts = tuple(rng.integers(0, 5, size=(n, m)) / 4 for _ in range(3))
+    allowed = rng.random((n, m)) < 0.8
+    allowed[0] = False          # a row with nothing allowed
+    allowed[1, 3:] = False      # a row with fewer allowed offers than depth
+    attrs = rng.integers(0, 2, size=(m, 4))
+    similarity = (attrs[:, None, :] == attrs[None, :, :]).mean(axis=2)
+    weights = np.column_stack([rng.dirichlet(np.ones(3), size=n) * 0.9, np.full(n, 0.1)])
+    weights[2] = rerank.RELEVANCE_ONLY
+    got = rerank.greedy_rank(parts, allowed, similarity, weights, depth)
+    for i, (picked, finals) in enumerate(reference_mmr(parts, allowed, similarity, weights, depth)):
+        assert got.offers[i, :len(picked)].tolist() == picked
+        assert (got.offers[i, len(picked):] == -1).all()
+        np.testing.assert_allclose(got.final[i, :len(picked)], finals)
+
+
 @pytest.mark.parametrize("section, message", [
     ({"weights": {"relevance": 0.5, "revenue": 0.3, "retention": 0.2, "diversity": 0.1}},
      "rerank.weights': weights must sum to 1"),
