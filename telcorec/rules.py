@@ -67,6 +67,12 @@ def consent_mask(batch: pd.DataFrame, n_offers: int) -> np.ndarray:
     return np.repeat(opted_out[:, None], n_offers, axis=1)
 
 
+def mask_columns(eligibility: tuple[EligibilityRule, ...]) -> set[str]:
+    """The subscriber-side columns removal_masks reads."""
+    named = {c for r in eligibility for cond in (r.when, r.require) for c in cond.subscriber}
+    return {Col.MARKETING_OPT_OUT, Col.EXCLUDE_IDX, Col.FATIGUE_IDX, *named}
+
+
 def removal_masks(batch: pd.DataFrame, offers: pd.DataFrame,
                   eligibility: tuple[EligibilityRule, ...]) -> dict[str, np.ndarray]:
     """Every rule's removed pairs (not exclusive), in the order rules apply. `batch` needs the
@@ -110,7 +116,10 @@ def count_removed(batch: DataFrame, offers: pd.DataFrame,
         for part in batches:
             yield pd.DataFrame([removed_counts(removal_masks(part, offers, eligibility))])
 
-    totals = batch.mapInPandas(tally, schema).agg(*[F.sum(n).alias(n) for n in names]).first()
+    # only the columns the masks read cross into Python, not every feature of the batch
+    needed = [c for c in batch.columns if c in mask_columns(eligibility)]
+    totals = (batch.select(*needed).mapInPandas(tally, schema)
+              .agg(*[F.sum(n).alias(n) for n in names]).first())
     return {n: int(totals[n] or 0) for n in names}
 
 
