@@ -420,20 +420,29 @@ def goals(figures: dict, args) -> tuple[dict, dict]:
     return {**spec, "at": GOAL_SIZE}, met
 
 
+def progress(message: str) -> None:
+    """A timestamped line on stderr: the run takes minutes to an hour at N = 1M."""
+    print(f"{dt.datetime.now():%H:%M:%S} bench_scoring: {message}", file=sys.stderr, flush=True)
+
+
 def measure(args, workdir: Path, cfg_path: Path) -> dict:
     cfg = config.load(cfg_path)
     spark = session(args.driver_memory, args.shuffle_partitions)
     setup = Setup(spark, cfg, args, workdir)
     quarter_n = max(1, args.subscribers // 4)
+    progress(f"score job at N/4 = {quarter_n:,} (fresh driver)")
     prepared = {"quarter": setup.prepare(quarter_n)}
     quarter = score_in_fresh_driver(args, cfg_path, workdir, "quarter")
     quarter["scored_subscribers"] = setup.scored_subscribers()
+    progress(f"score job at N = {args.subscribers:,}, then the write floor (fresh driver)")
     prepared["full"] = setup.prepare(args.subscribers)
     full = score_in_fresh_driver(args, cfg_path, workdir, "full", {
         "floor_rows": args.subscribers, "k": args.k, "offer_ids": setup.offer_ids,
         "template": setup.template})
     full["scored_subscribers"] = setup.scored_subscribers()
+    progress(f"score {full['score_seconds']:.1f} s; ALS fit, then recommendForAllUsers")
     als_figures = als(setup, args, workdir)
+    progress(f"ALS recommend {als_figures['als_seconds']:.1f} s; in-process kernels")
     kernel = in_process(setup, args)
     spark.stop()
     score, floor = full["score_seconds"], min(full["floor_runs_seconds"])
