@@ -276,8 +276,7 @@ def main(argv=None) -> dict:
         "cores": os.cpu_count(), "python": platform.python_version(),
         "lightfm": lightfm.__version__,
         "load_average_before": [round(x, 2) for x in load_before],
-        "load_average_after": [round(x, 2) for x in os.getloadavg()],
-        "note": "shared machine: other Spark jobs ran at the same time"}
+        "load_average_after": [round(x, 2) for x in os.getloadavg()]}
     result["measured_at"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     out = Path(args.out)
     previous = json.loads(out.read_text()) if out.is_file() else {}

@@ -520,8 +520,7 @@ def main(argv=None) -> dict:
         "shuffle_partitions": args.shuffle_partitions, "python": platform.python_version(),
         "pyspark": pyspark.__version__, "lightfm": lightfm.__version__,
         "load_average_before": [round(x, 2) for x in load_before],
-        "load_average_after": [round(x, 2) for x in os.getloadavg()],
-        "note": "shared machine: other jobs may have run at the same time (see load averages)"}
+        "load_average_after": [round(x, 2) for x in os.getloadavg()]}
     result["measured_at"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     out = Path(args.out)
     previous = json.loads(out.read_text()) if out.is_file() else {}
