@@ -12,7 +12,10 @@ Every model and baseline is a `Scorer`: given a pandas batch of subscribers it r
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
+import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Protocol
@@ -40,6 +43,8 @@ from telcorec.rerank import OfferTerms
 from telcorec.topk import top_k_columns
 from telcorec.training import ENSEMBLE_WEIGHTS, MANIFEST
 from telcorec.warehouse import Warehouse
+
+log = logging.getLogger(__name__)
 
 RANKED = T.StructType([
     T.StructField(Col.SUBSCRIBER_ID, T.StringType(), False),
@@ -282,7 +287,6 @@ def load_scorer(wh: Warehouse, cfg: Config, run_date: dt.date, name: str) -> Sco
         if list(member.offer_ids) != list(members[0].offer_ids):
             raise DataError(f"{member.version} ranks offers in another order than "
                             f"{members[0].version}: retrain both for run date {run_date}")
-    version = f"{name}-" + "+".join(m.version.rsplit("-", 1)[-1] for m in members)
     mode, weights = name.split("_", 1)[1], cfg.ensemble.weights
     if cfg.ensemble.tune_weights:  # found on validation by the tune stage (telcorec/tuning.py)
         tuned = wh.models_root(run_date) / ENSEMBLE_WEIGHTS
@@ -292,8 +296,13 @@ def load_scorer(wh: Warehouse, cfg: Config, run_date: dt.date, name: str) -> Sco
                             f"weights: run the tune stage for run date {run_date} first, or "
                             "set ensemble.tune_weights: false to use ensemble.weights")
         weights = found[mode]["weights"]
-    return EnsembleScorer(name, version, members[0].offer_ids, members,
-                          [weights[n] for n in names], mode, cfg.ensemble.rrf_k)
+    used = [weights[n] for n in names]
+    # the weights are part of what is served: re-tuned weights make another version
+    tag = hashlib.sha256(json.dumps(dict(zip(names, used)), sort_keys=True).encode())
+    version = (f"{name}-" + "+".join(m.version.rsplit("-", 1)[-1] for m in members)
+               + f"-w{tag.hexdigest()[:8]}")
+    return EnsembleScorer(name, version, members[0].offer_ids, members, used, mode,
+                          cfg.ensemble.rrf_k)
 
 
 def model_names(cfg: Config) -> list[str]:
@@ -303,15 +312,20 @@ def model_names(cfg: Config) -> list[str]:
             + ([f"ncf_{m}" for m in cfg.ncf.models] if cfg.ncf.enabled else []))
 
 
-def output_stats(ranked: DataFrame, subscribers: int, k: int, catalogue: int) -> OutputStats:
-    """One small aggregation over the ranked rows for the quality gate."""
-    row = ranked.agg(F.count(F.lit(1)).alias("rows"),
-                     F.countDistinct(Col.OFFER_ID).alias("offers"),
-                     F.sum((F.isnan(Col.SCORE) | F.col(Col.SCORE).isin(float("inf"), float("-inf")))
-                           .cast("int")).alias("bad")).first()
-    return OutputStats(rows=row["rows"], subscribers=subscribers, k=k,
-                       distinct_offers=row["offers"], catalogue_size=catalogue,
-                       non_finite_scores=row["bad"] or 0)
+def output_stats(ranked: DataFrame, subscribers: int, k: int,
+                 catalogue: int) -> tuple[OutputStats, dict[str, int]]:
+    """What the quality gate checks, and subscribers per arm: one pass over the ranked rows
+    (one small row per arm comes back)."""
+    bad = F.isnan(Col.SCORE) | F.col(Col.SCORE).isin(float("inf"), float("-inf"))
+    per_arm = ranked.groupBy(Col.ARM).agg(
+        F.count(F.lit(1)).alias("rows"), F.count(F.when(F.col(Col.RANK) == 1, 1)).alias("firsts"),
+        F.collect_set(Col.OFFER_ID).alias("offers"),  # at most the catalogue per arm
+        F.sum(bad.cast("int")).alias("bad")).collect()
+    stats = OutputStats(rows=sum(r["rows"] for r in per_arm), subscribers=subscribers, k=k,
+                        distinct_offers=len({o for r in per_arm for o in r["offers"]}),
+                        catalogue_size=catalogue,
+                        non_finite_scores=sum(r["bad"] or 0 for r in per_arm))
+    return stats, {r[Col.ARM]: r["firsts"] for r in per_arm}
 
 
 def most_held(features: DataFrame, offer_ids: list[str], run_date: dt.date) -> PopularityScorer:
@@ -384,14 +398,22 @@ def run(spark: SparkSession, cfg: Config, run_date: dt.date) -> dict:
     offers = offer_df.toPandas().sort_values(Col.OFFER_IDX, ignore_index=True)  # the catalogue
     scorer = served(load_scorer(wh, cfg, run_date, cfg.scoring.model), cfg, offers)
     k = cfg.scoring.k
+    started = time.monotonic()
+
+    def phase(done: str) -> None:  # the stage takes minutes at scale: say where the time goes
+        log.info("score: %s (%.1f s)", done, time.monotonic() - started)
+
     batch = selection.subscriber_batch(features, offer_df, offer_history(spark, wh, writer), cfg,
                                        run_date).persist(StorageLevel.MEMORY_AND_DISK)
     persisted = [batch]
     try:
         subscribers = batch.count()
+        phase(f"{subscribers:,} subscribers read, joined and assigned")
         removed = rules.count_removed(batch, offers, cfg.rules.eligibility)
+        phase(f"rules counted: {removed[rules.ELIGIBLE_PAIRS]:,} of "
+              f"{removed[rules.CANDIDATE_PAIRS]:,} pairs eligible")
         limit = rules.cap_limit(cfg.rules.campaign_cap, subscribers)
-        sel = selection_for(cfg, scorer, most_held(features, scorer.offer_ids, run_date), offers,
+        sel = selection_for(cfg, scorer, most_held(batch, scorer.offer_ids, run_date), offers,
                             k if limit is None else k + cfg.rules.campaign_cap.spare)
         ranked, removed[rules.CAMPAIGN_CAP] = capped_top_k(selection.candidates(batch, sel),
                                                            limit, k, persisted)
@@ -399,9 +421,8 @@ def run(spark: SparkSession, cfg: Config, run_date: dt.date) -> dict:
                                  .withColumn(Col.RUN_ID, F.lit(runs.run_id(cfg, run_date))),
                                  schemas.OFFERS).persist(StorageLevel.MEMORY_AND_DISK)
         persisted.append(ranked)
-        stats = output_stats(ranked, subscribers, k, len(scorer.offer_ids))
-        arms = {r[Col.ARM]: r["count"] for r in  # one row per arm
-                ranked.where(F.col(Col.RANK) == 1).groupBy(Col.ARM).count().collect()}
+        stats, arms = output_stats(ranked, subscribers, k, len(scorer.offer_ids))
+        phase(f"scored, ranked and explained: {stats.rows:,} rows")
         current = metrics_store.overall_metrics(wh.table("metrics"), run_date)
         refused = gate.check(cfg.gate, scorer.name, current,
                              runs.last_published_metrics(wh.table("runs")), stats)
@@ -411,6 +432,7 @@ def run(spark: SparkSession, cfg: Config, run_date: dt.date) -> dict:
         contract = OffersContract(tuple(scorer.offer_ids), k)
         n = storage.replace_partition(ranked, wh.table("offers"), schemas.OFFERS, run_date,
                                       writer, contract)
+        phase(f"published {n:,} rows to offers")
     finally:
         for frame in persisted:
             frame.unpersist()

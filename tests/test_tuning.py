@@ -162,4 +162,10 @@ def test_ensemble_weights_found_on_validation_are_used_by_load_scorer(tuned):
         scorer = scoring.load_scorer(wh, cfg, RUN, f"ensemble_{mode}")
         assert scorer.weights == [chosen["weights"][n] for n in ("lightfm_bpr", "lightfm_warp")]
     untuned = cfg.with_overrides(**{"ensemble.tune_weights": False})
-    assert scoring.load_scorer(wh, untuned, RUN, "ensemble_weighted").weights == [1.0, 1.5]
+    configured = scoring.load_scorer(wh, untuned, RUN, "ensemble_weighted")
+    assert configured.weights == [1.0, 1.5]
+    tuned_weighted = scoring.load_scorer(wh, cfg, RUN, "ensemble_weighted")
+    # the weights are part of the version that `offers.model_version` records
+    assert (configured.version != tuned_weighted.version) == \
+        (configured.weights != tuned_weighted.weights)
+    assert configured.version == scoring.load_scorer(wh, untuned, RUN, "ensemble_weighted").version
