@@ -394,6 +394,17 @@ def kill_after(launched: Launched, mark: str | None, delay: float) -> tuple[bool
     return kill_session(launched), time.monotonic() - launched.started
 
 
+def kill_on_new_file(launched: Launched, table: Path, delay: float) -> tuple[bool, float]:
+    """Kill `delay` seconds after the first data file that was not in `table` at the launch
+    appears: the score job's tasks write the files of its publish before the driver commits
+    them, so this aims at the job's own writing phase. (it was alive, when)"""
+    before = set(table.rglob("*.parquet"))
+    while launched.proc.poll() is None and not set(table.rglob("*.parquet")) - before:
+        time.sleep(0.02)
+    time.sleep(delay)
+    return kill_session(launched), time.monotonic() - launched.started
+
+
 def finish(launched: Launched, timeout: float = 900) -> float:
     """Wait for an un-killed run; its duration."""
     rc = launched.proc.wait(timeout=timeout)
@@ -455,8 +466,9 @@ def score_job(conf: Path) -> list[str]:
 @pytest.mark.slow
 def test_kill_9_while_publishing_leaves_old_or_new_offers_never_success_and_cleanup_removes_orphans(
         tiny, tmp_path):
-    """Issue 7 test 1 and issue 6 acceptance 3: 20 kills of the publish path (target) and 3
-    kills of the real score job, predicate overwrite (RUN again) and append (new dates)."""
+    """Issue 7 test 1 and issue 6 acceptance 3: 20 kills of the publish path (target) and 5
+    of the real score job (3 at random moments, 2 once its first data file is in the table),
+    predicate overwrite (RUN again) and append (new dates)."""
     seed = 20261123
     rng = random.Random(seed)
     tally: dict[str, int] = {}
@@ -486,6 +498,14 @@ def test_kill_9_while_publishing_leaves_old_or_new_offers_never_success_and_clea
         launched = launch(score_job(conf), tmp_path / f"score-{i}.log")
         kill = kill_after(launched, None, rng.uniform(0, seconds_score))
         record("score", "anywhere", "overwrite", kill, launched,
+               outcome(before, state(tiny), RUN, expected[conf]))
+    # most of the job's run is start-up and scoring: two kills aimed at its writing phase
+    for i, delay in enumerate((0.0, rng.uniform(0.0, 2.0))):
+        conf = (tiny.conf_a, tiny.conf_b)[i % 2]
+        before = state(tiny)
+        launched = launch(score_job(conf), tmp_path / f"score-writing-{i}.log")
+        kill = kill_on_new_file(launched, tiny.offers, delay)
+        record("score", "writing", "overwrite", kill, launched,
                outcome(before, state(tiny), RUN, expected[conf]))
 
     # the publish path: one un-killed run (append) to time it, then 20 kills aimed at phases
@@ -533,7 +553,11 @@ def test_kill_9_while_publishing_leaves_old_or_new_offers_never_success_and_clea
           f"old {sum(n for k, n in tally.items() if k.endswith('/old'))}, "
           f"new {sum(n for k, n in tally.items() if k.endswith('/new'))}; {tally}")
     print(f"orphan files before clean-up {orphans}, after {left}\n{vacuum.stdout}")
-    assert kills == 23  # 3 of the score job, 20 of the publish path
+    writing = sum(n for k, n in tally.items()
+                  if k.startswith("score/writing/") and "/killed/" in k)
+    print(f"score job kills aimed at its writing phase that found it alive: {writing} of 2")
+    assert writing >= 1
+    assert kills == 23 + writing  # 3 + the writing ones of the score job, 20 of the target
     assert orphans > 0 and left == 0
     assert {t: partition_hashes(t) for t in tables} == content
 
