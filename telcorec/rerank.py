@@ -122,30 +122,35 @@ def greedy_rank(parts: tuple[np.ndarray, np.ndarray, np.ndarray], allowed: np.nd
     n, m = allowed.shape
     depth = min(depth, m)
     fixed = sum(weights[:, c, None] * parts[c] for c in range(3))
-    key = np.where(allowed, np.where(np.isnan(fixed), np.finfo(np.float64).min, fixed), -np.inf)
-    threshold = np.partition(key, m - depth, axis=1)[:, m - depth, None]  # depth-th best
+    threshold = np.partition(_pick_key(fixed, allowed), m - depth, axis=1)[:, m - depth, None]
     contender = allowed & ~(fixed + weights[:, 3, None] < threshold)  # NaN stays a contender
-    width = 2 ** np.ceil(np.log2(np.maximum(contender.sum(axis=1), 1))).astype(np.int64)
+    width = np.minimum(2 ** np.ceil(np.log2(np.maximum(contender.sum(axis=1), 1))), m)
     ranking = Ranking(np.full((n, depth), -1, dtype=np.int64), np.full((n, depth), np.nan),
                       np.full((n, depth, 4), np.nan))
-    for w in np.unique(np.minimum(width, m)):
-        rows = np.flatnonzero(np.minimum(width, m) == w)
+    for w in np.unique(width).astype(np.int64):
+        rows = np.flatnonzero(width == w)
         # the group's contenders first (then other columns, closed), in offer index order
-        columns = np.sort(top_k_columns(contender[rows].astype(np.int8), int(w)), axis=1)
-        part = _greedy_on_columns([np.take_along_axis(p[rows], columns, axis=1) for p in parts],
-                                  np.take_along_axis(contender[rows], columns, axis=1), columns,
-                                  similarity, weights[rows], depth)
+        columns = np.sort(top_k_columns(contender[rows].astype(np.int8), w), axis=1)
+        *on_parts, on_fixed, on_open = [np.take_along_axis(a[rows], columns, axis=1)
+                                        for a in (*parts, fixed, contender)]
+        part = _greedy_on_columns(on_parts, on_fixed, on_open, columns, similarity,
+                                  weights[rows, 3], depth)
         ranking.offers[rows], ranking.final[rows] = part.offers, part.final
         ranking.components[rows] = part.components
     return ranking
 
 
-def _greedy_on_columns(parts: list[np.ndarray], open_: np.ndarray, columns: np.ndarray,
-                       similarity: np.ndarray, weights: np.ndarray, depth: int) -> Ranking:
+def _pick_key(score: np.ndarray, open_: np.ndarray) -> np.ndarray:
+    """What argmax picks by: open offers' scores (NaN below every number), closed at -inf."""
+    return np.where(open_, np.where(np.isnan(score), np.finfo(np.float64).min, score), -np.inf)
+
+
+def _greedy_on_columns(parts: list[np.ndarray], fixed: np.ndarray, open_: np.ndarray,
+                       columns: np.ndarray, similarity: np.ndarray, diversity_weight: np.ndarray,
+                       depth: int) -> Ranking:
     """The greedy picks over a subset of offers per row: `columns` (rows x width, ascending)
-    are the offer indices the (rows x width) `parts` and `open_` refer to."""
+    are the offer indices the (rows x width) `parts`, `fixed` and `open_` refer to."""
     n, width = open_.shape
-    fixed = sum(weights[:, c, None] * parts[c] for c in range(3))
     closest = np.zeros((n, width))       # highest similarity to an offer already picked
     open_ = open_.copy()
     rows = np.arange(n)
@@ -154,9 +159,8 @@ def _greedy_on_columns(parts: list[np.ndarray], open_: np.ndarray, columns: np.n
     components = np.full((n, depth, 4), np.nan)
     for step in range(min(depth, width)):
         diversity = 1.0 - closest
-        score = fixed + weights[:, 3, None] * diversity
-        key = np.where(open_, np.where(np.isnan(score), np.finfo(np.float64).min, score), -np.inf)
-        pick = np.argmax(key, axis=1)
+        score = fixed + diversity_weight[:, None] * diversity
+        pick = np.argmax(_pick_key(score, open_), axis=1)
         some = open_[rows, pick]
         offer = columns[rows, pick]
         offers[some, step] = offer[some]

@@ -117,7 +117,8 @@ def count_removed(batch: DataFrame, offers: pd.DataFrame,
             yield pd.DataFrame([removed_counts(removal_masks(part, offers, eligibility))])
 
     # only the columns the masks read cross into Python, not every feature of the batch
-    needed = [c for c in batch.columns if c in mask_columns(eligibility)]
+    read = mask_columns(eligibility)
+    needed = [c for c in batch.columns if c in read]
     totals = (batch.select(*needed).mapInPandas(tally, schema)
               .agg(*[F.sum(n).alias(n) for n in names]).first())
     return {n: int(totals[n] or 0) for n in names}

@@ -246,10 +246,7 @@ def rank_frame(batch: pd.DataFrame, scorer: Scorer, k: int) -> pd.DataFrame:
     """Top-k rows for a batch. A NaN score is ranked last but kept (as NaN) in the output, so
     the quality gate sees it and refuses the run instead of publishing a silently odd ranking."""
     exclude = batch[Col.EXCLUDE_IDX] if Col.EXCLUDE_IDX in batch else None
-    raw = np.asarray(scorer.score(batch), dtype=np.float64)
-    nan = np.isnan(raw)
-    idx, best = top_k(np.where(nan, np.finfo(np.float64).min, raw), exclude, k)
-    best = np.where(np.take_along_axis(nan, idx, axis=1), np.nan, best)
+    idx, best = top_k(np.asarray(scorer.score(batch), dtype=np.float64), exclude, k)
     keep = ~np.isneginf(best)
     offer_ids = np.asarray(scorer.offer_ids, dtype=object)
     return pd.DataFrame({
