@@ -12,7 +12,7 @@ from pyspark.sql import SparkSession
 
 from telcorec import config as config_module
 from telcorec.config import Config
-from telcorec.exceptions import ConfigError, TelcorecError
+from telcorec.exceptions import TelcorecError
 
 DEFAULT_CONF = "conf/local.yaml"
 
@@ -57,9 +57,11 @@ def configure_logging() -> None:
 
 def main(job: str, description: str, body: Callable[[SparkSession, Config, argparse.Namespace],
                                                      str | None],
-         extra: Callable[[argparse.ArgumentParser], None] | None = None) -> None:
+         extra: Callable[[argparse.ArgumentParser], None] | None = None,
+         refuse: Callable[[Config], str | None] | None = None) -> None:
     """Parse, validate config, start Spark, run `body`, print what it returns; exit 2 on a
-    user-actionable error with its message instead of a stack trace."""
+    user-actionable error with its message instead of a stack trace. `refuse(cfg)` returns why
+    the job must not run with this config (checked before Spark starts), or None."""
     p = parser(job, description)
     if extra is not None:
         extra(p)
@@ -69,6 +71,9 @@ def main(job: str, description: str, body: Callable[[SparkSession, Config, argpa
         cfg = load_config(args)
     except TelcorecError as exc:
         p.exit(2, f"error: {exc}\n")
+    reason = refuse(cfg) if refuse is not None else None
+    if reason:
+        p.exit(2, f"error: {reason}\n")
     spark = SparkSession.builder.appName(f"telcorec-{job}").getOrCreate()
     try:
         out = body(spark, cfg, args)
@@ -84,13 +89,10 @@ def main(job: str, description: str, body: Callable[[SparkSession, Config, argpa
 def stage_main(job: str, description: str,
                stage: Callable[[SparkSession, Config, dt.date], object]) -> None:
     """`main` for a job that runs one pipeline stage and prints its result as JSON. A stage the
-    config leaves out of the pipeline is refused with the reason (exit 2)."""
+    config leaves out of the pipeline is refused with the reason (exit 2, before Spark starts)."""
     from telcorec.pipeline import skip_reason  # the pipeline imports every stage: only here
 
     def body(spark: SparkSession, cfg: Config, args: argparse.Namespace) -> str:
-        reason = skip_reason(cfg, job)
-        if reason:
-            raise ConfigError(reason)
         return json.dumps(stage(spark, cfg, args.run_date), indent=2, default=str)
 
-    main(job, description, body)
+    main(job, description, body, refuse=lambda cfg: skip_reason(cfg, job))

@@ -80,3 +80,12 @@ def test_a_config_leaves_out_stages_with_a_reason_that_says_what_to_set():
     # the generator never writes over another source's input tables
     assert "inputs.source is 'ibm_telco'" in skip_reason(ibm, "generate")
     assert skip_reason(ibm, "features") is None
+
+
+def test_a_stage_job_refuses_a_stage_its_config_leaves_out_with_the_reason():
+    import subprocess
+    import sys
+    done = subprocess.run([sys.executable, "jobs/ncf.py", "--conf", "conf/local.yaml"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2
+    assert "error: ncf.enabled is false in this config" in done.stderr
