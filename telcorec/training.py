@@ -211,20 +211,20 @@ def variant_params(cfg: TrainConfig, seed: int,
             for v in cfg.models}
 
 
-def latest_tuned(root: Path, run_date: dt.date) -> dict | None:
+def latest_tuned(wh: Warehouse, run_date: dt.date) -> dict | None:
     """The newest best configuration the tune stage persisted at or before `run_date`."""
     found = []
-    for path in (root / "tuning").glob(f"run_date=*/{TUNED_BEST}"):
+    for path in wh.tuning_dir(run_date).parent.glob(f"run_date=*/{TUNED_BEST}"):
         day = dt.date.fromisoformat(path.parent.name.split("=", 1)[1])
         if day <= run_date:
             found.append((day, path))
     return json.loads(max(found)[1].read_text()) if found else None
 
 
-def tuned_overrides(root: Path, run_date: dt.date, cfg: TrainConfig) -> dict[str, dict]:
+def tuned_overrides(wh: Warehouse, run_date: dt.date, cfg: TrainConfig) -> dict[str, dict]:
     """{model name: tuned knobs} for train.lightfm_from_tuning; {} (YAML values, said so in
     the log) when nothing was tuned yet or the tuned variant is not trained."""
-    best = latest_tuned(root, run_date)
+    best = latest_tuned(wh, run_date)
     if best is None or best["variant"] not in cfg.models:
         log.warning("train.lightfm_from_tuning: no tuning result at or before %s under %s for "
                     "train.models %s; training with the YAML hyperparameters (run the tune "
@@ -282,7 +282,7 @@ def run(spark: SparkSession, cfg: Config, run_date: dt.date) -> dict:
     user_vocab = fit_vocabulary(features, SUBSCRIBER_CATEGORICALS)
     item_vocab = fit_vocabulary(offer_df, OFFER_CATEGORICALS, identity=Col.OFFER_ID)
     out_root = wh.models_root(run_date)
-    tuned = (tuned_overrides(wh.root, run_date, cfg.train) if cfg.train.lightfm_from_tuning
+    tuned = (tuned_overrides(wh, run_date, cfg.train) if cfg.train.lightfm_from_tuning
              else None)
     results = train_lightfm(training_rows(interactions, features, cfg.train), offers, user_vocab,
                             item_vocab, cfg.train, cfg.seed, out_root, tuned)

@@ -250,7 +250,7 @@ def make_weight_searcher(members: dict[str, dict], combos: list[tuple[float, ...
 def tune_weights(rows: DataFrame, cfg: Config, user_vocab: Vocabulary,
                  item_features: sp.csr_matrix, wh: Warehouse, run_date: dt.date) -> dict:
     ens = cfg.ensemble
-    tuned = (training.tuned_overrides(wh.root, run_date, cfg.train)
+    tuned = (training.tuned_overrides(wh, run_date, cfg.train)
              if cfg.train.lightfm_from_tuning else None)
     params = training.variant_params(cfg.train, cfg.seed, tuned)
     names = sorted(n for n in ens.weights if n in params)  # the order load_scorer uses
