@@ -12,7 +12,7 @@ The copies are unknown to subscriber_index (subscriber_idx -1): LightFM scores t
 features, as it does every subscriber.
 
 Measured, all in this one run on local[2]:
-  score_seconds        `telcorec.scoring.run` over the N subscribers: representations from
+  score_seconds        `telcorec.score_stage.run` over the N subscribers: representations from
                        features, rules, re-ranking, top-K, reasons, gate checks, Delta write.
                        Run in a fresh driver process of its own (a subprocess), whose peak
                        memory is the driver's: driver_peak_rss_mb = peak RSS of the Python
@@ -38,6 +38,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import logging
 import math
 import os
 import platform
@@ -58,7 +59,7 @@ from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql.types import DoubleType
 
-from telcorec import config, pipeline, schemas, scoring, storage
+from telcorec import config, pipeline, schemas, score_stage, scoring, storage
 from telcorec.columns import Col
 from telcorec.config import variant_model_name
 from telcorec.models import artifacts
@@ -281,10 +282,14 @@ def child(args) -> None:
     """Run by the subprocess: one scoring job first thing in a new driver (its peak memory read
     right after), then, when asked, the write floor in the same session."""
     spec = json.loads(Path(args.child).read_text())
+    # the stage's phase lines (telcorec.score_stage) on stderr: where the job's time goes
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
+                        format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    logging.getLogger("telcorec").setLevel(logging.INFO)
     cfg = config.load(spec["config"])
     spark = session(args.driver_memory, args.shuffle_partitions)
     started = time.monotonic()
-    result = scoring.run(spark, cfg, RUN)
+    result = score_stage.run(spark, cfg, RUN)
     out = {"score_seconds": time.monotonic() - started, "peak_rss_mb": peak_rss_mb(),
            "result": result}
     if spec.get("floor_rows"):

@@ -1,7 +1,7 @@
 """spark-submit entry point: score every subscriber against every offer, keep the top K and publish the `offers` Delta table (recorded in `runs` as its own attempt)."""
 import json
 
-from telcorec import runs, scoring
+from telcorec import runs, score_stage
 from telcorec.cli import main
 from telcorec.warehouse import Warehouse
 
@@ -10,7 +10,7 @@ def score(spark, cfg, args):
     wh = Warehouse.from_config(cfg.warehouse, cfg.inputs.path)
     results = runs.recorded(
         wh.table("runs"), wh.table("metrics"), cfg, args.run_date,
-        lambda done: done.__setitem__("score", scoring.run(spark, cfg, args.run_date)))
+        lambda done: done.__setitem__("score", score_stage.run(spark, cfg, args.run_date)))
     return json.dumps(results["score"], indent=2, default=str)
 
 

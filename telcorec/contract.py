@@ -9,12 +9,18 @@ since rows carry subscriber ids):
 - `score_finite`: no NaN or infinite score.
 
 `storage.replace_partition(..., contract=...)` calls `enforce` on the DataFrame it is about to
-write; a violation raises `PublishError` and the table keeps its version.
+write; a violation raises `PublishError` and the table keeps its version. The score stage, which
+writes its rows in the same tasks that compute them, counts the same rules per written batch
+(`batch_violations`, every row of a subscriber in one batch) and calls `refuse` on the sums
+before it commits.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+import pandas as pd
+import pyarrow as pa
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
@@ -74,9 +80,35 @@ class OffersContract:
         return {name: int(row[name] or 0) for name in
                 (*per_row, "ranks_unique_and_contiguous")}
 
+    def batch_violations(self, batch: pa.RecordBatch) -> dict[str, int]:
+        """`violations` of one batch of rows, in the task that writes them: exact when every
+        row of a subscriber is in this batch (the score stage's batches hold whole subscribers,
+        each subscriber in one batch), since rank uniqueness is judged per subscriber."""
+        rank = batch.column(Col.RANK).to_numpy(zero_copy_only=False).astype(np.int64)
+        score = batch.column(Col.SCORE).to_numpy(zero_copy_only=False).astype(np.float64)
+        offer = pd.Index(batch.column(Col.OFFER_ID).to_pandas())
+        in_range = (rank >= 1) & (rank <= self.k)
+        codes, _ = pd.factorize(batch.column(Col.SUBSCRIBER_ID).to_pandas(), sort=False)
+        n = int(codes.max()) + 1 if len(codes) else 0
+        counted = np.bincount(codes[in_range], minlength=n)
+        top = np.zeros(n, dtype=np.int64)
+        np.maximum.at(top, codes[in_range], rank[in_range])
+        distinct = np.bincount(pd.unique(pd.Series(codes[in_range] * (self.k + 1)
+                                                   + rank[in_range])) // (self.k + 1),
+                               minlength=n)
+        return {"offer_in_catalogue": int((~offer.isin(self.catalogue)).sum()),
+                "rank_in_range": int((~in_range).sum()),
+                "score_finite": int((~np.isfinite(score)).sum()),
+                "ranks_unique_and_contiguous": int(((distinct != counted)
+                                                    | (top != counted)).sum())}
+
     def enforce(self, df: DataFrame, table: str = "offers") -> None:
         """Raise PublishError naming every broken rule and its count; nothing is committed."""
-        broken = {name: n for name, n in self.violations(df).items() if n}
+        self.refuse(self.violations(df), table)
+
+    def refuse(self, violations: dict[str, int], table: str = "offers") -> None:
+        """Raise PublishError naming every rule `violations` counts as broken."""
+        broken = {name: n for name, n in violations.items() if n}
         if broken:
             detail = ", ".join(f"{name}: {n:,} {'subscribers' if name.startswith('ranks') else 'rows'}"
                                for name, n in broken.items())

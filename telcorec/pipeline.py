@@ -9,7 +9,7 @@ from typing import Callable
 
 from pyspark.sql import SparkSession
 
-from telcorec import (evaluation, features, generation, ingest, interactions, runs, scoring,
+from telcorec import (evaluation, features, generation, ingest, interactions, runs, score_stage,
                       training, tuning)
 from telcorec.config import Config
 from telcorec.ncf import stage as ncf_stage
@@ -27,7 +27,7 @@ STAGES: dict[str, Stage] = {  # in order; skip_reason says which a config leaves
     "train": training.run,
     "ncf": ncf_stage.run,
     "evaluate": evaluation.run,
-    "score": scoring.run,  # checks the quality gate, then publishes `offers`
+    "score": score_stage.run,  # checks the quality gate, then publishes `offers`
 }
 
 

@@ -9,7 +9,7 @@ Applied in this order, each pair counted once, by the first rule that removes it
 3. `fatigue`: offers published to the subscriber at a top rank in the last `rules.fatigue.days`
    days, found by a distributed join over earlier partitions of `offers`;
 4. `campaign_cap`: after ranking, at most N subscribers per offer, those who rank it highest
-   first (a window over the candidate rows in Spark). It counts candidate rows, not pairs.
+   first (telcorec/campaign_cap.py). It counts candidate rows, not pairs.
 
 The masks are pure numpy over a pandas batch and its broadcast catalogue, so rules are tested
 on literal rows and run on executors; no subscriber x offer pair ever exists as a Spark row.
@@ -17,23 +17,19 @@ on literal rows and run on executors; no subscriber x offer pair ever exists as 
 from __future__ import annotations
 
 import datetime as dt
-import math
-from typing import Iterator
 
 import numpy as np
 import pandas as pd
-from pyspark.sql import DataFrame, Window
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
-from pyspark.sql import types as T
 
 from telcorec.columns import Col
-from telcorec.config import CampaignCapConfig, EligibilityRule, FatigueConfig, RuleCondition
+from telcorec.config import EligibilityRule, FatigueConfig, RuleCondition
 
 CONSENT, CURRENT_PLAN, FATIGUE, CAMPAIGN_CAP = ("consent", "current_plan", "fatigue",
                                               "campaign_cap")
 CANDIDATE_PAIRS, ELIGIBLE_PAIRS = "candidate_pairs", "eligible_pairs"
 WITHOUT_OFFERS = "subscribers_without_offers"
-_CAP_POSITION = "_offer_position"
 
 
 def condition_mask(cond: RuleCondition, subs: pd.DataFrame, offers: pd.DataFrame) -> np.ndarray:
@@ -67,12 +63,6 @@ def consent_mask(batch: pd.DataFrame, n_offers: int) -> np.ndarray:
     return np.repeat(opted_out[:, None], n_offers, axis=1)
 
 
-def mask_columns(eligibility: tuple[EligibilityRule, ...]) -> set[str]:
-    """The subscriber-side columns removal_masks reads."""
-    named = {c for r in eligibility for cond in (r.when, r.require) for c in cond.subscriber}
-    return {Col.MARKETING_OPT_OUT, Col.EXCLUDE_IDX, Col.FATIGUE_IDX, *named}
-
-
 def removal_masks(batch: pd.DataFrame, offers: pd.DataFrame,
                   eligibility: tuple[EligibilityRule, ...]) -> dict[str, np.ndarray]:
     """Every rule's removed pairs (not exclusive), in the order rules apply. `batch` needs the
@@ -102,26 +92,6 @@ def removed_counts(masks: dict[str, np.ndarray]) -> dict[str, int]:
     counts[ELIGIBLE_PAIRS] = int(remaining.sum())
     counts[WITHOUT_OFFERS] = int((~remaining.any(axis=1)).sum())
     return counts
-
-
-def count_removed(batch: DataFrame, offers: pd.DataFrame,
-                  eligibility: tuple[EligibilityRule, ...]) -> dict[str, int]:
-    """removed_counts over every subscriber of `batch`, on the executors: one small row per
-    Arrow batch comes back summed (a Spark action)."""
-    names = [CANDIDATE_PAIRS, CONSENT, CURRENT_PLAN, *(r.name for r in eligibility), FATIGUE,
-             ELIGIBLE_PAIRS, WITHOUT_OFFERS]
-    schema = T.StructType([T.StructField(n, T.LongType(), False) for n in names])
-
-    def tally(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-        for part in batches:
-            yield pd.DataFrame([removed_counts(removal_masks(part, offers, eligibility))])
-
-    # only the columns the masks read cross into Python, not every feature of the batch
-    read = mask_columns(eligibility)
-    needed = [c for c in batch.columns if c in read]
-    totals = (batch.select(*needed).mapInPandas(tally, schema)
-              .agg(*[F.sum(n).alias(n) for n in names]).first())
-    return {n: int(totals[n] or 0) for n in names}
 
 
 def with_current_plan(features: DataFrame, offers: DataFrame) -> DataFrame:
@@ -156,36 +126,3 @@ def with_fatigue(subscribers: DataFrame, fatigue: DataFrame | None) -> DataFrame
         return subscribers.withColumn(Col.FATIGUE_IDX, empty)
     return (subscribers.join(fatigue, on=Col.SUBSCRIBER_ID, how="left")
             .withColumn(Col.FATIGUE_IDX, F.coalesce(F.col(Col.FATIGUE_IDX), empty)))
-
-
-def cap_limit(cfg: CampaignCapConfig, subscribers: int) -> int | None:
-    """Subscribers any one offer may reach in this run; None when no cap is configured."""
-    if not cfg.enabled:
-        return None
-    limits = [math.floor(cfg.max_share * subscribers)] if cfg.max_share < 1 else []
-    limits += [cfg.max_subscribers] if cfg.max_subscribers > 0 else []
-    return min(limits)
-
-
-def mark_capped(candidates: DataFrame, limit: int) -> DataFrame:
-    """Adds the boolean column `campaign_cap`: the row is beyond the first `limit` rows of its
-    offer. Rows compete by their rank for the subscriber first, so the slots go to the
-    subscribers who would see the offer highest (and a spare candidate below rank K takes a
-    slot only when fewer than `limit` rows want it within their top K), then by final score,
-    then by subscriber id, so the choice is reproducible. The cap is never exceeded; an offer
-    may end a little under it when spare rows that held a slot are not published."""
-    by_offer = (Window.partitionBy(Col.OFFER_ID)
-                .orderBy(F.col(Col.RANK), F.col(Col.SCORE).desc(), F.col(Col.SUBSCRIBER_ID))
-                .rowsBetween(Window.unboundedPreceding, Window.currentRow))
-    return (candidates.withColumn(_CAP_POSITION, F.row_number().over(by_offer))
-            .withColumn(CAMPAIGN_CAP, F.col(_CAP_POSITION) > limit).drop(_CAP_POSITION))
-
-
-def top_k_uncapped(marked: DataFrame, k: int) -> DataFrame:
-    """The first k rows per subscriber that the cap left, renumbered 1..k in their ranked
-    order (a subscriber whose candidates ran out keeps fewer)."""
-    by_rank = (Window.partitionBy(Col.SUBSCRIBER_ID).orderBy(F.col(Col.RANK))
-               .rowsBetween(Window.unboundedPreceding, Window.currentRow))
-    return (marked.where(~F.col(CAMPAIGN_CAP)).drop(CAMPAIGN_CAP)
-            .withColumn(Col.RANK, F.row_number().over(by_rank))
-            .where(F.col(Col.RANK) <= k))

@@ -1,6 +1,6 @@
-"""Stage 5, score: every subscriber against every offer, top K kept, written to `offers`.
+"""Scorers: every model, ensemble and baseline behind one interface, and the top-K kernel.
 
-The offer side (and each shard model's subscriber-feature embeddings: small, sized by the
+The score stage (telcorec/score_stage.py) and the evaluation use them. The offer side (and each shard model's subscriber-feature embeddings: small, sized by the
 feature vocabulary, not by subscribers) is broadcast once. Each Spark task turns its
 subscribers' features into representations, multiplies them with the offer matrix (BLAS),
 masks the excluded offers and keeps the top K with a partial sort. No subscriber x offer cross
@@ -14,8 +14,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import logging
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Protocol
@@ -23,28 +21,22 @@ from typing import Iterator, Protocol
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-from pyspark import StorageLevel
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from telcorec import cold_start, gate, metrics_store, rules, runs, schemas, selection, storage
+from telcorec import cold_start
 from telcorec.cold_start import ContentScorer
 from telcorec.columns import Col
 from telcorec.config import ColdStartConfig, Config, variant_model_name
-from telcorec.contract import OffersContract
 from telcorec.encoding import Vocabulary
 from telcorec.exceptions import DataError
-from telcorec.gate import OutputStats
 from telcorec.models import artifacts
 from telcorec.models.lightfm_model import Representations, representations, scores
 from telcorec.reasons import Explainer
-from telcorec.rerank import OfferTerms
 from telcorec.topk import top_k_columns
 from telcorec.training import ENSEMBLE_WEIGHTS, MANIFEST
 from telcorec.warehouse import Warehouse
-
-log = logging.getLogger(__name__)
 
 RANKED = T.StructType([
     T.StructField(Col.SUBSCRIBER_ID, T.StringType(), False),
@@ -309,33 +301,6 @@ def model_names(cfg: Config) -> list[str]:
             + ([f"ncf_{m}" for m in cfg.ncf.models] if cfg.ncf.enabled else []))
 
 
-def output_stats(ranked: DataFrame, subscribers: int, k: int,
-                 catalogue: int) -> tuple[OutputStats, dict[str, int]]:
-    """What the quality gate checks, and subscribers per arm: one pass over the ranked rows
-    (one small row per arm comes back)."""
-    bad = F.isnan(Col.SCORE) | F.col(Col.SCORE).isin(float("inf"), float("-inf"))
-    per_arm = ranked.groupBy(Col.ARM).agg(
-        F.count(F.lit(1)).alias("rows"), F.count(F.when(F.col(Col.RANK) == 1, 1)).alias("firsts"),
-        F.collect_set(Col.OFFER_ID).alias("offers"),  # at most the catalogue per arm
-        F.sum(bad.cast("int")).alias("bad")).collect()
-    stats = OutputStats(rows=sum(r["rows"] for r in per_arm), subscribers=subscribers, k=k,
-                        distinct_offers=len({o for r in per_arm for o in r["offers"]}),
-                        catalogue_size=catalogue,
-                        non_finite_scores=sum(r["bad"] or 0 for r in per_arm))
-    return stats, {r[Col.ARM]: r["firsts"] for r in per_arm}
-
-
-def most_held(features: DataFrame, offer_ids: list[str], run_date: dt.date) -> PopularityScorer:
-    """The control arm's baseline: offers by how many subscribers hold them as current plan."""
-    position = {offer: i for i, offer in enumerate(offer_ids)}
-    counts = np.zeros(len(offer_ids))
-    held = features.where(F.col(Col.CURRENT_OFFER_ID).isNotNull()).groupBy(Col.CURRENT_OFFER_ID)
-    for row in held.count().collect():  # one row per offer
-        if row[Col.CURRENT_OFFER_ID] in position:
-            counts[position[row[Col.CURRENT_OFFER_ID]]] = row["count"]
-    return PopularityScorer(offer_ids, counts, version=f"popularity-{run_date.isoformat()}")
-
-
 def explainer_for(scorer: Scorer, offers: pd.DataFrame) -> Explainer | None:
     """Pair reasons come from a LightFM model: the published one, or an ensemble's first
     LightFM member; an NCF model has no feature-pair decomposition (markers only)."""
@@ -346,35 +311,6 @@ def explainer_for(scorer: Scorer, offers: pd.DataFrame) -> Explainer | None:
     return lightfm[0].explainer(offers) if lightfm else None
 
 
-def offer_history(spark: SparkSession, wh: Warehouse, writer: str) -> DataFrame | None:
-    """Earlier `offers` rows for contact fatigue (the columns every partition has)."""
-    if not storage.is_delta_table(wh.table("offers")):
-        return None
-    return storage.read_table(spark, wh.table("offers"), selection.HISTORY, writer=writer)
-
-
-def selection_for(cfg: Config, scorer: Scorer, baseline: Scorer, offers: pd.DataFrame,
-                  depth: int) -> selection.Selection:
-    if list(scorer.offer_ids) != offers[Col.OFFER_ID].tolist():
-        raise DataError(f"{scorer.version} ranks offers in another order than offer_features "
-                        "of this run date: rerun the train stage for it")
-    return selection.Selection(scorer, baseline, offers, OfferTerms.from_offers(offers),
-                               cfg.rules.eligibility, cfg.rerank, cfg.experiment.control,
-                               explainer_for(scorer, offers), cfg.reasons.top_pairs, depth,
-                               cfg.cold_start)
-
-
-def capped_top_k(candidates: DataFrame, limit: int | None, k: int,
-                 persisted: list[DataFrame]) -> tuple[DataFrame, int]:
-    """The rows to publish after the campaign cap, and how many candidate rows it removed.
-    The cap-marked candidates are persisted (appended to `persisted`): counted once, read once."""
-    if limit is None:
-        return candidates, 0
-    marked = rules.mark_capped(candidates, limit).persist(StorageLevel.MEMORY_AND_DISK)
-    persisted.append(marked)
-    return rules.top_k_uncapped(marked, k), marked.where(F.col(rules.CAMPAIGN_CAP)).count()
-
-
 def with_subscriber_index(features: DataFrame, index: DataFrame) -> DataFrame:
     """`subscriber_idx` beside the features, for models with per-subscriber ID embeddings (NCF
     with ncf.subscriber_ids); -1 for a subscriber the index lacks, which such a model scores
@@ -382,57 +318,3 @@ def with_subscriber_index(features: DataFrame, index: DataFrame) -> DataFrame:
     idx = index.select(Col.SUBSCRIBER_ID, Col.SUBSCRIBER_IDX)
     return (features.join(idx, on=Col.SUBSCRIBER_ID, how="left")
             .withColumn(Col.SUBSCRIBER_IDX, F.coalesce(Col.SUBSCRIBER_IDX, F.lit(-1))))
-
-
-def run(spark: SparkSession, cfg: Config, run_date: dt.date) -> dict:
-    """Score, apply the rules, re-rank, explain, check the gate, then publish the run date's
-    partition of `offers` atomically."""
-    wh = Warehouse.from_config(cfg.warehouse, cfg.inputs.path)
-    writer = storage.choose_writer(spark, cfg.storage.writer)
-    read = storage.run_date_reader(spark, wh, run_date, writer)
-    features = with_subscriber_index(read("subscriber_features"), read("subscriber_index"))
-    offer_df = read("offer_features")
-    offers = offer_df.toPandas().sort_values(Col.OFFER_IDX, ignore_index=True)  # the catalogue
-    scorer = served(load_scorer(wh, cfg, run_date, cfg.scoring.model), cfg, offers)
-    k = cfg.scoring.k
-    started = time.monotonic()
-
-    def phase(done: str) -> None:  # the stage takes minutes at scale: say where the time goes
-        log.info("score: %s (%.1f s)", done, time.monotonic() - started)
-
-    batch = selection.subscriber_batch(features, offer_df, offer_history(spark, wh, writer), cfg,
-                                       run_date).persist(StorageLevel.MEMORY_AND_DISK)
-    persisted = [batch]
-    try:
-        subscribers = batch.count()
-        phase(f"{subscribers:,} subscribers read, joined and assigned")
-        removed = rules.count_removed(batch, offers, cfg.rules.eligibility)
-        phase(f"rules counted: {removed[rules.ELIGIBLE_PAIRS]:,} of "
-              f"{removed[rules.CANDIDATE_PAIRS]:,} pairs eligible")
-        limit = rules.cap_limit(cfg.rules.campaign_cap, subscribers)
-        sel = selection_for(cfg, scorer, most_held(batch, scorer.offer_ids, run_date), offers,
-                            k if limit is None else k + cfg.rules.campaign_cap.spare)
-        ranked, removed[rules.CAMPAIGN_CAP] = capped_top_k(selection.candidates(batch, sel),
-                                                           limit, k, persisted)
-        ranked = schemas.conform(ranked.withColumn(Col.RUN_DATE, F.lit(run_date))
-                                 .withColumn(Col.RUN_ID, F.lit(runs.run_id(cfg, run_date))),
-                                 schemas.OFFERS).persist(StorageLevel.MEMORY_AND_DISK)
-        persisted.append(ranked)
-        stats, arms = output_stats(ranked, subscribers, k, len(scorer.offer_ids))
-        phase(f"scored, ranked and explained: {stats.rows:,} rows")
-        current = metrics_store.overall_metrics(wh.table("metrics"), run_date)
-        refused = gate.check(cfg.gate, scorer.name, current,
-                             runs.last_published_metrics(wh.table("runs")), stats)
-        if refused:
-            raise gate.GateRejected("quality gate refused to publish: " + "; ".join(refused))
-        # the output contract (catalogue, ranks 1..n <= K, finite scores) on the persisted rows
-        contract = OffersContract(tuple(scorer.offer_ids), k)
-        n = storage.replace_partition(ranked, wh.table("offers"), schemas.OFFERS, run_date,
-                                      writer, contract)
-        phase(f"published {n:,} rows to offers")
-    finally:
-        for frame in persisted:
-            frame.unpersist()
-    return {"offers": n, "model_version": scorer.version, "model": scorer.name,
-            "distinct_offers": stats.distinct_offers,
-            "subscribers_by_arm": dict(sorted(arms.items())), "rules": removed}

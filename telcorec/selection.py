@@ -22,7 +22,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import types as T
 from pyspark.sql.pandas.types import to_arrow_schema
 
-from telcorec import experiments, reasons, rerank, rules, schemas
+from telcorec import campaign_cap, experiments, reasons, rerank, rules, schemas
 from telcorec.columns import Col, Route
 from telcorec.cold_start import routes
 from telcorec.config import ColdStartConfig, Config, EligibilityRule, RerankConfig
@@ -105,22 +105,77 @@ def row_reasons(batch: pd.DataFrame, rows: np.ndarray, offers: np.ndarray,
     return reasons.as_list_array(slots, len(rows))
 
 
-def candidate_rows(batch: pd.DataFrame, sel: Selection) -> pa.RecordBatch:
-    """The ranked candidate rows of one batch of subscribers (CANDIDATES columns)."""
+@dataclass(frozen=True)
+class Ranked:
+    """One batch's ranking before the campaign cap: `depth` picks per subscriber."""
+    control: np.ndarray            # (subscribers,) in the experiment's control arm
+    route: np.ndarray              # (subscribers,) Route.*
+    masks: dict[str, np.ndarray]   # every rule's removed pairs, in the order rules apply
+    ranking: rerank.Ranking
+
+
+def rank_batch(batch: pd.DataFrame, sel: Selection) -> Ranked:
+    """Score every offer, remove what the rules forbid, re-rank the rest `sel.depth` deep."""
     control = (batch[Col.ARM] == sel.control_arm).to_numpy()
     masks = rules.removal_masks(batch, sel.offers, sel.eligibility)
     weights = rerank.weights_for(batch[Col.SEGMENT], sel.weights, control)
     ranking = rerank.rank(relevance_scores(batch, control, sel), rules.allowed(masks), batch,
                           sel.terms, weights, sel.depth)
-    route = route_of(batch, sel)
+    return Ranked(control, route_of(batch, sel), masks, ranking)
+
+
+def plan_rows(batch: pd.DataFrame, sel: Selection) -> pa.RecordBatch:
+    """The narrow candidate rows (campaign_cap.PLAN) the cap's thresholds are found from."""
+    ranking = rank_batch(batch, sel).ranking
     rows, position = np.nonzero(ranking.offers >= 0)
+    schema = to_arrow_schema(campaign_cap.PLAN)
+    return pa.RecordBatch.from_arrays([
+        pa.array(batch[Col.SUBSCRIBER_ID].to_numpy(dtype=object)[rows], pa.string()),
+        pa.array(ranking.offers[rows, position].astype(np.int32)),
+        pa.array((position + 1).astype(np.int32)),
+        pa.array(ranking.final[rows, position], pa.float64(), from_pandas=False),
+    ], schema=schema)
+
+
+def kept(ranked: Ranked, subscriber_ids: np.ndarray, k: int,
+         caps: campaign_cap.Thresholds | None) -> tuple[np.ndarray, np.ndarray, np.ndarray,
+                                                        np.ndarray]:
+    """(rows, positions) of the picks kept, in ranked order, their new ranks 1..<=k, and per
+    offer how many picks the cap admitted (empty without a cap): the first k picks of each
+    subscriber that the cap admits, renumbered."""
+    offers = ranked.ranking.offers
+    picked = offers >= 0
+    admitted = picked.copy()
+    if caps is not None:
+        rows, position = np.nonzero(picked)
+        admitted[rows, position] = caps.admitted(offers[rows, position], position + 1,
+                                                 ranked.ranking.final[rows, position],
+                                                 subscriber_ids[rows])
+    per_offer = (np.bincount(offers[admitted], minlength=caps.size) if caps is not None
+                 else np.zeros(0, dtype=np.int64))
+    rank = np.cumsum(admitted, axis=1)
+    rows, position = np.nonzero(admitted & (rank <= k))
+    return rows, position, rank[rows, position].astype(np.int32), per_offer
+
+
+def offer_rows(batch: pd.DataFrame, sel: Selection, k: int,
+               caps: campaign_cap.Thresholds | None = None) -> tuple[pa.RecordBatch,
+                                                                    dict[str, int]]:
+    """The rows (CANDIDATES columns) a batch of subscribers publishes: each one's first k
+    ranked offers that the campaign cap admits, with reasons; and what was counted on the way:
+    the pairs each rule removed (rules.removed_counts) and, per offer index, the picks the cap
+    admitted (`admitted:<offer_idx>`, checked against the thresholds by the caller)."""
+    ranked = rank_batch(batch, sel)
+    ids = batch[Col.SUBSCRIBER_ID].to_numpy(dtype=object)
+    rows, position, rank, per_offer = kept(ranked, ids, k, caps)
+    ranking, control, route = ranked.ranking, ranked.control, ranked.route
     offers = ranking.offers[rows, position]
     markers = [(f"rule {r.name}: {r.description or r.name}",
                 rules.condition_mask(r.when, batch, sel.offers)) for r in sel.eligibility]
     columns = {
-        Col.SUBSCRIBER_ID: pa.array(batch[Col.SUBSCRIBER_ID].to_numpy(dtype=object)[rows]),
+        Col.SUBSCRIBER_ID: pa.array(ids[rows]),
         Col.OFFER_ID: pa.array(sel.offers[Col.OFFER_ID].to_numpy(dtype=object)[offers]),
-        Col.RANK: pa.array((position + 1).astype(np.int32)),
+        Col.RANK: pa.array(rank),
         Col.SCORE: pa.array(ranking.final[rows, position], from_pandas=False),
         Col.MODEL_VERSION: pa.array(np.where(control[rows], sel.baseline.version,
                                              sel.scorer.version).astype(object)),
@@ -131,22 +186,45 @@ def candidate_rows(batch: pd.DataFrame, sel: Selection) -> pa.RecordBatch:
         Col.REASONS: row_reasons(batch, rows, offers, markers, control, route, sel),
     }
     schema = to_arrow_schema(CANDIDATES)
+    counts = rules.removed_counts(ranked.masks)
+    counts.update({f"{campaign_cap.ADMITTED}{o}": int(n) for o, n in enumerate(per_offer) if n})
     return pa.RecordBatch.from_arrays([columns[f.name].cast(f.type) for f in schema],
-                                      schema=schema)
+                                      schema=schema), counts
 
 
-def candidates(subscribers: DataFrame, sel: Selection) -> DataFrame:
-    """`sel.depth` ranked rows per subscriber (fewer when the rules leave fewer offers), on
-    the executors. `subscribers`: subscriber_features + shard, arm, exclude_idx, fatigue_idx."""
+def candidate_rows(batch: pd.DataFrame, sel: Selection) -> pa.RecordBatch:
+    """All `sel.depth` ranked candidate rows of one batch of subscribers, no cap applied."""
+    return offer_rows(batch, sel, sel.depth)[0]
+
+
+def candidates(subscribers: DataFrame, sel: Selection, k: int | None = None,
+               caps: campaign_cap.Thresholds | None = None) -> DataFrame:
+    """`offer_rows` of every subscriber (k ranked rows each, default `sel.depth`; fewer when
+    the rules or the cap leave fewer offers), on the executors. `subscribers`:
+    subscriber_features + shard, arm, exclude_idx, fatigue_idx."""
     broadcast = subscribers.sparkSession.sparkContext.broadcast(sel)
+    depth = sel.depth if k is None else k
 
     def select(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         local = broadcast.value
         for batch in batches:
             if batch.num_rows:
-                yield candidate_rows(batch.to_pandas(), local)
+                yield offer_rows(batch.to_pandas(), local, depth, caps)[0]
 
     return subscribers.mapInArrow(select, CANDIDATES)
+
+
+def plans(subscribers: DataFrame, sel: Selection) -> DataFrame:
+    """`plan_rows` of every subscriber, on the executors (campaign_cap.PLAN columns)."""
+    broadcast = subscribers.sparkSession.sparkContext.broadcast(sel)
+
+    def plan(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        local = broadcast.value
+        for batch in batches:
+            if batch.num_rows:
+                yield plan_rows(batch.to_pandas(), local)
+
+    return subscribers.mapInArrow(plan, campaign_cap.PLAN)
 
 
 # ---- the Spark side: the subscriber batch, the history the rules read, the cap ---------------

@@ -15,7 +15,9 @@ elsewhere, so `_commit` uses the same internal entry points its own `write_delta
 """
 from __future__ import annotations
 
+import collections
 import contextlib
+import dataclasses
 import datetime as dt
 import fcntl
 import json
@@ -46,10 +48,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _FILE_RESULT = T.StructType([
-    T.StructField("path", T.StringType(), False),
+    T.StructField("path", T.StringType(), True),    # NULL: the task wrote no row
     T.StructField("size", T.LongType(), False),
     T.StructField("stats", T.StringType(), False),
     T.StructField("rows", T.LongType(), False),
+    T.StructField("summary", T.StringType(), False),  # JSON {name: count} of `produce`
 ])
 _STATS_COLUMNS = 32  # as delta-rs: min/max statistics for the first 32 columns
 
@@ -71,12 +74,20 @@ def _file_schema(schema: T.StructType, partition_col: str | None) -> pa.Schema:
     return to_arrow_schema(T.StructType([f for f in schema.fields if f.name != partition_col]))
 
 
+# What a writing task may compute from each input batch besides the rows it writes: the rows (in
+# the table's columns) and counts that are summed over every batch and task (`Staged.summary`).
+Produce = Callable[[pa.RecordBatch], tuple[pa.RecordBatch, dict[str, int]]]
+
+
 def _write_task_files(table_path: str, subdir: str, file_schema: pa.Schema,
-                      required: Sequence[str], partition: tuple[str, str] | None):
+                      required: Sequence[str], partition: tuple[str, str] | None,
+                      produce: Produce | None = None):
     """Build the function each Spark task runs: stream its batches into one Parquet file.
 
     The task also enforces the table's constraints (NOT NULL columns, the partition being
-    written) so that a bad row fails the job before the commit, without a second pass.
+    written) so that a bad row fails the job before the commit, without a second pass. With
+    `produce`, each input batch is first turned into the rows to write plus counts, which the
+    task sums and returns beside its file (one small row per task, even one that wrote nothing).
     """
 
     def write(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
@@ -84,7 +95,11 @@ def _write_task_files(table_path: str, subdir: str, file_schema: pa.Schema,
         target = Path(table_path) / relative
         writer = None
         rows = 0
+        summary: collections.Counter = collections.Counter()
         for batch in batches:
+            if produce is not None and batch.num_rows:
+                batch, counts = produce(batch)
+                summary.update(counts)
             if batch.num_rows == 0:
                 continue
             for name in required:
@@ -102,16 +117,18 @@ def _write_task_files(table_path: str, subdir: str, file_schema: pa.Schema,
                 writer = pq.ParquetWriter(str(target), file_schema)
             writer.write_table(table)
             rows += batch.num_rows
-        if writer is None:
-            return
-        writer.close()
-        stats = get_file_stats_from_metadata(pq.read_metadata(str(target)),
-                                             num_indexed_cols=_STATS_COLUMNS,
-                                             columns_to_collect_stats=None)
-        yield pa.RecordBatch.from_pylist(
-            [{"path": relative, "size": target.stat().st_size,
-              "stats": json.dumps(stats, default=str), "rows": rows}],
-            schema=to_arrow_schema(_FILE_RESULT))
+        result = {"path": None, "size": 0, "stats": "", "rows": 0,
+                  "summary": json.dumps({k: int(v) for k, v in summary.items()})}
+        if writer is not None:
+            writer.close()
+            stats = get_file_stats_from_metadata(pq.read_metadata(str(target)),
+                                                 num_indexed_cols=_STATS_COLUMNS,
+                                                 columns_to_collect_stats=None)
+            result.update(path=relative, size=target.stat().st_size,
+                          stats=json.dumps(stats, default=str), rows=rows)
+        elif produce is None:
+            return  # nothing written, nothing counted
+        yield pa.RecordBatch.from_pylist([result], schema=to_arrow_schema(_FILE_RESULT))
 
     return write
 
@@ -197,53 +214,105 @@ def replace_partition(df: DataFrame, path: str | Path, schema: T.StructType,
     `df` that breaks `contract` (checked with one Spark job before the write, for both writers:
     pass a persisted `df` when it is expensive to compute).
     """
-    table_path = str(Path(path).resolve()) if "://" not in str(path) else str(path)
+    table_path = _table_path(path)
     df = df.select(*schema.fieldNames())
     if contract is not None:
         contract.enforce(df, Path(table_path).name)
     if writer == "spark":
-        (df.write.format("delta").mode("overwrite").partitionBy(Col.RUN_DATE)
-         .option("replaceWhere", f"{Col.RUN_DATE} = DATE'{run_date.isoformat()}'")
-         .save(table_path))
+        spark_replace_partition(df, table_path, run_date)
         return -1
-    subdir = f"{Col.RUN_DATE}={run_date.isoformat()}/"
-    return _replace_with_delta_rs(df, table_path, schema, Col.RUN_DATE, run_date.isoformat(),
-                                  subdir)
+    return stage_partition(df, table_path, schema, run_date).commit()
+
+
+def spark_replace_partition(df: DataFrame, path: str | Path, run_date: dt.date) -> None:
+    """The `spark` writer's replacement of one run date (Delta's replaceWhere, one commit)."""
+    (df.write.format("delta").mode("overwrite").partitionBy(Col.RUN_DATE)
+     .option("replaceWhere", f"{Col.RUN_DATE} = DATE'{run_date.isoformat()}'")
+     .save(_table_path(path)))
 
 
 def replace_table(df: DataFrame, path: str | Path, schema: T.StructType,
                   writer: str = "delta-rs") -> int:
     """Atomically replace the whole content of an unpartitioned table owned by one job."""
-    table_path = str(Path(path).resolve())
+    table_path = _table_path(path)
     df = df.select(*schema.fieldNames())
     if writer == "spark":
         df.write.format("delta").mode("overwrite").save(table_path)
         return -1
-    return _replace_with_delta_rs(df, table_path, schema, None, None, "")
+    return _stage(df, table_path, schema, None, None, "", None).commit()
 
 
-def _replace_with_delta_rs(df: DataFrame, table_path: str, schema: T.StructType,
-                           partition_col: str | None, partition_value: str | None,
-                           subdir: str) -> int:
+def _table_path(path: str | Path) -> str:
+    return str(Path(path).resolve()) if "://" not in str(path) else str(path)
+
+
+@dataclasses.dataclass
+class Staged:
+    """Files a write left in a table directory, not yet part of the table (delta-rs writer).
+
+    Readers see none of them until `commit`; `discard` removes them. A run that dies between
+    the two leaves orphan files only, which jobs/vacuum.py removes."""
+    table_path: str
+    schema: T.StructType
+    partition_col: str | None
+    partition_value: str | None
+    read_version: int       # the table version the write started from (before any file)
+    files: list[dict]       # one per written file: path, size, stats, rows
+    summary: dict[str, int]  # the `produce` counts summed over every batch and task
+    started: float
+
+    @property
+    def rows(self) -> int:
+        return sum(f["rows"] for f in self.files)
+
+    def commit(self) -> int:
+        """One atomic Delta commit of the staged files; returns the rows committed."""
+        now_ms = int(time.time() * 1000)
+        values = {self.partition_col: self.partition_value} if self.partition_col else {}
+        actions = [AddAction(f["path"], f["size"], values, now_ms, True, f["stats"])
+                   for f in self.files]
+        _commit(self.table_path, to_arrow_schema(self.schema), actions, self.partition_col,
+                self.partition_value, self.read_version)
+        log.info("wrote %s: %d rows in %d files (%.1fs)", self.table_path, self.rows,
+                 len(self.files), time.monotonic() - self.started)
+        return self.rows
+
+    def discard(self) -> None:
+        """Remove the staged files (nothing references them): a refused publish leaves none."""
+        for f in self.files:
+            (Path(self.table_path) / f["path"]).unlink(missing_ok=True)
+
+
+def stage_partition(df: DataFrame, path: str | Path, schema: T.StructType, run_date: dt.date,
+                    produce: Produce | None = None) -> Staged:
+    """Write the `run_date` partition's files of a Delta table from `df` without committing
+    them. With `produce`, each task turns every batch of `df` into the table's rows plus counts
+    (summed into `Staged.summary`), so rows can be computed, checked and written in one pass."""
+    subdir = f"{Col.RUN_DATE}={run_date.isoformat()}/"
+    if produce is None:
+        df = df.select(*schema.fieldNames())
+    return _stage(df, _table_path(path), schema, Col.RUN_DATE, run_date.isoformat(), subdir,
+                  produce)
+
+
+def _stage(df: DataFrame, table_path: str, schema: T.StructType, partition_col: str | None,
+           partition_value: str | None, subdir: str, produce: Produce | None) -> Staged:
     file_schema = _file_schema(schema, partition_col)
     required = [f.name for f in schema.fields if not f.nullable and f.name != partition_col]
     partition = (partition_col, partition_value) if partition_col else None
     started = time.monotonic()
     read_version = table_version(table_path)  # before any file is written
-    files = (df.mapInArrow(_write_task_files(table_path, subdir, file_schema, required,
-                                             partition),
-                           _FILE_RESULT)
-             .collect())  # one small row per written file, never per subscriber
-    now_ms = int(time.time() * 1000)
-    partition_values = {partition_col: partition_value} if partition_col else {}
-    actions = [AddAction(f["path"], f["size"], partition_values, now_ms, True, f["stats"])
-               for f in files]
-    _commit(table_path, to_arrow_schema(schema), actions, partition_col, partition_value,
-            read_version)
-    rows = sum(f["rows"] for f in files)
-    log.info("wrote %s: %d rows in %d files (%.1fs)", table_path, rows, len(files),
-             time.monotonic() - started)
-    return rows
+    results = (df.mapInArrow(_write_task_files(table_path, subdir, file_schema, required,
+                                               partition, produce),
+                             _FILE_RESULT)
+               .collect())  # one small row per task, never per subscriber
+    summary: collections.Counter = collections.Counter()
+    for r in results:
+        summary.update(json.loads(r["summary"]))
+    files = [{k: r[k] for k in ("path", "size", "stats", "rows")} for r in results
+             if r["path"] is not None]
+    return Staged(table_path, schema, partition_col, partition_value, read_version, files,
+                  dict(summary), started)
 
 
 def run_date_reader(spark: SparkSession, wh: "Warehouse", run_date: dt.date,

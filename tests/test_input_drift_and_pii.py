@@ -380,8 +380,12 @@ def test_rejects_keep_no_source_value_of_unparsable_rows_when_pseudonymised(spar
 
 # ---- test 16: consent --------------------------------------------------------------------------
 
-def test_opted_out_subscribers_get_no_offers_and_the_rule_counts_them(spark):
+def test_opted_out_subscribers_get_no_offers_and_the_rule_counts_them(spark, tmp_path):
+    from deltalake import DeltaTable
     from test_selection import ROWS, COLUMNS, literal_batch, make_selection
+
+    from telcorec import score_stage
+    from telcorec.contract import OffersContract
     batch = literal_batch()
     batch[Col.MARKETING_OPT_OUT] = [True, False, True]   # A (model arm) and C (control arm)
     got = selection.candidate_rows(batch, make_selection()).to_pandas()
@@ -389,8 +393,18 @@ def test_opted_out_subscribers_get_no_offers_and_the_rule_counts_them(spark):
     n_offers = 4
     rows = [(f"{sid}{i}", *rest, sid in opted_out) for i in range(5) for sid, *rest in ROWS]
     df = spark.createDataFrame(rows, COLUMNS + f", {Col.MARKETING_OPT_OUT} boolean")
-    counts = rules.count_removed(df, make_selection().offers, make_selection().eligibility)
-    offered = selection.candidates(df, make_selection()).toPandas()
+    # the score stage's publishing pass: counted and written by the same tasks
+    sel = make_selection()
+    contract = OffersContract(tuple(sel.offers[Col.OFFER_ID]), sel.depth)
+    staged = storage.stage_partition(df, tmp_path / "offers", schemas.OFFERS, RUN,
+                                     score_stage.publishing_task(sel, sel.depth, None, contract,
+                                                                 RUN, "run-1"))
+    names = (rules.CANDIDATE_PAIRS, rules.CONSENT, rules.CURRENT_PLAN,
+             *(r.name for r in sel.eligibility), rules.FATIGUE, rules.ELIGIBLE_PAIRS,
+             rules.WITHOUT_OFFERS)
+    counts = {name: staged.summary.get(name, 0) for name in names}
+    staged.commit()
+    offered = DeltaTable(str(tmp_path / "offers")).to_pandas()
     leaked = offered[offered[Col.SUBSCRIBER_ID].str[0].isin(opted_out)]
     local = int(got[Col.SUBSCRIBER_ID].isin(opted_out).sum())
     print(f"consent: opted-out subscribers {2 * 5} x {n_offers} offers, rule count "

@@ -105,13 +105,13 @@ def test_offers_carry_arms_components_reasons_and_follow_the_rules(tiny):
 
 
 def test_next_days_batch_excludes_the_offers_published_at_rank_1(spark, tiny):
-    from telcorec import scoring, selection
+    from telcorec import score_stage, selection
 
     cfg, wh, _ = tiny
     features = storage.read_table(spark, wh.table("subscriber_features"),
                                   schemas.SUBSCRIBER_FEATURES, RUN)
     offer_df = storage.read_table(spark, wh.table("offer_features"), schemas.OFFER_FEATURES, RUN)
-    history = scoring.offer_history(spark, wh, "delta-rs")
+    history = score_stage.offer_history(spark, wh, "delta-rs")
     tomorrow = selection.subscriber_batch(features, offer_df, history, cfg,
                                           RUN + dt.timedelta(days=1))
     shown = (storage.read_table(spark, wh.table("offers"), schemas.OFFERS, RUN)
@@ -189,7 +189,7 @@ def test_latest_offers_view_shows_only_succeeded_runs(spark, tiny):
 def test_gate_refuses_a_broken_model_and_leaves_offers_as_they_were(spark, tiny):
     import numpy as np
 
-    from telcorec import evaluation, scoring, training
+    from telcorec import evaluation, score_stage
     from telcorec.gate import GateRejected
     from telcorec.models import artifacts
 
@@ -207,7 +207,7 @@ def test_gate_refuses_a_broken_model_and_leaves_offers_as_they_were(spark, tiny)
         artifacts.save(shard, broken, {k: v for k, v in meta.items() if k != "arrays_sha256"})
         evaluation.run(spark, cfg, RUN)
         with pytest.raises(GateRejected, match="quality gate refused to publish"):
-            scoring.run(spark, cfg, RUN)
+            score_stage.run(spark, cfg, RUN)
         assert DeltaTable(str(wh.table("offers"))).version() == version
         assertDataFrameEqual(storage.read_table(spark, wh.table("offers"), schemas.OFFERS, RUN),
                              before)

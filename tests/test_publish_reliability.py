@@ -202,6 +202,32 @@ def test_output_contract_checks_ranks_beyond_62_with_a_second_mask_word(spark):
         "ranks_unique_and_contiguous"] == 1
 
 
+@pytest.mark.parametrize("broken", [None, "offer_in_catalogue", "rank_in_range", "duplicate_rank",
+                                    "skipped_rank", "score_finite", "random"])
+def test_output_contract_per_batch_agrees_with_the_spark_check(spark, broken):
+    """The score stage counts the contract inside its writing tasks, one batch of whole
+    subscribers at a time (OffersContract.batch_violations): the same counts as the Spark job."""
+    import pyarrow as pa
+    from pyspark.sql.pandas.types import to_arrow_schema
+
+    k = 4 if broken == "skipped_rank" else K
+    rows = offer_rows(D1, subscribers=20, k=K)
+    if broken == "random":
+        rng = random.Random(7)
+        for row in rng.sample(rows, 15):
+            column = rng.choice([Col.OFFER_ID, Col.RANK, Col.SCORE])
+            row[column] = {Col.OFFER_ID: "O99", Col.RANK: rng.randint(-1, K + 1),
+                           Col.SCORE: rng.choice([float("nan"), float("inf"), 0.3])}[column]
+    elif broken is not None:
+        rows, _ = _break(rows, broken)
+    contract = OffersContract(CATALOGUE, k)
+    batch = pa.RecordBatch.from_pylist([as_stored(r) for r in rows],
+                                       schema=to_arrow_schema(schemas.OFFERS))
+    expected = contract.violations(frame(spark, rows))
+    assert contract.batch_violations(batch) == expected
+    assert any(expected.values()) == (broken is not None)
+
+
 # ---- the clean-up command ------------------------------------------------------------------
 
 def _plant_orphan(table: Path, like: str, subdir: str) -> Path:

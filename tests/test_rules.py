@@ -1,4 +1,5 @@
-"""Business rules on literal rows: exact survivors, counts that add up, fatigue and the cap."""
+"""Business rules on literal rows: exact survivors, counts that add up, fatigue.
+(The campaign cap: tests/test_campaign_cap.py.)"""
 import datetime as dt
 
 import numpy as np
@@ -8,7 +9,7 @@ from pyspark.testing import assertDataFrameEqual
 
 from telcorec import config, rules
 from telcorec.columns import Col
-from telcorec.config import CampaignCapConfig, EligibilityRule, FatigueConfig, RuleCondition
+from telcorec.config import EligibilityRule, FatigueConfig, RuleCondition
 from telcorec.exceptions import ConfigError
 
 RUN = dt.date(2026, 11, 23)
@@ -81,18 +82,6 @@ def test_an_empty_when_applies_to_every_pair_and_subscribers_left_without_offers
     assert counts["subscribers_without_offers"] == 3
 
 
-def test_count_removed_on_executors_equals_local_counts(spark):
-    rows = pd.concat([subscribers()] * 5, ignore_index=True)
-    rows[Col.SUBSCRIBER_ID] = [f"S{i}" for i in range(len(rows))]
-    for c in (Col.EXCLUDE_IDX, Col.FATIGUE_IDX):
-        rows[c] = [None if a is None else [int(x) for x in a] for a in rows[c]]
-    df = spark.createDataFrame(rows, "subscriber_id string, segment string, payment_type string, "
-                               "household string, device_tier string, exclude_idx array<int>, "
-                               "fatigue_idx array<int>").repartition(3)
-    local = rules.removed_counts(rules.removal_masks(subscribers(), OFFERS, DEFAULT_RULES))
-    assert rules.count_removed(df, OFFERS, DEFAULT_RULES) == {k: v * 5 for k, v in local.items()}
-
-
 def test_fatigue_uses_top_ranks_of_the_window_before_the_run_date_only(spark):
     day = dt.timedelta(days=1)
     history = spark.createDataFrame([
@@ -114,36 +103,6 @@ def test_fatigue_uses_top_ranks_of_the_window_before_the_run_date_only(spark):
     subs = spark.createDataFrame([("A",), ("Z",)], f"{Col.SUBSCRIBER_ID} string")
     assertDataFrameEqual(rules.with_fatigue(subs, got), spark.createDataFrame(
         [("A", [0]), ("Z", [])], f"{Col.SUBSCRIBER_ID} string, {Col.FATIGUE_IDX} array<int>"))
-
-
-def test_cap_gives_slots_by_rank_then_score_and_refills_from_spare_candidates(spark):
-    # three subscribers, K = 2 plus one spare candidate each; X is everyone's first choice
-    rows = [("S1", "X", 1, 0.9), ("S1", "Y", 2, 0.8), ("S1", "Z", 3, 0.1),
-            ("S2", "X", 1, 0.7), ("S2", "Z", 2, 0.6), ("S2", "Y", 3, 0.5),
-            ("S3", "X", 1, 0.7), ("S3", "Y", 2, 0.3), ("S3", "Z", 3, 0.2)]
-    df = spark.createDataFrame(rows, f"{Col.SUBSCRIBER_ID} string, {Col.OFFER_ID} string, "
-                                     f"{Col.RANK} int, {Col.SCORE} double")
-    marked = rules.mark_capped(df, 2)
-    capped = {(r[Col.SUBSCRIBER_ID], r[Col.OFFER_ID])
-              for r in marked.where(marked[rules.CAMPAIGN_CAP]).collect()}
-    # X: three rank-1 rows, S2 and S3 tie at 0.7 (the subscriber id decides); Y: S1 and S3
-    # rank it 2nd, S2 3rd; Z: S2 2nd, then S3 (0.2) before S1 (0.1) at rank 3
-    assert capped == {("S3", "X"), ("S2", "Y"), ("S1", "Z")}
-    assertDataFrameEqual(rules.top_k_uncapped(marked, 2), spark.createDataFrame(
-        [("S1", "X", 1, 0.9), ("S1", "Y", 2, 0.8), ("S2", "X", 1, 0.7), ("S2", "Z", 2, 0.6),
-         ("S3", "Y", 1, 0.3), ("S3", "Z", 2, 0.2)],  # S3's spare candidate fills in
-        df.schema))
-    # a cap of one: S2 keeps one offer, S3 none (fewer than K, never another subscriber's)
-    assertDataFrameEqual(rules.top_k_uncapped(rules.mark_capped(df, 1), 2),
-                         spark.createDataFrame([("S1", "X", 1, 0.9), ("S1", "Y", 2, 0.8),
-                                                ("S2", "Z", 1, 0.6)], df.schema))
-
-
-def test_cap_limit_takes_the_stricter_of_share_and_count():
-    assert rules.cap_limit(CampaignCapConfig(max_share=1.0, max_subscribers=0), 1000) is None
-    assert rules.cap_limit(CampaignCapConfig(max_share=0.25), 1001) == 250
-    assert rules.cap_limit(CampaignCapConfig(max_share=0.5, max_subscribers=300), 1000) == 300
-    assert rules.cap_limit(CampaignCapConfig(max_share=1.0, max_subscribers=40), 1000) == 40
 
 
 @pytest.mark.parametrize("rule, message", [

@@ -1,0 +1,260 @@
+"""Stage 5, score: every subscriber's offers, judged, then published to `offers` atomically.
+
+One pass over the subscribers does the work. Each Spark task scores its subscribers against the
+broadcast catalogue (telcorec/scoring.py), removes what the rules forbid, re-ranks, keeps the
+top K that the campaign cap admits, writes their reasons (telcorec/selection.py) and writes those
+rows straight into a Parquet file of the `offers` table, counting on the way everything the
+quality gate, the output contract and the run record need. The driver then judges the summed
+counts and either commits the files in one Delta transaction or removes them: a refused or
+failed run is never visible. No ranked row is persisted, shuffled or read twice.
+
+Before that pass:
+- one JVM aggregation over the subscriber batch: how many subscribers (each must appear once,
+  since the contract's rank check runs per batch) and their current plans (the control arm's
+  baseline);
+- with a campaign cap (the default), one pass that ranks without reasons and keeps only
+  (subscriber, offer index, rank, score), from which the cap's thresholds come
+  (telcorec/campaign_cap.py); the publishing pass recomputes the same ranking and checks it
+  admitted exactly the rows the thresholds allow.
+
+With the `spark` writer (a cluster with Delta's jars) the same task function runs twice instead,
+once for the counts and once for the rows that Spark's Delta writer commits.
+"""
+from __future__ import annotations
+
+import collections
+import datetime as dt
+import json
+import logging
+import time
+from dataclasses import dataclass
+from typing import Iterator
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+from pyspark import StorageLevel
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from telcorec import campaign_cap, gate, metrics_store, rules, runs, schemas, selection, storage
+from telcorec.columns import Col
+from telcorec.config import Config
+from telcorec.contract import OffersContract
+from telcorec.exceptions import DataError
+from telcorec.gate import OutputStats
+from telcorec.rerank import OfferTerms
+from telcorec.scoring import (PopularityScorer, Scorer, explainer_for, load_scorer, served,
+                              with_subscriber_index)
+from telcorec.warehouse import Warehouse
+
+log = logging.getLogger(__name__)
+
+# keys of the counts each publishing task returns (beside rules.removed_counts' and the cap's)
+ROWS, FIRST, OFFER, CONTRACT = "rows", "first:", "offer:", "contract:"
+_SUMMARY = T.StructType([T.StructField("summary", T.StringType(), False)])
+
+
+@dataclass(frozen=True)
+class Population:
+    subscribers: int
+    held: dict[str, int]  # current plan -> subscribers holding it
+
+    def baseline(self, offer_ids: list[str], run_date: dt.date) -> PopularityScorer:
+        """The control arm's baseline: offers by how many subscribers hold them as their plan."""
+        counts = np.array([self.held.get(o, 0) for o in offer_ids], dtype=np.float64)
+        return PopularityScorer(offer_ids, counts, version=f"popularity-{run_date.isoformat()}")
+
+
+def population(batch: DataFrame) -> Population:
+    """Subscribers and current plans of the batch: one aggregation, a row per plan comes back.
+    Refuses a batch holding a subscriber twice (the ranks of each subscriber are checked within
+    the one batch that holds them)."""
+    per_subscriber = batch.groupBy(Col.SUBSCRIBER_ID).agg(
+        F.count(F.lit(1)).alias("n"), F.first(Col.CURRENT_OFFER_ID).alias(Col.CURRENT_OFFER_ID))
+    per_plan = per_subscriber.groupBy(Col.CURRENT_OFFER_ID).agg(
+        F.sum("n").alias("rows"), F.count(F.lit(1)).alias("subscribers")).collect()
+    rows = sum(r["rows"] for r in per_plan)
+    subscribers = sum(r["subscribers"] for r in per_plan)
+    if rows != subscribers:
+        raise DataError(f"subscriber_features holds {rows - subscribers:,} rows beyond one per "
+                        "subscriber for this run date: rerun the features stage for it")
+    return Population(subscribers, {r[Col.CURRENT_OFFER_ID]: r["subscribers"] for r in per_plan
+                                    if r[Col.CURRENT_OFFER_ID] is not None})
+
+
+def offer_history(spark: SparkSession, wh: Warehouse, writer: str) -> DataFrame | None:
+    """Earlier `offers` rows for contact fatigue (the columns every partition has)."""
+    if not storage.is_delta_table(wh.table("offers")):
+        return None
+    return storage.read_table(spark, wh.table("offers"), selection.HISTORY, writer=writer)
+
+
+def selection_for(cfg: Config, scorer: Scorer, baseline: Scorer, offers: pd.DataFrame,
+                  depth: int) -> selection.Selection:
+    if list(scorer.offer_ids) != offers[Col.OFFER_ID].tolist():
+        raise DataError(f"{scorer.version} ranks offers in another order than offer_features "
+                        "of this run date: rerun the train stage for it")
+    return selection.Selection(scorer, baseline, offers, OfferTerms.from_offers(offers),
+                               cfg.rules.eligibility, cfg.rerank, cfg.experiment.control,
+                               explainer_for(scorer, offers), cfg.reasons.top_pairs, depth,
+                               cfg.cold_start)
+
+
+def output_counts(rows: pa.RecordBatch, contract: OffersContract) -> dict[str, int]:
+    """What the gate and the run record need of a batch of `offers` rows, and the contract's
+    violations in it."""
+    arm = rows.column(Col.ARM).to_pandas()
+    first = rows.column(Col.RANK).to_numpy(zero_copy_only=False) == 1
+    counts = {ROWS: rows.num_rows}
+    counts.update({f"{FIRST}{a}": int(n) for a, n in arm[first].value_counts().items()})
+    counts.update({f"{OFFER}{o}": int(n)
+                   for o, n in rows.column(Col.OFFER_ID).to_pandas().value_counts().items()})
+    counts.update({f"{CONTRACT}{rule}": n
+                   for rule, n in contract.batch_violations(rows).items()})
+    return counts
+
+
+def publishing_task(sel: selection.Selection, k: int, caps: campaign_cap.Thresholds | None,
+                    contract: OffersContract, run_date: dt.date, run_id: str):
+    """The function each task applies to a batch of subscribers: their `offers` rows (the
+    table's columns) and the counts summed over every task (storage.Produce)."""
+    schema = schemas.OFFERS
+    names = schema.fieldNames()
+
+    def produce(batch: pa.RecordBatch) -> tuple[pa.RecordBatch, dict[str, int]]:
+        rows, counts = selection.offer_rows(batch.to_pandas(), sel, k, caps)
+        n = rows.num_rows
+        columns = {Col.RUN_DATE: pa.array([run_date] * n, pa.date32()),
+                   Col.RUN_ID: pa.array([run_id] * n, pa.string()),
+                   **{name: rows.column(name) for name in rows.schema.names}}
+        out = pa.RecordBatch.from_arrays([columns[name] for name in names], names=names)
+        return out, {**counts, **output_counts(out, contract)}
+
+    return produce
+
+
+def _summed(batch: DataFrame, produce) -> dict[str, int]:
+    """The counts of `produce` over every batch without writing a row (the `spark` writer's
+    first pass): one small row per task comes back."""
+
+    def count(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        total: collections.Counter = collections.Counter()
+        for b in batches:
+            if b.num_rows:
+                total.update(produce(b)[1])
+        yield pa.RecordBatch.from_pylist([{"summary": json.dumps(dict(total))}])
+
+    summary: collections.Counter = collections.Counter()
+    for row in batch.mapInArrow(count, _SUMMARY).collect():
+        summary.update(json.loads(row["summary"]))
+    return dict(summary)
+
+
+def _rows(batch: DataFrame, produce) -> DataFrame:
+    """The rows of `produce` as a DataFrame of `offers` (the `spark` writer's second pass)."""
+
+    def rows(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for b in batches:
+            if b.num_rows:
+                yield produce(b)[0]
+
+    return batch.mapInArrow(rows, schemas.OFFERS)
+
+
+@dataclass(frozen=True)
+class Judged:
+    stats: OutputStats
+    arms: dict[str, int]      # subscribers per arm (their rank-1 rows)
+    removed: dict[str, int]   # pairs each rule removed, candidate rows the cap removed
+
+
+def judge(summary: dict[str, int], cfg: Config, scorer: Scorer, subscribers: int, k: int,
+          caps: campaign_cap.Thresholds | None, contract: OffersContract, wh: Warehouse,
+          run_date: dt.date) -> Judged:
+    """Everything the publishing pass counted, checked before anything is committed: the cap
+    admitted what its thresholds allow, the output contract holds, the quality gate passes.
+    Raises (gate.GateRejected, PublishError, RuntimeError) otherwise."""
+    names = [rules.CANDIDATE_PAIRS, rules.CONSENT, rules.CURRENT_PLAN,
+             *(r.name for r in cfg.rules.eligibility), rules.FATIGUE]
+    names += [rules.ELIGIBLE_PAIRS, rules.WITHOUT_OFFERS]
+    removed = {n: summary.get(n, 0) for n in names}
+    if caps is not None:
+        caps.check({int(key[len(campaign_cap.ADMITTED):]): n for key, n in summary.items()
+                    if key.startswith(campaign_cap.ADMITTED)})
+    removed[rules.CAMPAIGN_CAP] = caps.capped_rows if caps is not None else 0
+    contract.refuse({key[len(CONTRACT):]: n for key, n in summary.items()
+                     if key.startswith(CONTRACT)})
+    offered = [key for key, n in summary.items() if key.startswith(OFFER) and n]
+    stats = OutputStats(rows=summary.get(ROWS, 0), subscribers=subscribers, k=k,
+                        distinct_offers=len(offered), catalogue_size=len(scorer.offer_ids),
+                        non_finite_scores=summary.get(f"{CONTRACT}score_finite", 0))
+    refused = gate.check(cfg.gate, scorer.name,
+                         metrics_store.overall_metrics(wh.table("metrics"), run_date),
+                         runs.last_published_metrics(wh.table("runs")), stats)
+    if refused:
+        raise gate.GateRejected("quality gate refused to publish: " + "; ".join(refused))
+    arms = {key[len(FIRST):]: n for key, n in summary.items() if key.startswith(FIRST)}
+    return Judged(stats, dict(sorted(arms.items())), removed)
+
+
+def run(spark: SparkSession, cfg: Config, run_date: dt.date) -> dict:
+    """Score, apply the rules, re-rank, explain and write in one pass; check the counts
+    (cap, contract, quality gate); then publish the run date's partition of `offers`."""
+    wh = Warehouse.from_config(cfg.warehouse, cfg.inputs.path)
+    writer = storage.choose_writer(spark, cfg.storage.writer)
+    read = storage.run_date_reader(spark, wh, run_date, writer)
+    features = with_subscriber_index(read("subscriber_features"), read("subscriber_index"))
+    offer_df = read("offer_features")
+    offers = offer_df.toPandas().sort_values(Col.OFFER_IDX, ignore_index=True)  # the catalogue
+    scorer = served(load_scorer(wh, cfg, run_date, cfg.scoring.model), cfg, offers)
+    k = cfg.scoring.k
+    started = time.monotonic()
+
+    def phase(done: str) -> None:  # the stage takes minutes at scale: say where the time goes
+        log.info("score: %s (%.1f s)", done, time.monotonic() - started)
+
+    batch = selection.subscriber_batch(features, offer_df, offer_history(spark, wh, writer), cfg,
+                                       run_date).persist(StorageLevel.MEMORY_AND_DISK)
+    persisted = [batch]
+    try:
+        people = population(batch)
+        phase(f"{people.subscribers:,} subscribers read, joined and assigned")
+        limit = campaign_cap.cap_limit(cfg.rules.campaign_cap, people.subscribers)
+        depth = k if limit is None else k + cfg.rules.campaign_cap.spare
+        sel = selection_for(cfg, scorer, people.baseline(scorer.offer_ids, run_date), offers,
+                            depth)
+        caps = None
+        if limit is not None:
+            plan = selection.plans(batch, sel).persist(StorageLevel.MEMORY_AND_DISK)
+            persisted.append(plan)
+            caps = campaign_cap.thresholds(plan, limit, len(offers))
+            phase(f"campaign cap of {limit:,} subscribers per offer: {caps.capped_rows:,} "
+                  "candidate rows over it")
+        contract = OffersContract(tuple(scorer.offer_ids), k)
+        produce = publishing_task(sel, k, caps, contract, run_date, runs.run_id(cfg, run_date))
+        table = wh.table("offers")
+        if writer == "spark":
+            judged = judge(_summed(batch, produce), cfg, scorer, people.subscribers, k, caps,
+                           contract, wh, run_date)
+            storage.spark_replace_partition(_rows(batch, produce), table, run_date)
+            n = judged.stats.rows
+        else:
+            staged = storage.stage_partition(batch, table, schemas.OFFERS, run_date, produce)
+            phase(f"scored, ranked, explained and written: {staged.rows:,} rows in "
+                  f"{len(staged.files)} files, not committed yet")
+            try:
+                judged = judge(staged.summary, cfg, scorer, people.subscribers, k, caps,
+                               contract, wh, run_date)
+            except Exception:
+                staged.discard()
+                raise
+            n = staged.commit()
+        phase(f"published {n:,} rows to offers")
+    finally:
+        for frame in persisted:
+            frame.unpersist()
+    return {"offers": n, "model_version": scorer.version, "model": scorer.name,
+            "distinct_offers": judged.stats.distinct_offers,
+            "subscribers_by_arm": judged.arms, "rules": judged.removed}

@@ -1,0 +1,118 @@
+"""The score stage's one publishing pass: rows computed, counted and written by the same tasks.
+
+The literal subscribers of tests/test_selection.py, copied many times under new ids, go through
+storage.stage_partition with the stage's task function on executors; what the tasks count and
+write must equal what the same function gives locally, batch by batch."""
+import collections
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+import pytest
+from deltalake import DeltaTable
+
+from telcorec import campaign_cap, rules, schemas, score_stage, selection, storage
+from telcorec.columns import Col
+from telcorec.contract import OffersContract
+from telcorec.exceptions import DataError
+
+from test_selection import COLUMNS, ROWS, make_selection
+
+RUN = dt.date(2026, 11, 23)
+COPIES = 40
+
+
+def copied_rows():
+    return [(f"{sid}{i:03d}", *rest) for i in range(COPIES) for sid, *rest in ROWS]
+
+
+def produce_for(sel, k=2, caps=None):
+    contract = OffersContract(tuple(sel.offers[Col.OFFER_ID]), k)
+    return score_stage.publishing_task(sel, k, caps, contract, RUN, "run-1")
+
+
+def local_expectation(sel, k=2):
+    """The counts and rows of the task function run on one local batch of every subscriber."""
+    names = [c.split()[0] for c in COLUMNS.split(", ")]
+    batch = pd.DataFrame(copied_rows(), columns=names)
+    for c in (Col.EXCLUDE_IDX, Col.FATIGUE_IDX):
+        batch[c] = batch[c].map(lambda a: np.asarray(a, dtype=np.int64))
+    rows, counts = selection.offer_rows(batch, sel, k)
+    return rows.to_pandas(), counts
+
+
+def test_staged_counts_and_rows_on_executors_equal_the_local_pass(spark, tmp_path):
+    sel = make_selection()
+    df = spark.createDataFrame(copied_rows(), COLUMNS).repartition(3)
+    staged = storage.stage_partition(df, tmp_path / "offers", schemas.OFFERS, RUN,
+                                     produce_for(sel))
+    local_rows, local_counts = local_expectation(sel)
+    for name in (rules.CANDIDATE_PAIRS, rules.CONSENT, rules.CURRENT_PLAN, rules.FATIGUE,
+                 rules.ELIGIBLE_PAIRS, rules.WITHOUT_OFFERS,
+                 *(r.name for r in sel.eligibility)):
+        assert staged.summary.get(name, 0) == local_counts[name], name
+    assert staged.summary[score_stage.ROWS] == staged.rows == len(local_rows) == 5 * COPIES
+    firsts = local_rows[local_rows[Col.RANK] == 1][Col.ARM].value_counts()
+    assert {a: staged.summary[f"{score_stage.FIRST}{a}"] for a in firsts.index} == dict(firsts)
+    assert not any(n for key, n in staged.summary.items()
+                   if key.startswith(score_stage.CONTRACT))
+    assert not storage.is_delta_table(tmp_path / "offers")  # written, not committed
+    assert staged.commit() == len(local_rows)
+    got = DeltaTable(str(tmp_path / "offers")).to_pandas()
+    key = [Col.SUBSCRIBER_ID, Col.RANK]
+    pd.testing.assert_frame_equal(
+        got[local_rows.columns].sort_values(key, ignore_index=True),
+        local_rows.sort_values(key, ignore_index=True), check_dtype=False)
+    assert set(got[Col.RUN_ID]) == {"run-1"} and len(got) == staged.rows
+
+
+def test_a_discarded_stage_leaves_no_file_and_no_version(spark, tmp_path):
+    df = spark.createDataFrame(copied_rows(), COLUMNS).repartition(2)
+    table = tmp_path / "offers"
+    staged = storage.stage_partition(df, table, schemas.OFFERS, RUN, produce_for(make_selection()))
+    assert staged.files and all((table / f["path"]).is_file() for f in staged.files)
+    staged.discard()
+    assert not list(table.rglob("*.parquet")) and not storage.is_delta_table(table)
+
+
+def test_the_pass_counts_contract_violations_instead_of_writing_them_unseen(spark, tmp_path):
+    """A model that ranks an offer outside the contract's catalogue (here: a contract of K=1
+    against rows ranked to 2) is counted by the tasks, and the stage refuses before committing."""
+    sel = make_selection()
+    contract = OffersContract(tuple(sel.offers[Col.OFFER_ID]), 1)
+    produce = score_stage.publishing_task(sel, 2, None, contract, RUN, "run-1")
+    df = spark.createDataFrame(copied_rows(), COLUMNS).repartition(2)
+    staged = storage.stage_partition(df, tmp_path / "offers", schemas.OFFERS, RUN, produce)
+    ranked_twice = 2 * COPIES  # B and C get two offers each, A one
+    assert staged.summary[f"{score_stage.CONTRACT}rank_in_range"] == ranked_twice
+    with pytest.raises(Exception, match="rank_in_range: 80 rows"):
+        contract.refuse({k[len(score_stage.CONTRACT):]: n for k, n in staged.summary.items()
+                         if k.startswith(score_stage.CONTRACT)})
+
+
+def test_the_cap_in_the_pass_admits_exactly_what_its_thresholds_allow(spark, tmp_path):
+    sel = make_selection(depth=3)
+    df = spark.createDataFrame(copied_rows(), COLUMNS).repartition(3)
+    plan = selection.plans(df, sel).cache()
+    limit = 25
+    caps = campaign_cap.thresholds(plan, limit, len(sel.offers))
+    staged = storage.stage_partition(df, tmp_path / "offers", schemas.OFFERS, RUN,
+                                     produce_for(sel, caps=caps))
+    admitted = {int(k[len(campaign_cap.ADMITTED):]): n for k, n in staged.summary.items()
+                if k.startswith(campaign_cap.ADMITTED)}
+    caps.check(admitted)
+    assert max(admitted.values()) == limit and caps.capped_rows > 0
+    staged.commit()
+    got = DeltaTable(str(tmp_path / "offers")).to_pandas()
+    assert got.groupby(Col.OFFER_ID).size().max() <= limit
+    ranks = got.sort_values(Col.RANK).groupby(Col.SUBSCRIBER_ID)[Col.RANK].apply(list)
+    assert all(r == list(range(1, len(r) + 1)) for r in ranks)  # renumbered after the cap
+
+
+def test_population_counts_plans_and_refuses_a_subscriber_twice(spark):
+    df = spark.createDataFrame(copied_rows(), COLUMNS)
+    people = score_stage.population(df)
+    held = collections.Counter(r[4] for r in copied_rows() if r[4] is not None)
+    assert people.subscribers == 3 * COPIES and people.held == dict(held)
+    with pytest.raises(DataError, match="1 rows beyond one per subscriber"):
+        score_stage.population(df.union(df.limit(1)))
