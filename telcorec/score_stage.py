@@ -2,23 +2,25 @@
 
 One pass over the subscribers does the work. Each Spark task scores its subscribers against the
 broadcast catalogue (telcorec/scoring.py), removes what the rules forbid, re-ranks, keeps the
-top K that the campaign cap admits, writes their reasons (telcorec/selection.py) and writes those
-rows straight into a Parquet file of the `offers` table, counting on the way everything the
-quality gate, the output contract and the run record need. The driver then judges the summed
-counts and either commits the files in one Delta transaction or removes them: a refused or
-failed run is never visible. No ranked row is persisted, shuffled or read twice.
+top K, writes their reasons (telcorec/selection.py) and writes those rows straight into a
+Parquet file of the `offers` table, counting on the way everything the quality gate, the output
+contract, the campaign cap and the run record need. The driver then judges the summed counts
+and either commits the files in one Delta transaction or removes them: a refused or failed run
+is never visible. No ranked row is persisted, shuffled or read twice.
 
-Before that pass:
-- one JVM aggregation over the subscriber batch: how many subscribers (each must appear once,
-  since the contract's rank check runs per batch) and their current plans (the control arm's
-  baseline);
-- with a campaign cap (the default), one pass that ranks without reasons and keeps only
-  (subscriber, offer index, rank, score), from which the cap's thresholds come
-  (telcorec/campaign_cap.py); the publishing pass recomputes the same ranking and checks it
-  admitted exactly the rows the thresholds allow.
+Before that pass, one JVM aggregation over the subscriber batch counts the subscribers (each
+must appear once, since the contract's rank check runs per batch) and their current plans (the
+control arm's baseline).
 
-With the `spark` writer (a cluster with Delta's jars) the same task function runs twice instead,
-once for the counts and once for the rows that Spark's Delta writer commits.
+The campaign cap (on by default) is judged from the same pass: it counts how many candidate
+rows (K + spare per subscriber) want each offer. When no offer is wanted by more subscribers
+than the cap allows, the cap removes nothing and the pass's files are the answer. Otherwise
+they are removed, a narrow pass ranks again without reasons and keeps (subscriber, offer index,
+rank, score), the cap's thresholds come from it (telcorec/campaign_cap.py), and the publishing
+pass runs again with them, checking that it admitted exactly the rows the thresholds allow.
+
+With the `spark` writer (a cluster with Delta's jars) the task function runs once to count and
+once more for the rows that Spark's Delta writer commits.
 """
 from __future__ import annotations
 
@@ -135,6 +137,14 @@ def publishing_task(sel: selection.Selection, k: int, caps: campaign_cap.Thresho
     return produce
 
 
+def _over_cap(summary: dict[str, int], limit: int | None) -> int:
+    """How many offers more candidate rows want than the cap allows (0 without a cap)."""
+    if limit is None:
+        return 0
+    return sum(1 for key, n in summary.items()
+               if key.startswith(campaign_cap.ADMITTED) and n > limit)
+
+
 def _summed(batch: DataFrame, produce) -> dict[str, int]:
     """The counts of `produce` over every batch without writing a row (the `spark` writer's
     first pass): one small row per task comes back."""
@@ -225,31 +235,45 @@ def run(spark: SparkSession, cfg: Config, run_date: dt.date) -> dict:
         depth = k if limit is None else k + cfg.rules.campaign_cap.spare
         sel = selection_for(cfg, scorer, people.baseline(scorer.offer_ids, run_date), offers,
                             depth)
-        caps = None
-        if limit is not None:
-            plan = selection.plans(batch, sel).persist(StorageLevel.MEMORY_AND_DISK)
-            persisted.append(plan)
-            caps = campaign_cap.thresholds(plan, limit, len(offers))
-            phase(f"campaign cap of {limit:,} subscribers per offer: {caps.capped_rows:,} "
-                  "candidate rows over it")
+        run_id = runs.run_id(cfg, run_date)
         contract = OffersContract(tuple(scorer.offer_ids), k)
-        produce = publishing_task(sel, k, caps, contract, run_date, runs.run_id(cfg, run_date))
         table = wh.table("offers")
-        if writer == "spark":
-            judged = judge(_summed(batch, produce), cfg, scorer, people.subscribers, k, caps,
-                           contract, wh, run_date)
-            storage.spark_replace_partition(_rows(batch, produce), table, run_date)
-            n = judged.stats.rows
-        else:
+        caps = None
+
+        def publishing_pass():
+            produce = publishing_task(sel, k, caps, contract, run_date, run_id)
+            if writer == "spark":
+                return _summed(batch, produce), None
             staged = storage.stage_partition(batch, table, schemas.OFFERS, run_date, produce)
             phase(f"scored, ranked, explained and written: {staged.rows:,} rows in "
                   f"{len(staged.files)} files, not committed yet")
-            try:
-                judged = judge(staged.summary, cfg, scorer, people.subscribers, k, caps,
-                               contract, wh, run_date)
-            except Exception:
+            return staged.summary, staged
+
+        summary, staged = publishing_pass()
+        over = _over_cap(summary, limit)
+        if over:
+            phase(f"campaign cap of {limit:,} subscribers per offer: {over} offers wanted by "
+                  "more; ranking again to find who keeps them")
+            if staged is not None:
                 staged.discard()
-                raise
+            plan = selection.plans(batch, sel).persist(StorageLevel.MEMORY_AND_DISK)
+            persisted.append(plan)
+            caps = campaign_cap.thresholds(plan, limit, len(offers))
+            phase(f"cap thresholds: {caps.capped_rows:,} candidate rows over the cap")
+            summary, staged = publishing_pass()
+        try:
+            judged = judge(summary, cfg, scorer, people.subscribers, k, caps, contract, wh,
+                           run_date)
+        except Exception:
+            if staged is not None:
+                staged.discard()
+            raise
+        if staged is None:
+            storage.spark_replace_partition(
+                _rows(batch, publishing_task(sel, k, caps, contract, run_date, run_id)), table,
+                run_date)
+            n = judged.stats.rows
+        else:
             n = staged.commit()
         phase(f"published {n:,} rows to offers")
     finally:

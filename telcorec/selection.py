@@ -141,8 +141,9 @@ def kept(ranked: Ranked, subscriber_ids: np.ndarray, k: int,
          caps: campaign_cap.Thresholds | None) -> tuple[np.ndarray, np.ndarray, np.ndarray,
                                                         np.ndarray]:
     """(rows, positions) of the picks kept, in ranked order, their new ranks 1..<=k, and per
-    offer how many picks the cap admitted (empty without a cap): the first k picks of each
-    subscriber that the cap admits, renumbered."""
+    offer index how many picks the cap admitted (without a cap: every pick, i.e. how many
+    candidate rows want the offer): the first k picks of each subscriber that the cap
+    admits, renumbered."""
     offers = ranked.ranking.offers
     picked = offers >= 0
     admitted = picked.copy()
@@ -151,8 +152,7 @@ def kept(ranked: Ranked, subscriber_ids: np.ndarray, k: int,
         admitted[rows, position] = caps.admitted(offers[rows, position], position + 1,
                                                  ranked.ranking.final[rows, position],
                                                  subscriber_ids[rows])
-    per_offer = (np.bincount(offers[admitted], minlength=caps.size) if caps is not None
-                 else np.zeros(0, dtype=np.int64))
+    per_offer = np.bincount(offers[admitted])
     rank = np.cumsum(admitted, axis=1)
     rows, position = np.nonzero(admitted & (rank <= k))
     return rows, position, rank[rows, position].astype(np.int32), per_offer
@@ -164,7 +164,8 @@ def offer_rows(batch: pd.DataFrame, sel: Selection, k: int,
     """The rows (CANDIDATES columns) a batch of subscribers publishes: each one's first k
     ranked offers that the campaign cap admits, with reasons; and what was counted on the way:
     the pairs each rule removed (rules.removed_counts) and, per offer index, the picks the cap
-    admitted (`admitted:<offer_idx>`, checked against the thresholds by the caller)."""
+    admitted (`admitted:<offer_idx>`; without `caps` every pick: what decides whether a cap
+    binds at all, and with `caps` what the caller checks against them)."""
     ranked = rank_batch(batch, sel)
     ids = batch[Col.SUBSCRIBER_ID].to_numpy(dtype=object)
     rows, position, rank, per_offer = kept(ranked, ids, k, caps)

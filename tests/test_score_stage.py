@@ -116,3 +116,24 @@ def test_population_counts_plans_and_refuses_a_subscriber_twice(spark):
     assert people.subscribers == 3 * COPIES and people.held == dict(held)
     with pytest.raises(DataError, match="1 rows beyond one per subscriber"):
         score_stage.population(df.union(df.limit(1)))
+
+
+def test_a_cap_that_binds_nowhere_needs_no_thresholds_and_changes_nothing(spark, tmp_path):
+    """The stage writes once without thresholds and keeps those files when no offer is wanted
+    by more candidate rows than the cap allows: they are what the thresholds would give."""
+    sel = make_selection(depth=3)
+    df = spark.createDataFrame(copied_rows(), COLUMNS).repartition(3)
+    once = storage.stage_partition(df, tmp_path / "a", schemas.OFFERS, RUN, produce_for(sel))
+    wanted = max(n for key, n in once.summary.items() if key.startswith(campaign_cap.ADMITTED))
+    assert score_stage._over_cap(once.summary, wanted) == 0
+    assert score_stage._over_cap(once.summary, wanted - 1) >= 1
+    assert score_stage._over_cap(once.summary, None) == 0
+    caps = campaign_cap.thresholds(selection.plans(df, sel).cache(), wanted, len(sel.offers))
+    assert caps.capped_rows == 0
+    twice = storage.stage_partition(df, tmp_path / "b", schemas.OFFERS, RUN,
+                                    produce_for(sel, caps=caps))
+    once.commit(), twice.commit()
+    key = [Col.SUBSCRIBER_ID, Col.RANK]
+    a, b = (DeltaTable(str(tmp_path / t)).to_pandas().sort_values(key, ignore_index=True)
+            for t in ("a", "b"))
+    pd.testing.assert_frame_equal(a, b)
