@@ -8,9 +8,11 @@ contract, the campaign cap and the run record need. The driver then judges the s
 and either commits the files in one Delta transaction or removes them: a refused or failed run
 is never visible. No ranked row is persisted, shuffled or read twice.
 
-Before that pass, one JVM aggregation over the subscriber batch counts the subscribers (each
-must appear once, since the contract's rank check runs per batch) and their current plans (the
-control arm's baseline).
+Before that pass, one JVM aggregation over two columns of subscriber_features counts the
+subscribers (each must appear once, since the contract's rank check runs per batch) and their
+current plans (the control arm's baseline). The subscriber batch (features joined with the
+index, current plan, fatigue and arm) is not persisted for a pass that reads it once; it is kept
+only when a second pass follows (a binding cap, the `spark` writer).
 
 The campaign cap (on by default) is judged from the same pass: it counts how many candidate
 rows (K + spare per subscriber) want each offer. When no offer is wanted by more subscribers
@@ -69,11 +71,11 @@ class Population:
         return PopularityScorer(offer_ids, counts, version=f"popularity-{run_date.isoformat()}")
 
 
-def population(batch: DataFrame) -> Population:
-    """Subscribers and current plans of the batch: one aggregation, a row per plan comes back.
-    Refuses a batch holding a subscriber twice (the ranks of each subscriber are checked within
-    the one batch that holds them)."""
-    per_subscriber = batch.groupBy(Col.SUBSCRIBER_ID).agg(
+def population(features: DataFrame) -> Population:
+    """Subscribers and current plans of the run date's subscriber_features (or of a batch made
+    from them): one aggregation, a row per plan comes back. Refuses a subscriber held twice (the
+    ranks of each subscriber are checked within the one batch that holds them)."""
+    per_subscriber = features.groupBy(Col.SUBSCRIBER_ID).agg(
         F.count(F.lit(1)).alias("n"), F.first(Col.CURRENT_OFFER_ID).alias(Col.CURRENT_OFFER_ID))
     per_plan = per_subscriber.groupBy(Col.CURRENT_OFFER_ID).agg(
         F.sum("n").alias("rows"), F.count(F.lit(1)).alias("subscribers")).collect()
@@ -226,11 +228,21 @@ def run(spark: SparkSession, cfg: Config, run_date: dt.date) -> dict:
         log.info("score: %s (%.1f s)", done, time.monotonic() - started)
 
     batch = selection.subscriber_batch(features, offer_df, offer_history(spark, wh, writer), cfg,
-                                       run_date).persist(StorageLevel.MEMORY_AND_DISK)
-    persisted = [batch]
+                                       run_date)
+    persisted: list[DataFrame] = []
+
+    def reused(frame: DataFrame) -> DataFrame:
+        """`frame`, kept (memory, then disk) for the passes after the next one."""
+        persisted.append(frame.persist(StorageLevel.MEMORY_AND_DISK))
+        return frame
+
+    if writer == "spark":  # it always passes twice over the batch: to count, then to write
+        batch = reused(batch)
     try:
-        people = population(batch)
-        phase(f"{people.subscribers:,} subscribers read, joined and assigned")
+        # from the features alone (two columns): the batch itself is computed by the pass that
+        # uses it, and kept only when a second pass will need it
+        people = population(read("subscriber_features"))
+        phase(f"{people.subscribers:,} subscribers counted")
         limit = campaign_cap.cap_limit(cfg.rules.campaign_cap, people.subscribers)
         depth = k if limit is None else k + cfg.rules.campaign_cap.spare
         sel = selection_for(cfg, scorer, people.baseline(scorer.offer_ids, run_date), offers,
@@ -256,8 +268,9 @@ def run(spark: SparkSession, cfg: Config, run_date: dt.date) -> dict:
                   "more; ranking again to find who keeps them")
             if staged is not None:
                 staged.discard()
-            plan = selection.plans(batch, sel).persist(StorageLevel.MEMORY_AND_DISK)
-            persisted.append(plan)
+            if writer != "spark":
+                batch = reused(batch)
+            plan = reused(selection.plans(batch, sel))
             caps = campaign_cap.thresholds(plan, limit, len(offers))
             phase(f"cap thresholds: {caps.capped_rows:,} candidate rows over the cap")
             summary, staged = publishing_pass()
