@@ -31,8 +31,8 @@ import datetime as dt
 import json
 import logging
 import time
-from dataclasses import dataclass
-from typing import Iterator
+from dataclasses import dataclass, field
+from typing import Callable, Iterator
 
 import numpy as np
 import pandas as pd
@@ -139,12 +139,16 @@ def publishing_task(sel: selection.Selection, k: int, caps: campaign_cap.Thresho
     return produce
 
 
+def prefixed(summary: dict[str, int], prefix: str) -> dict[str, int]:
+    """The counts of `summary` whose key starts with `prefix`, by the rest of the key."""
+    return {key[len(prefix):]: n for key, n in summary.items() if key.startswith(prefix)}
+
+
 def _over_cap(summary: dict[str, int], limit: int | None) -> int:
     """How many offers more candidate rows want than the cap allows (0 without a cap)."""
     if limit is None:
         return 0
-    return sum(1 for key, n in summary.items()
-               if key.startswith(campaign_cap.ADMITTED) and n > limit)
+    return sum(1 for n in prefixed(summary, campaign_cap.ADMITTED).values() if n > limit)
 
 
 def _summed(batch: DataFrame, produce) -> dict[str, int]:
@@ -158,10 +162,7 @@ def _summed(batch: DataFrame, produce) -> dict[str, int]:
                 total.update(produce(b)[1])
         yield pa.RecordBatch.from_pylist([{"summary": json.dumps(dict(total))}])
 
-    summary: collections.Counter = collections.Counter()
-    for row in batch.mapInArrow(count, _SUMMARY).collect():
-        summary.update(json.loads(row["summary"]))
-    return dict(summary)
+    return storage.summed(row["summary"] for row in batch.mapInArrow(count, _SUMMARY).collect())
 
 
 def _rows(batch: DataFrame, produce) -> DataFrame:
@@ -193,12 +194,10 @@ def judge(summary: dict[str, int], cfg: Config, scorer: Scorer, subscribers: int
     names += [rules.ELIGIBLE_PAIRS, rules.WITHOUT_OFFERS]
     removed = {n: summary.get(n, 0) for n in names}
     if caps is not None:
-        caps.check({int(key[len(campaign_cap.ADMITTED):]): n for key, n in summary.items()
-                    if key.startswith(campaign_cap.ADMITTED)})
+        caps.check({int(o): n for o, n in prefixed(summary, campaign_cap.ADMITTED).items()})
     removed[rules.CAMPAIGN_CAP] = caps.capped_rows if caps is not None else 0
-    contract.refuse({key[len(CONTRACT):]: n for key, n in summary.items()
-                     if key.startswith(CONTRACT)})
-    offered = [key for key, n in summary.items() if key.startswith(OFFER) and n]
+    contract.refuse(prefixed(summary, CONTRACT))
+    offered = [o for o, n in prefixed(summary, OFFER).items() if n]
     stats = OutputStats(rows=summary.get(ROWS, 0), subscribers=subscribers, k=k,
                         distinct_offers=len(offered), catalogue_size=len(scorer.offer_ids),
                         non_finite_scores=summary.get(f"{CONTRACT}score_finite", 0))
@@ -207,8 +206,72 @@ def judge(summary: dict[str, int], cfg: Config, scorer: Scorer, subscribers: int
                          runs.last_published_metrics(wh.table("runs")), stats)
     if refused:
         raise gate.GateRejected("quality gate refused to publish: " + "; ".join(refused))
-    arms = {key[len(FIRST):]: n for key, n in summary.items() if key.startswith(FIRST)}
+    arms = prefixed(summary, FIRST)
     return Judged(stats, dict(sorted(arms.items())), removed)
+
+
+@dataclass
+class Passes:
+    """The passes of one run over its subscriber batch, and the frames they keep cached."""
+    batch: DataFrame
+    sel: selection.Selection
+    k: int
+    contract: OffersContract
+    run_date: dt.date
+    run_id: str
+    table: str
+    writer: str
+    phase: Callable[[str], None]
+    kept: list[DataFrame] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.writer == "spark":  # it always passes twice over the batch: count, then write
+            self.batch = self.keep(self.batch)
+
+    def keep(self, frame: DataFrame) -> DataFrame:
+        """`frame`, kept (memory, then disk) for the passes after the next one. A frame read
+        once is computed by the pass that reads it and never cached."""
+        self.kept.append(frame.persist(StorageLevel.MEMORY_AND_DISK))
+        return frame
+
+    def publishing(self, caps: campaign_cap.Thresholds | None
+                   ) -> tuple[dict[str, int], storage.Staged | None]:
+        """The pass that scores, ranks, explains and (delta-rs writer) stages the files;
+        the counts summed over its tasks."""
+        produce = publishing_task(self.sel, self.k, caps, self.contract, self.run_date,
+                                  self.run_id)
+        if self.writer == "spark":
+            return _summed(self.batch, produce), None
+        staged = storage.stage_partition(self.batch, self.table, schemas.OFFERS, self.run_date,
+                                         produce)
+        self.phase(f"scored, ranked, explained and written: {staged.rows:,} rows in "
+                   f"{len(staged.files)} files, not committed yet")
+        return staged.summary, staged
+
+    def thresholds(self, limit: int) -> campaign_cap.Thresholds:
+        """The cap's thresholds from a narrow ranking pass; the batch is kept for the
+        publishing pass that follows."""
+        if self.writer != "spark":
+            self.batch = self.keep(self.batch)
+        caps = campaign_cap.thresholds(self.keep(selection.plans(self.batch, self.sel)), limit,
+                                       len(self.sel.offers))
+        self.phase(f"cap thresholds: {caps.capped_rows:,} candidate rows over the cap")
+        return caps
+
+    def commit(self, staged: storage.Staged | None, caps: campaign_cap.Thresholds | None,
+               rows: int) -> int:
+        """Publish the judged pass: commit its staged files, or (spark writer) write the
+        same rows through Spark's Delta writer."""
+        if staged is not None:
+            return staged.commit()
+        produce = publishing_task(self.sel, self.k, caps, self.contract, self.run_date,
+                                  self.run_id)
+        storage.spark_replace_partition(_rows(self.batch, produce), self.table, self.run_date)
+        return rows
+
+    def release(self) -> None:
+        for frame in self.kept:
+            frame.unpersist()
 
 
 def run(spark: SparkSession, cfg: Config, run_date: dt.date) -> dict:
@@ -227,53 +290,28 @@ def run(spark: SparkSession, cfg: Config, run_date: dt.date) -> dict:
     def phase(done: str) -> None:  # the stage takes minutes at scale: say where the time goes
         log.info("score: %s (%.1f s)", done, time.monotonic() - started)
 
-    batch = selection.subscriber_batch(features, offer_df, offer_history(spark, wh, writer), cfg,
-                                       run_date)
-    persisted: list[DataFrame] = []
-
-    def reused(frame: DataFrame) -> DataFrame:
-        """`frame`, kept (memory, then disk) for the passes after the next one."""
-        persisted.append(frame.persist(StorageLevel.MEMORY_AND_DISK))
-        return frame
-
-    if writer == "spark":  # it always passes twice over the batch: to count, then to write
-        batch = reused(batch)
+    # from two columns of the features: the batch itself is computed by the pass that reads it
+    people = population(read("subscriber_features"))
+    phase(f"{people.subscribers:,} subscribers counted")
+    limit = campaign_cap.cap_limit(cfg.rules.campaign_cap, people.subscribers)
+    depth = k if limit is None else k + cfg.rules.campaign_cap.spare
+    sel = selection_for(cfg, scorer, people.baseline(scorer.offer_ids, run_date), offers, depth)
+    contract = OffersContract(tuple(scorer.offer_ids), k)
+    passes = Passes(selection.subscriber_batch(features, offer_df,
+                                               offer_history(spark, wh, writer), cfg, run_date),
+                    sel, k, contract, run_date, runs.run_id(cfg, run_date), wh.table("offers"),
+                    writer, phase)
     try:
-        # from the features alone (two columns): the batch itself is computed by the pass that
-        # uses it, and kept only when a second pass will need it
-        people = population(read("subscriber_features"))
-        phase(f"{people.subscribers:,} subscribers counted")
-        limit = campaign_cap.cap_limit(cfg.rules.campaign_cap, people.subscribers)
-        depth = k if limit is None else k + cfg.rules.campaign_cap.spare
-        sel = selection_for(cfg, scorer, people.baseline(scorer.offer_ids, run_date), offers,
-                            depth)
-        run_id = runs.run_id(cfg, run_date)
-        contract = OffersContract(tuple(scorer.offer_ids), k)
-        table = wh.table("offers")
         caps = None
-
-        def publishing_pass():
-            produce = publishing_task(sel, k, caps, contract, run_date, run_id)
-            if writer == "spark":
-                return _summed(batch, produce), None
-            staged = storage.stage_partition(batch, table, schemas.OFFERS, run_date, produce)
-            phase(f"scored, ranked, explained and written: {staged.rows:,} rows in "
-                  f"{len(staged.files)} files, not committed yet")
-            return staged.summary, staged
-
-        summary, staged = publishing_pass()
+        summary, staged = passes.publishing(caps)
         over = _over_cap(summary, limit)
         if over:
             phase(f"campaign cap of {limit:,} subscribers per offer: {over} offers wanted by "
                   "more; ranking again to find who keeps them")
             if staged is not None:
                 staged.discard()
-            if writer != "spark":
-                batch = reused(batch)
-            plan = reused(selection.plans(batch, sel))
-            caps = campaign_cap.thresholds(plan, limit, len(offers))
-            phase(f"cap thresholds: {caps.capped_rows:,} candidate rows over the cap")
-            summary, staged = publishing_pass()
+            caps = passes.thresholds(limit)
+            summary, staged = passes.publishing(caps)
         try:
             judged = judge(summary, cfg, scorer, people.subscribers, k, caps, contract, wh,
                            run_date)
@@ -281,17 +319,10 @@ def run(spark: SparkSession, cfg: Config, run_date: dt.date) -> dict:
             if staged is not None:
                 staged.discard()
             raise
-        if staged is None:
-            storage.spark_replace_partition(
-                _rows(batch, publishing_task(sel, k, caps, contract, run_date, run_id)), table,
-                run_date)
-            n = judged.stats.rows
-        else:
-            n = staged.commit()
+        n = passes.commit(staged, caps, judged.stats.rows)
         phase(f"published {n:,} rows to offers")
     finally:
-        for frame in persisted:
-            frame.unpersist()
+        passes.release()
     return {"offers": n, "model_version": scorer.version, "model": scorer.name,
             "distinct_offers": judged.stats.distinct_offers,
             "subscribers_by_arm": judged.arms, "rules": judged.removed}

@@ -25,7 +25,7 @@ import logging
 import time
 import uuid
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Sequence
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -306,13 +306,18 @@ def _stage(df: DataFrame, table_path: str, schema: T.StructType, partition_col: 
                                                partition, produce),
                              _FILE_RESULT)
                .collect())  # one small row per task, never per subscriber
-    summary: collections.Counter = collections.Counter()
-    for r in results:
-        summary.update(json.loads(r["summary"]))
     files = [{k: r[k] for k in ("path", "size", "stats", "rows")} for r in results
              if r["path"] is not None]
     return Staged(table_path, schema, partition_col, partition_value, read_version, files,
-                  dict(summary), started)
+                  summed(r["summary"] for r in results), started)
+
+
+def summed(summaries: Iterable[str]) -> dict[str, int]:
+    """The per-task counts (JSON objects, one per task) summed key by key."""
+    total: collections.Counter = collections.Counter()
+    for summary in summaries:
+        total.update(json.loads(summary))
+    return dict(total)
 
 
 def run_date_reader(spark: SparkSession, wh: "Warehouse", run_date: dt.date,

@@ -54,8 +54,7 @@ def test_staged_counts_and_rows_on_executors_equal_the_local_pass(spark, tmp_pat
     assert staged.summary[score_stage.ROWS] == staged.rows == len(local_rows) == 5 * COPIES
     firsts = local_rows[local_rows[Col.RANK] == 1][Col.ARM].value_counts()
     assert {a: staged.summary[f"{score_stage.FIRST}{a}"] for a in firsts.index} == dict(firsts)
-    assert not any(n for key, n in staged.summary.items()
-                   if key.startswith(score_stage.CONTRACT))
+    assert not any(score_stage.prefixed(staged.summary, score_stage.CONTRACT).values())
     assert not storage.is_delta_table(tmp_path / "offers")  # written, not committed
     assert staged.commit() == len(local_rows)
     got = DeltaTable(str(tmp_path / "offers")).to_pandas()
@@ -86,8 +85,7 @@ def test_the_pass_counts_contract_violations_instead_of_writing_them_unseen(spar
     ranked_twice = 2 * COPIES  # B and C get two offers each, A one
     assert staged.summary[f"{score_stage.CONTRACT}rank_in_range"] == ranked_twice
     with pytest.raises(Exception, match="rank_in_range: 80 rows"):
-        contract.refuse({k[len(score_stage.CONTRACT):]: n for k, n in staged.summary.items()
-                         if k.startswith(score_stage.CONTRACT)})
+        contract.refuse(score_stage.prefixed(staged.summary, score_stage.CONTRACT))
 
 
 def test_the_cap_in_the_pass_admits_exactly_what_its_thresholds_allow(spark, tmp_path):
@@ -98,8 +96,8 @@ def test_the_cap_in_the_pass_admits_exactly_what_its_thresholds_allow(spark, tmp
     caps = campaign_cap.thresholds(plan, limit, len(sel.offers))
     staged = storage.stage_partition(df, tmp_path / "offers", schemas.OFFERS, RUN,
                                      produce_for(sel, caps=caps))
-    admitted = {int(k[len(campaign_cap.ADMITTED):]): n for k, n in staged.summary.items()
-                if k.startswith(campaign_cap.ADMITTED)}
+    admitted = {int(o): n for o, n in
+                score_stage.prefixed(staged.summary, campaign_cap.ADMITTED).items()}
     caps.check(admitted)
     assert max(admitted.values()) == limit and caps.capped_rows > 0
     staged.commit()
@@ -124,7 +122,7 @@ def test_a_cap_that_binds_nowhere_needs_no_thresholds_and_changes_nothing(spark,
     sel = make_selection(depth=3)
     df = spark.createDataFrame(copied_rows(), COLUMNS).repartition(3)
     once = storage.stage_partition(df, tmp_path / "a", schemas.OFFERS, RUN, produce_for(sel))
-    wanted = max(n for key, n in once.summary.items() if key.startswith(campaign_cap.ADMITTED))
+    wanted = max(score_stage.prefixed(once.summary, campaign_cap.ADMITTED).values())
     assert score_stage._over_cap(once.summary, wanted) == 0
     assert score_stage._over_cap(once.summary, wanted - 1) >= 1
     assert score_stage._over_cap(once.summary, None) == 0
