@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import logging
 import os
 import platform
 import resource
@@ -107,6 +108,10 @@ def main() -> None:
     p.add_argument("--generate-only", action="store_true",
                    help="write the data and stop (time later, on a quiet machine)")
     args = p.parse_args()
+    # the stage's phase lines (telcorec.features) on stderr: where the job's time goes
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
+                        format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    logging.getLogger("telcorec").setLevel(logging.INFO)
     key = run_key(args.subscribers, args.usage_scale)
     root = Path(args.warehouse) / key
     cfg = config.load("conf/local.yaml").with_overrides(**{

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
+import time
 
 from pyspark.sql import DataFrame, SparkSession
 
@@ -54,12 +55,19 @@ def run(spark: SparkSession, cfg: Config, run_date: dt.date) -> dict[str, object
     writer = storage.choose_writer(spark, cfg.storage.writer)
     read = storage.run_date_reader(spark, wh, run_date, writer)
     catalogue, subscribers = read("catalogue"), read("subscribers")
+    started = time.monotonic()
+
+    def phase(done: str) -> None:  # minutes at CDR scale: say where the time goes
+        log.info("features: %s (%.1f s)", done, time.monotonic() - started)
+
     months = months_in_window(cfg.ingest.cdr_window_days)
     profile = usage_profile(cdr_aggregate(read("cdr"), run_date, months), months,
                             cfg.features).cache()  # one row per subscriber; the CDR is read once
+    phase(f"CDR aggregated: {profile.count():,} subscribers with usage over {months} months")
     stats_path = wh.feature_stats(run_date)
     if cfg.features.fit_stats:
         stats = fit_stats(profile, catalogue, cfg.features)
+        phase("quantile edges and scales fitted")
     else:
         stats = FeatureStats.load(newest_saved(stats_path.parent, run_date.isoformat()))
     plans = current_plans(read("subscriptions"), run_date)
@@ -68,11 +76,13 @@ def run(spark: SparkSession, cfg: Config, run_date: dt.date) -> dict[str, object
         stats = dataclasses.replace(stats, churn=None)
     elif cfg.features.fit_stats and has_label(subscribers):
         stats = dataclasses.replace(stats, churn=fit_churn_model(base, cfg.features, cfg.seed))
+        phase("churn classifier fitted")
     stats.save(stats_path)
     subs = schemas.conform(with_churn(base, stats.churn, cfg.features),
                            schemas.SUBSCRIBER_FEATURES)
     n_subs = storage.replace_partition(subs, wh.table("subscriber_features"),
                                        schemas.SUBSCRIBER_FEATURES, run_date, writer)
+    phase(f"subscriber_features written: {n_subs:,} rows")
     n_offers = storage.replace_partition(offer_features(catalogue, stats, run_date),
                                          wh.table("offer_features"), schemas.OFFER_FEATURES,
                                          run_date, writer)
