@@ -234,12 +234,14 @@ class Passes:
         self.kept.append(frame.persist(StorageLevel.MEMORY_AND_DISK))
         return frame
 
+    def task(self, caps: campaign_cap.Thresholds | None):
+        return publishing_task(self.sel, self.k, caps, self.contract, self.run_date, self.run_id)
+
     def publishing(self, caps: campaign_cap.Thresholds | None
                    ) -> tuple[dict[str, int], storage.Staged | None]:
         """The pass that scores, ranks, explains and (delta-rs writer) stages the files;
         the counts summed over its tasks."""
-        produce = publishing_task(self.sel, self.k, caps, self.contract, self.run_date,
-                                  self.run_id)
+        produce = self.task(caps)
         if self.writer == "spark":
             return _summed(self.batch, produce), None
         staged = storage.stage_partition(self.batch, self.table, schemas.OFFERS, self.run_date,
@@ -264,9 +266,8 @@ class Passes:
         same rows through Spark's Delta writer."""
         if staged is not None:
             return staged.commit()
-        produce = publishing_task(self.sel, self.k, caps, self.contract, self.run_date,
-                                  self.run_id)
-        storage.spark_replace_partition(_rows(self.batch, produce), self.table, self.run_date)
+        storage.spark_replace_partition(_rows(self.batch, self.task(caps)), self.table,
+                                        self.run_date)
         return rows
 
     def release(self) -> None:
@@ -280,7 +281,8 @@ def run(spark: SparkSession, cfg: Config, run_date: dt.date) -> dict:
     wh = Warehouse.from_config(cfg.warehouse, cfg.inputs.path)
     writer = storage.choose_writer(spark, cfg.storage.writer)
     read = storage.run_date_reader(spark, wh, run_date, writer)
-    features = with_subscriber_index(read("subscriber_features"), read("subscriber_index"))
+    subscriber_features = read("subscriber_features")
+    features = with_subscriber_index(subscriber_features, read("subscriber_index"))
     offer_df = read("offer_features")
     offers = offer_df.toPandas().sort_values(Col.OFFER_IDX, ignore_index=True)  # the catalogue
     scorer = served(load_scorer(wh, cfg, run_date, cfg.scoring.model), cfg, offers)
@@ -291,7 +293,7 @@ def run(spark: SparkSession, cfg: Config, run_date: dt.date) -> dict:
         log.info("score: %s (%.1f s)", done, time.monotonic() - started)
 
     # from two columns of the features: the batch itself is computed by the pass that reads it
-    people = population(read("subscriber_features"))
+    people = population(subscriber_features)
     phase(f"{people.subscribers:,} subscribers counted")
     limit = campaign_cap.cap_limit(cfg.rules.campaign_cap, people.subscribers)
     depth = k if limit is None else k + cfg.rules.campaign_cap.spare
