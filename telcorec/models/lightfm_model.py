@@ -112,9 +112,26 @@ def representations(features: sp.csr_matrix, embeddings: np.ndarray,
                            np.asarray(features @ biases, dtype=np.float32))
 
 
+# Rows per matrix product in `scores`: every product has this one shape (the last block padded
+# with zero rows). BLAS chooses its kernel and splits the work by the shape of a product, and the
+# last bits of a row's dot products follow the kernel: measured here, OpenBLAS's sgemm gives
+# other bits for 1-5 rows than for more, and its dgemm for most row counts. A subscriber's scores
+# must not depend on how many others a Spark task happens to score with them, or a rerun with
+# other partitioning would publish other bits (and, at near ties, other offers). With one shape,
+# every row goes through the same arithmetic. 64 rows: single-threaded small products, measured
+# 0.48 s per 1M rows x 200 items x 64 components against 0.95 s for one product of all rows.
+SCORE_BLOCK = 64
+
+
 def scores(users: Representations, items: Representations) -> np.ndarray:
-    """Score of every (user, item) pair: dot product plus both biases, as LightFM.predict."""
-    out = users.vectors @ items.vectors.T
+    """Score of every (user, item) pair: dot product plus both biases, as LightFM.predict;
+    each user's row the same bits whatever other rows are scored with it (SCORE_BLOCK)."""
+    n, dim = users.vectors.shape
+    blocks = -(-n // SCORE_BLOCK)
+    padded = np.zeros((blocks * SCORE_BLOCK, dim), dtype=users.vectors.dtype)
+    padded[:n] = users.vectors
+    out = np.matmul(padded.reshape(blocks, SCORE_BLOCK, dim),
+                    np.ascontiguousarray(items.vectors.T)).reshape(-1, len(items.biases))[:n]
     out += users.biases[:, None]  # in place: no (users x items) temporaries
     out += items.biases[None, :]
     return out
