@@ -14,8 +14,10 @@ Each element reads "<code>: <text>":
 Why pairs: a LightFM hybrid score is (sum_a u_a e_a) . (sum_b v_b f_b) + biases, where a runs
 over the subscriber's feature tokens, b over the offer's (its categoricals and its id) and u, v
 are the row-normalised indicator weights. The score therefore splits exactly into the terms
-u_a v_b (e_a . f_b); the dot products of every token pair are computed once per shard model
-(a tokens x tokens matrix, small) and looked up per row, vectorised.
+u_a v_b (e_a . f_b). The offer side of those terms, v_b (e_a . f_b) for every subscriber token a
+and each offer's tokens b, is computed once per shard model (subscriber tokens x offers x the
+offer's tokens: sized by the vocabulary and the catalogue, not by subscribers); a row then
+gathers its tokens' slices of it and multiplies by u_a, vectorised.
 """
 from __future__ import annotations
 
@@ -54,28 +56,44 @@ def _text(values: pd.Series) -> pd.Series:
     return values.astype(object).where(values.notna(), "unknown").astype(str)
 
 
-def _amount(values: pd.Series, unit: str, missing: str) -> pd.Series:
-    number = pd.to_numeric(values, errors="coerce")
-    return (number.round().astype("Int64").astype(str) + unit).where(number.notna(), missing)
+def _phrase(values: pd.Series, template: str) -> np.ndarray:
+    """`template` filled with each value's text ("unknown" for a missing one), formatted once
+    per distinct value: a batch holds few distinct categories."""
+    codes, uniques = pd.factorize(values)  # missing values get code -1
+    texts = [template.format(str(u)) for u in uniques] + [template.format("unknown")]
+    return np.array(texts, dtype=object)[codes]
+
+
+def _amount(values: pd.Series, template: str, missing: str) -> np.ndarray:
+    """`template` filled with each value rounded to an integer (`missing` where unknown),
+    formatted once per distinct rounded value."""
+    number = pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    known = ~np.isnan(number)
+    out = np.full(len(number), missing, dtype=object)
+    rounded, at = np.unique(np.round(number[known]), return_inverse=True)
+    out[known] = np.array([template.format(int(r)) for r in rounded], dtype=object)[at]
+    return out
 
 
 def subscriber_phrases(batch: pd.DataFrame) -> np.ndarray:
     """(subscribers x SUBSCRIBER_CATEGORICALS) what each feature says about the subscriber."""
     phrases = {
-        Col.SEGMENT: _text(batch[Col.SEGMENT]) + " segment",
-        Col.REGION: "lives in " + _text(batch[Col.REGION]),
-        Col.DEVICE_TIER: _text(batch[Col.DEVICE_TIER]) + " phone",
-        Col.PAYMENT_TYPE: _text(batch[Col.PAYMENT_TYPE]) + " customer",
-        Col.TENURE_STAGE: _amount(batch[Col.TENURE_MONTHS], " months with us", "tenure unknown"),
-        Col.DATA_INTENSITY: "uses " + _amount(batch[Col.DATA_GB_MONTH], " GB a month",
-                                              "unknown data"),
-        Col.CALL_INTENSITY: "talks " + _amount(batch[Col.VOICE_MIN_MONTH], " min a month",
-                                               "unknown minutes"),
-        Col.SMS_INTENSITY: "sends " + _amount(batch[Col.SMS_MONTH], " SMS a month", "unknown SMS"),
-        Col.USAGE_STABILITY: _text(batch[Col.USAGE_STABILITY]) + " usage",
-        Col.HOUSEHOLD: _text(batch[Col.HOUSEHOLD]) + " household",
+        Col.SEGMENT: _phrase(batch[Col.SEGMENT], "{} segment"),
+        Col.REGION: _phrase(batch[Col.REGION], "lives in {}"),
+        Col.DEVICE_TIER: _phrase(batch[Col.DEVICE_TIER], "{} phone"),
+        Col.PAYMENT_TYPE: _phrase(batch[Col.PAYMENT_TYPE], "{} customer"),
+        Col.TENURE_STAGE: _amount(batch[Col.TENURE_MONTHS], "{} months with us",
+                                  "tenure unknown"),
+        Col.DATA_INTENSITY: _amount(batch[Col.DATA_GB_MONTH], "uses {} GB a month",
+                                    "uses unknown data"),
+        Col.CALL_INTENSITY: _amount(batch[Col.VOICE_MIN_MONTH], "talks {} min a month",
+                                    "talks unknown minutes"),
+        Col.SMS_INTENSITY: _amount(batch[Col.SMS_MONTH], "sends {} SMS a month",
+                                   "sends unknown SMS"),
+        Col.USAGE_STABILITY: _phrase(batch[Col.USAGE_STABILITY], "{} usage"),
+        Col.HOUSEHOLD: _phrase(batch[Col.HOUSEHOLD], "{} household"),
     }
-    return np.column_stack([phrases[c].to_numpy(dtype=object) for c in SUBSCRIBER_CATEGORICALS])
+    return np.column_stack([phrases[c] for c in SUBSCRIBER_CATEGORICALS])
 
 
 def offer_phrases(offers: pd.DataFrame) -> np.ndarray:
@@ -118,9 +136,8 @@ class Explainer:
     item_names: np.ndarray
     user_columns: np.ndarray            # token -> index into SUBSCRIBER_CATEGORICALS
     item_columns: np.ndarray            # token -> index into OFFER_TOKEN_COLUMNS
-    pair_scores: dict[int, np.ndarray]  # shard -> (user tokens x item tokens) e_a . f_b
-    offer_tokens: np.ndarray            # (offers x width) item tokens, -1 pads
-    offer_weights: np.ndarray
+    offer_terms: dict[int, np.ndarray]  # shard -> (user tokens x offers x width) v_b (e_a . f_b)
+    offer_tokens: np.ndarray            # (offers x width) item tokens, -1 pads (terms 0)
     phrases: np.ndarray                 # offer_phrases of the catalogue
 
     @classmethod
@@ -130,12 +147,13 @@ class Explainer:
         """`embeddings`: shard -> (user feature embeddings, item feature embeddings);
         `item_features` and `offers` in offer_idx order."""
         tokens, weights = padded(item_features.tocsr())
+        offer_terms = {s: np.asarray(u @ i.T, dtype=np.float64)[:, np.maximum(tokens, 0)]
+                       * weights[None, :, :] for s, (u, i) in embeddings.items()}
         return cls(user_vocab, np.asarray(user_vocab.tokens, dtype=object),
                    np.asarray(item_vocab.tokens, dtype=object),
                    _columns_of(user_vocab.tokens, SUBSCRIBER_CATEGORICALS),
                    _columns_of(item_vocab.tokens, OFFER_TOKEN_COLUMNS),
-                   {s: np.asarray(u @ i.T, dtype=np.float64) for s, (u, i) in embeddings.items()},
-                   tokens, weights, offer_phrases(offers))
+                   offer_terms, tokens, offer_phrases(offers))
 
     def pair_terms(self, batch: pd.DataFrame, rows: np.ndarray,
                    offers: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -143,15 +161,18 @@ class Explainer:
         (pairs x user tokens x item tokens) and the token indices along both axes (-1 pads,
         whose terms are 0). The terms sum to the score without its two biases."""
         user_tokens, user_weights = padded(self.user_vocab.encode(batch))
-        u_tok, i_tok = user_tokens[rows], self.offer_tokens[offers]
-        weight = user_weights[rows][:, :, None] * self.offer_weights[offers][:, None, :]
-        terms = np.zeros(weight.shape)
+        u_tok, u_weight = user_tokens[rows], user_weights[rows]
+        terms = np.zeros((len(rows), u_tok.shape[1], self.offer_tokens.shape[1]))
         shard = batch[Col.SHARD].to_numpy()[rows]
-        for s, scores in self.pair_scores.items():
-            mine = shard == s
-            terms[mine] = scores[np.maximum(u_tok[mine], 0)[:, :, None],
-                                 np.maximum(i_tok[mine], 0)[:, None, :]] * weight[mine]
-        return terms, u_tok, i_tok
+        for s, table in self.offer_terms.items():
+            mine = np.flatnonzero(shard == s)
+            if mine.size:  # each (row, user token): one contiguous row of the offer's terms
+                n_offers, width = table.shape[1:]
+                part = np.take(table.reshape(-1, width),
+                               np.maximum(u_tok[mine], 0) * n_offers + offers[mine, None], axis=0)
+                part *= u_weight[mine, :, None]
+                terms[mine] = part
+        return terms, u_tok, self.offer_tokens[offers]
 
     def top_pairs(self, batch: pd.DataFrame, rows: np.ndarray, offers: np.ndarray,
                   top: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -29,7 +29,6 @@ import pandas as pd
 
 from telcorec.columns import OFFER_CATEGORICALS, Col
 from telcorec.config import RerankConfig
-from telcorec.topk import top_k_columns
 
 COMPONENTS = (Col.RELEVANCE, Col.REVENUE, Col.RETENTION, Col.DIVERSITY)
 RELEVANCE_ONLY = (1.0, 0.0, 0.0, 0.0)
@@ -67,8 +66,12 @@ def relevance(raw: np.ndarray, allowed: np.ndarray) -> np.ndarray:
     high = np.where(finite, raw, -np.inf).max(axis=1, keepdims=True)
     spread = high - low > 0
     with np.errstate(invalid="ignore"):
-        scaled = (raw - low) / np.where(spread, high - low, 1.0)
-    return np.where(spread, scaled, np.where(np.isnan(raw), np.nan, 1.0))
+        out = raw - low
+        out /= np.where(spread, high - low, 1.0)
+    flat = ~spread[:, 0]
+    if flat.any():
+        out[flat] = np.where(np.isnan(raw[flat]), np.nan, 1.0)
+    return out
 
 
 def revenue(terms: OfferTerms, current_offer: pd.Series) -> np.ndarray:
@@ -83,11 +86,13 @@ def revenue(terms: OfferTerms, current_offer: pd.Series) -> np.ndarray:
 def retention(terms: OfferTerms, churn: pd.Series, data_use: pd.Series) -> np.ndarray:
     use = data_use.to_numpy(dtype=np.float64, na_value=np.nan)[:, None]
     known = np.isfinite(use) & (use > 0)
-    coverage = np.where(known, np.minimum(terms.data_gb[None, :] / np.where(known, use, 1.0), 1.0),
-                        1.0)
-    value = 0.5 * coverage + 0.5 * terms.value[None, :]
-    risk = np.nan_to_num(churn.to_numpy(dtype=np.float64, na_value=np.nan), nan=0.0)
-    return risk[:, None] * value
+    value = terms.data_gb[None, :] / np.where(known, use, 1.0)  # coverage, in place from here
+    np.minimum(value, 1.0, out=value)
+    value[~known[:, 0]] = 1.0
+    value *= 0.5
+    value += 0.5 * terms.value[None, :]
+    value *= np.nan_to_num(churn.to_numpy(dtype=np.float64, na_value=np.nan), nan=0.0)[:, None]
+    return value
 
 
 def weights_for(segments: pd.Series, cfg: RerankConfig, control: np.ndarray) -> np.ndarray:
@@ -121,20 +126,29 @@ def greedy_rank(parts: tuple[np.ndarray, np.ndarray, np.ndarray], allowed: np.nd
     groups by their number of contenders (a power of two), each over only those columns."""
     n, m = allowed.shape
     depth = min(depth, m)
-    fixed = sum(weights[:, c, None] * parts[c] for c in range(3))
+    fixed = weights[:, 0, None] * parts[0]
+    for c in (1, 2):
+        fixed += weights[:, c, None] * parts[c]
     threshold = np.partition(_pick_key(fixed, allowed), m - depth, axis=1)[:, m - depth, None]
     contender = allowed & ~(fixed + weights[:, 3, None] < threshold)  # NaN stays a contender
-    width = np.minimum(2 ** np.ceil(np.log2(np.maximum(contender.sum(axis=1), 1))), m)
+    count = contender.sum(axis=1)
+    width = np.minimum(2 ** np.ceil(np.log2(np.maximum(count, 1))), m).astype(np.int64)
+    dissimilarity = 1.0 - similarity
     ranking = Ranking(np.full((n, depth), -1, dtype=np.int64), np.full((n, depth), np.nan),
                       np.full((n, depth, 4), np.nan))
-    for w in np.unique(width).astype(np.int64):
+    for w in np.unique(width):
         rows = np.flatnonzero(width == w)
-        # the group's contenders first (then other columns, closed), in offer index order
-        columns = np.sort(top_k_columns(contender[rows].astype(np.int8), w), axis=1)
-        *on_parts, on_fixed, on_open = [np.take_along_axis(a[rows], columns, axis=1)
-                                        for a in (*parts, fixed, contender)]
-        part = _greedy_on_columns(on_parts, on_fixed, on_open, columns, similarity,
-                                  weights[rows, 3], depth)
+        # the group's contenders first, in offer index order; the rest of the w slots closed
+        at, offer = np.nonzero(contender[rows])
+        mine = count[rows]
+        slot = np.arange(len(at)) - np.repeat(np.cumsum(mine) - mine, mine)
+        columns = np.zeros((len(rows), w), dtype=np.int64)
+        columns[at, slot] = offer
+        open_ = np.zeros((len(rows), w), dtype=bool)
+        open_[at, slot] = True
+        flat = rows[:, None] * m + columns  # into the (n x m) matrices, no copy of their rows
+        part = _greedy_on_columns([np.take(p, flat) for p in parts], np.take(fixed, flat),
+                                  open_, columns, dissimilarity, weights[rows, 3], depth)
         ranking.offers[rows], ranking.final[rows] = part.offers, part.final
         ranking.components[rows] = part.components
     return ranking
@@ -142,33 +156,41 @@ def greedy_rank(parts: tuple[np.ndarray, np.ndarray, np.ndarray], allowed: np.nd
 
 def _pick_key(score: np.ndarray, open_: np.ndarray) -> np.ndarray:
     """What argmax picks by: open offers' scores (NaN below every number), closed at -inf."""
-    return np.where(open_, np.where(np.isnan(score), np.finfo(np.float64).min, score), -np.inf)
+    key = np.where(open_, score, -np.inf)
+    nan = np.isnan(key)
+    if nan.any():
+        key[nan] = np.finfo(np.float64).min
+    return key
 
 
 def _greedy_on_columns(parts: list[np.ndarray], fixed: np.ndarray, open_: np.ndarray,
-                       columns: np.ndarray, similarity: np.ndarray, diversity_weight: np.ndarray,
-                       depth: int) -> Ranking:
-    """The greedy picks over a subset of offers per row: `columns` (rows x width, ascending)
-    are the offer indices the (rows x width) `parts`, `fixed` and `open_` refer to."""
+                       columns: np.ndarray, dissimilarity: np.ndarray,
+                       diversity_weight: np.ndarray, depth: int) -> Ranking:
+    """The greedy picks over a subset of offers per row: `columns` (rows x width) are the
+    offer indices the (rows x width) `parts`, `fixed` and `open_` refer to, the open ones in
+    ascending order."""
     n, width = open_.shape
-    closest = np.zeros((n, width))       # highest similarity to an offer already picked
-    open_ = open_.copy()
+    diversity = np.ones((n, width))  # 1 - the highest similarity to an offer already picked
+    # the pick key without diversity; adding a diversity term (<= 1) leaves -inf (closed) and
+    # the float minimum (NaN) where they are
+    key = _pick_key(fixed, open_)
     rows = np.arange(n)
     offers = np.full((n, depth), -1, dtype=np.int64)
     final = np.full((n, depth), np.nan)
     components = np.full((n, depth, 4), np.nan)
     for step in range(min(depth, width)):
-        diversity = 1.0 - closest
-        score = fixed + diversity_weight[:, None] * diversity
-        pick = np.argmax(_pick_key(score, open_), axis=1)
-        some = open_[rows, pick]
+        pick = np.argmax(key + diversity_weight[:, None] * diversity, axis=1)
+        some = ~np.isneginf(key[rows, pick])
         offer = columns[rows, pick]
+        picked = diversity[rows, pick]
         offers[some, step] = offer[some]
-        final[some, step] = score[rows, pick][some]
-        for c, part in enumerate((*parts, diversity)):
+        final[some, step] = (fixed[rows, pick] + diversity_weight * picked)[some]
+        for c, part in enumerate(parts):
             components[some, step, c] = part[rows, pick][some]
-        open_[rows[some], pick[some]] = False
-        closest = np.maximum(closest, similarity[offer[:, None], columns])
+        components[some, step, 3] = picked[some]
+        key[rows[some], pick[some]] = -np.inf
+        diversity = np.minimum(diversity, np.take(dissimilarity,
+                                                  offer[:, None] * len(dissimilarity) + columns))
     return Ranking(offers, final, components)
 
 

@@ -9,7 +9,7 @@ A row whose picks reach -inf (fewer than k values above -inf, where a closed col
 -inf column look alike) and every other key go through the partition: one np.partition finds
 each row's k-th largest value; every value above it and, of the values equal to it, those in
 the lowest columns make the k; only those k are sorted (stable, so equal values keep order).
-Used by scoring.top_k, reasons.Explainer.top_pairs and rerank.greedy_rank.
+Used by scoring.top_k and reasons.Explainer.top_pairs.
 """
 from __future__ import annotations
 
