@@ -52,10 +52,6 @@ def warm_route(cfg: ColdStartConfig) -> str:
             f"rules, {100 - share}% model")
 
 
-def _text(values: pd.Series) -> pd.Series:
-    return values.astype(object).where(values.notna(), "unknown").astype(str)
-
-
 def _phrase(values: pd.Series, template: str) -> np.ndarray:
     """`template` filled with each value's text ("unknown" for a missing one), formatted once
     per distinct value: a batch holds few distinct categories."""
@@ -99,16 +95,16 @@ def subscriber_phrases(batch: pd.DataFrame) -> np.ndarray:
 def offer_phrases(offers: pd.DataFrame) -> np.ndarray:
     """(offers x OFFER_TOKEN_COLUMNS) what each feature says about the offer (catalogue-sized)."""
     phrases = {
-        Col.PLAN_TYPE: _text(offers[Col.PLAN_TYPE]) + " plan",
-        Col.PAYMENT_TYPE: _text(offers[Col.PAYMENT_TYPE]) + " plan",
-        Col.NETWORK: _text(offers[Col.NETWORK]) + " network",
+        Col.PLAN_TYPE: _phrase(offers[Col.PLAN_TYPE], "{} plan"),
+        Col.PAYMENT_TYPE: _phrase(offers[Col.PAYMENT_TYPE], "{} plan"),
+        Col.NETWORK: _phrase(offers[Col.NETWORK], "{} network"),
         Col.FAMILY: pd.Series(np.where(offers[Col.FAMILY] == "yes", "family bundle",
                                        "single-line plan"), index=offers.index),
         Col.PRICE_TIER: "costs " + offers[Col.PRICE].map("{:.2f}".format) + " a month",
         Col.DATA_TIER: "plan gives " + offers[Col.DATA_GB].map("{:g}".format) + " GB",
         IDENTITY: pd.Series("chosen by customers like this one", index=offers.index),
     }
-    return np.column_stack([phrases[c].to_numpy(dtype=object) for c in OFFER_TOKEN_COLUMNS])
+    return np.column_stack([np.asarray(phrases[c], dtype=object) for c in OFFER_TOKEN_COLUMNS])
 
 
 def padded(features: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
