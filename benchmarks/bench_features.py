@@ -35,10 +35,12 @@ import psutil
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from telcorec import config, features, schemas, storage
-from telcorec.columns import Col
+from telcorec.core import config, schemas
+from telcorec.core.columns import Col
+from telcorec.io import storage
+from telcorec.io.warehouse import Warehouse
+from telcorec.stages import features as features_stage
 from telcorec.synthetic.generate import generate
-from telcorec.warehouse import Warehouse
 
 RUN = dt.date(2026, 11, 23)
 RESULTS = Path(__file__).resolve().parent / "results" / "bench_features.json"
@@ -130,7 +132,7 @@ def main() -> None:
     load_before = os.getloadavg()
     floors = [floor_seconds(spark, wh)]
     started = time.monotonic()
-    result = features.run(spark, cfg, RUN)
+    result = features_stage.run(spark, cfg, RUN)
     seconds = time.monotonic() - started
     floors.append(floor_seconds(spark, wh))
     floor = min(floors)

@@ -53,10 +53,15 @@ import scipy.sparse as sp
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from telcorec import config, evaluation, pipeline, schemas, storage, training
-from telcorec.columns import OFFER_CATEGORICALS, SUBSCRIBER_CATEGORICALS, Col
-from telcorec.encoding import Vocabulary, fit_vocabulary
-from telcorec.warehouse import Warehouse
+from telcorec.core import config, schemas
+from telcorec.core.columns import OFFER_CATEGORICALS, SUBSCRIBER_CATEGORICALS, Col
+from telcorec.io import storage
+from telcorec.io.warehouse import Warehouse
+from telcorec.models.encoding import Vocabulary, fit_vocabulary
+from telcorec.models.lightfm import training
+from telcorec.stages import evaluate as evaluate_stage
+from telcorec.stages import pipeline
+from telcorec.stages import train as train_stage
 
 RUN = dt.date(2026, 11, 23)
 MODEL = "lightfm_warp"
@@ -205,8 +210,8 @@ def compare_shards(spark: SparkSession, cfg: config.Config, counts: list[int]) -
     for shards in counts:
         sharded = cfg.with_overrides(**{"train.shards": shards})
         started = time.monotonic()
-        training.run(spark, sharded, RUN)
-        figures = evaluation.run(spark, sharded, RUN)
+        train_stage.run(spark, sharded, RUN)
+        figures = evaluate_stage.run(spark, sharded, RUN)
         out["by_shards"][str(shards)] = {
             **{k: round(v, 4) for k, v in figures[MODEL].items()},
             "popularity precision@5": round(figures["popularity"]["precision@5"], 4),

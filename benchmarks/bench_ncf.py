@@ -34,11 +34,11 @@ import torch
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from telcorec.columns import SUBSCRIBER_CATEGORICALS, Col
-from telcorec.encoding import Vocabulary
-from telcorec.ncf import examples, feed, trainer
-from telcorec.ncf.model import NCFRecommender, model_name
-from telcorec.ncf.scorer import NCFScorer
+from telcorec.core.columns import SUBSCRIBER_CATEGORICALS, Col
+from telcorec.models.encoding import Vocabulary
+from telcorec.models.ncf import examples, feed, trainer
+from telcorec.models.ncf.model import NCFRecommender, model_name
+from telcorec.models.ncf.scorer import NCFScorer
 
 VALUES_PER_FEATURE = 5
 ITEM_SLOTS = 6

@@ -12,7 +12,7 @@ The copies are unknown to subscriber_index (subscriber_idx -1): LightFM scores t
 features, as it does every subscriber.
 
 Measured, all in this one run on local[2]:
-  score_seconds        `telcorec.score_stage.run` over the N subscribers: representations from
+  score_seconds        `telcorec.stages.score.run` over the N subscribers: representations from
                        features, rules, re-ranking, top-K, reasons, gate checks, Delta write.
                        Run in a fresh driver process of its own (a subprocess), whose peak
                        memory is the driver's: driver_peak_rss_mb = peak RSS of the Python
@@ -59,13 +59,17 @@ from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql.types import DoubleType
 
-from telcorec import config, pipeline, schemas, score_stage, scoring, storage
-from telcorec.columns import Col
-from telcorec.config import variant_model_name
-from telcorec.models import artifacts
-from telcorec.models.lightfm_model import Representations, representations, scores
-from telcorec.training import MANIFEST
-from telcorec.warehouse import Warehouse
+from telcorec.core import config, schemas
+from telcorec.core.columns import Col
+from telcorec.core.config import variant_model_name
+from telcorec.io import artifacts, storage
+from telcorec.io.artifacts import MANIFEST
+from telcorec.io.warehouse import Warehouse
+from telcorec.models import scoring
+from telcorec.models.lightfm.model import Representations, representations, scores
+from telcorec.models.lightfm.scorer import LightFMScorer
+from telcorec.stages import pipeline
+from telcorec.stages import score as score_stage
 
 RUN = dt.date(2026, 11, 23)
 ROOT = Path(__file__).resolve().parent.parent
@@ -400,7 +404,7 @@ def in_process(setup: Setup, args) -> dict:
     against LightFM.predict on the first --predict-sample subscribers, extrapolated to N; each
     side run twice, the faster counts (one run of a few seconds varied by 1.6x here)."""
     model_dir = setup.wh.models(RUN, variant_model_name("warp"))
-    scorer = scoring.LightFMScorer.load(model_dir)
+    scorer = LightFMScorer.load(model_dir)
     if len(scorer.users) != 1:
         raise SystemExit(f"the benchmark trains one shard, found {len(scorer.users)}: "
                          "check train.shards in the workdir's bench.yaml")

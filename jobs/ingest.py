@@ -1,7 +1,7 @@
 """spark-submit entry point: Validate the four input tables: accepted rows to the validated tables, the rest to `rejects` with a reason."""
-from telcorec import ingest
-from telcorec.adapters.pseudonymise import resolve_secret
 from telcorec.cli import stage_main
+from telcorec.sources.pseudonymise import resolve_secret
+from telcorec.stages import ingest
 
 if __name__ == "__main__":
     stage_main("ingest", "Validate the four input tables: accepted rows to the validated tables, "

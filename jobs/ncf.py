@@ -1,6 +1,6 @@
 """spark-submit entry point: Train and evaluate the NCF models (GMF, MLP, NeuMF) through Petastorm and TorchDistributor."""
 from telcorec.cli import stage_main
-from telcorec.ncf import stage
+from telcorec.stages import ncf as stage
 
 if __name__ == "__main__":
     stage_main("ncf", "Train and evaluate the NCF models of ncf.models (GMF, MLP, NeuMF): examples "

@@ -1,7 +1,7 @@
 """spark-submit entry point: every stage in order, then a summary of what happened."""
-from telcorec import pipeline
-from telcorec.adapters.pseudonymise import resolve_secret
 from telcorec.cli import main
+from telcorec.sources.pseudonymise import resolve_secret
+from telcorec.stages import pipeline
 
 if __name__ == "__main__":
     main("pipeline",

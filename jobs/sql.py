@@ -1,7 +1,8 @@
 """spark-submit entry point: run SQL over the warehouse's Delta tables (each one is a view)."""
-from telcorec import sql, storage
+from telcorec import sql
 from telcorec.cli import main
-from telcorec.warehouse import Warehouse
+from telcorec.io import storage
+from telcorec.io.warehouse import Warehouse
 
 
 def _body(spark, cfg, args):

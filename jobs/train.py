@@ -1,7 +1,7 @@
 """spark-submit entry point: Train one LightFM hybrid model per shard of subscribers, inside Spark tasks."""
-from telcorec import training
 from telcorec.cli import stage_main
+from telcorec.stages import train
 
 if __name__ == "__main__":
     stage_main("train", "Train one LightFM hybrid model per shard of subscribers, inside Spark tasks.",
-               training.run)
+               train.run)

@@ -2,9 +2,9 @@
 import argparse
 import math
 
-from telcorec import maintenance
 from telcorec.cli import main
-from telcorec.warehouse import Warehouse
+from telcorec.io import maintenance
+from telcorec.io.warehouse import Warehouse
 
 DESCRIPTION = (
     "Remove orphan data files from every Delta table under the warehouse: Parquet files that no "

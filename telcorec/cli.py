@@ -10,9 +10,9 @@ from typing import Callable
 
 from pyspark.sql import SparkSession
 
-from telcorec import config as config_module
-from telcorec.config import Config
-from telcorec.exceptions import TelcorecError
+from telcorec.core import config as config_module
+from telcorec.core.config import Config
+from telcorec.core.exceptions import TelcorecError
 
 DEFAULT_CONF = "conf/local.yaml"
 
@@ -90,7 +90,7 @@ def stage_main(job: str, description: str,
                stage: Callable[[SparkSession, Config, dt.date], object]) -> None:
     """`main` for a job that runs one pipeline stage and prints its result as JSON. A stage the
     config leaves out of the pipeline is refused with the reason (exit 2, before Spark starts)."""
-    from telcorec.pipeline import skip_reason  # the pipeline imports every stage: only here
+    from telcorec.stages.pipeline import skip_reason  # the pipeline imports every stage: only here
 
     def body(spark: SparkSession, cfg: Config, args: argparse.Namespace) -> str:
         return json.dumps(stage(spark, cfg, args.run_date), indent=2, default=str)

@@ -5,8 +5,9 @@ import logging
 
 from pyspark.sql import DataFrame, SparkSession
 
-from telcorec import schemas, storage
-from telcorec.warehouse import Warehouse
+from telcorec.core import schemas
+from telcorec.io import storage
+from telcorec.io.warehouse import Warehouse
 
 log = logging.getLogger(__name__)
 

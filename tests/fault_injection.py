@@ -20,8 +20,9 @@ from pyspark import TaskContext
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import types as T
 
-from telcorec import schemas, storage
-from telcorec.columns import Col
+from telcorec.core import schemas
+from telcorec.core.columns import Col
+from telcorec.io import storage
 
 MODES = ("one", "all", "exit")  # fail partition 0 | fail every partition | kill partition 1's worker
 

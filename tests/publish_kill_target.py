@@ -25,10 +25,11 @@ from deltalake import DeltaTable
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from telcorec import config, runs, schemas, storage
-from telcorec.columns import Col
-from telcorec.contract import OffersContract
-from telcorec.warehouse import Warehouse
+from telcorec.core import config, schemas
+from telcorec.core.columns import Col
+from telcorec.io import runs, storage
+from telcorec.io.warehouse import Warehouse
+from telcorec.publish.contract import OffersContract
 
 
 def phase(name: str) -> None:

@@ -17,10 +17,12 @@ import os
 import sys
 from pathlib import Path
 
+import fault_injection
 from pyspark.sql import SparkSession
 
-import fault_injection
-from telcorec import config, pipeline, schemas, storage
+from telcorec.core import config, schemas
+from telcorec.io import storage
+from telcorec.stages import pipeline
 
 RUN = dt.date(2026, 11, 23)
 ROWS, PARTS = 1000, 4

@@ -7,11 +7,17 @@ import pandas as pd
 import pytest
 from pyspark.sql import functions as F
 
-from telcorec import config, features, ingest, interactions, schemas, storage
-from telcorec.adapters import pseudonymise as pseudo
-from telcorec.columns import Col
-from telcorec.exceptions import ConfigError
-from telcorec.warehouse import Warehouse
+from telcorec.core import config, schemas
+from telcorec.core.columns import Col
+from telcorec.core.exceptions import ConfigError
+from telcorec.io import storage
+from telcorec.io.warehouse import Warehouse
+from telcorec.sources import pseudonymise as pseudo
+from telcorec.stages import evaluate as evaluate_stage
+from telcorec.stages import features as features_stage
+from telcorec.stages import ingest as ingest_stage
+from telcorec.stages import interactions as interactions_stage
+from telcorec.stages import train as train_stage
 
 RUN = dt.date(2026, 11, 23)
 IBM = "../shared/data/ibm-telco-churn/Telco-Customer-Churn.csv"
@@ -29,11 +35,11 @@ def read(spark, cfg, name, schema):
 
 def test_ibm_telco_runs_through_the_feature_stage_from_config_alone(spark, tmp_path):
     cfg = conf("conf/ibm_telco.yaml", tmp_path)
-    counts = {c.table: c for c in ingest.run(spark, cfg, RUN)}
+    counts = {c.table: c for c in ingest_stage.run(spark, cfg, RUN)}
     raw = pd.read_csv(IBM)
     assert (counts["subscribers"].read, counts["subscribers"].accepted) == (len(raw), len(raw))
     assert counts["catalogue"].accepted == 13 and counts["cdr"].read == 0
-    result = features.run(spark, cfg, RUN)
+    result = features_stage.run(spark, cfg, RUN)
     assert result["subscriber_features"] == len(raw) and result["offer_features"] == 13
     assert result["churn_holdout_auc"] > 0.75  # a logistic regression on the Churn label
     feats = read(spark, cfg, "subscriber_features", schemas.SUBSCRIBER_FEATURES)
@@ -72,7 +78,7 @@ def copenhagen_oracle() -> pd.DataFrame:
 
 def test_copenhagen_runs_through_the_feature_stage_from_config_alone(spark, tmp_path):
     cfg = conf("conf/copenhagen.yaml", tmp_path)
-    counts = {c.table: c for c in ingest.run(spark, cfg, RUN)}
+    counts = {c.table: c for c in ingest_stage.run(spark, cfg, RUN)}
     calls, sms = pd.read_csv(CALLS), pd.read_csv(SMS)
     cdr = counts["cdr"]
     assert cdr.read == len(calls) + len(sms) == cdr.accepted + cdr.rejected
@@ -80,7 +86,7 @@ def test_copenhagen_runs_through_the_feature_stage_from_config_alone(spark, tmp_
     assert cdr.flagged == {"missed_calls": 366, "zero_length_calls": 580}
     participants = set(calls["from"]) | set(calls["to"]) | set(sms["from"]) | set(sms["to"])
     assert counts["subscribers"].accepted == len(participants)
-    features.run(spark, cfg, RUN)
+    features_stage.run(spark, cfg, RUN)
     got = read(spark, cfg, "subscriber_features", schemas.SUBSCRIBER_FEATURES).toPandas()
     got = got.set_index(Col.SUBSCRIBER_ID)
     oracle = copenhagen_oracle()
@@ -118,7 +124,6 @@ def write_interactions(tmp_path) -> str:
 
 
 def test_generic_interactions_run_through_train_and_evaluate(spark, tmp_path):
-    from telcorec import evaluation, training
     src = write_interactions(tmp_path)
     cfg = conf("conf/local.yaml", tmp_path, **{
         "inputs.source": "interactions",
@@ -129,18 +134,18 @@ def test_generic_interactions_run_through_train_and_evaluate(spark, tmp_path):
                                 "users": {"path": "users.csv", "columns": {
                                     "subscriber_id": "uid", "segment": "grp"}}},
         "train.lightfm.epochs": 60})
-    counts = {c.table: c for c in ingest.run(spark, cfg, RUN)}
+    counts = {c.table: c for c in ingest_stage.run(spark, cfg, RUN)}
     assert (counts["subscriptions"].accepted, counts["subscribers"].accepted,
             counts["catalogue"].accepted) == (4 * USERS, USERS, 12)
-    features.run(spark, cfg, RUN)
-    assert interactions.run(spark, cfg, RUN)["interactions"] == 4 * USERS
+    features_stage.run(spark, cfg, RUN)
+    assert interactions_stage.run(spark, cfg, RUN)["interactions"] == 4 * USERS
     pairs = read(spark, cfg, "interactions", schemas.INTERACTIONS)
     assert pairs.filter(F.col(Col.SPLIT) == "test").count() == USERS  # the latest per user
     # confidence: plays 1..4, normalised by their 99th percentile (4): 1 + 40 * plays / 4
     weights = {r[Col.WEIGHT] for r in pairs.collect()}
     assert weights == {11.0, 21.0, 31.0, 41.0}
-    training.run(spark, cfg, RUN)
-    metrics = evaluation.run(spark, cfg, RUN)
+    train_stage.run(spark, cfg, RUN)
+    metrics = evaluate_stage.run(spark, cfg, RUN)
     model = next(v for k, v in metrics.items() if k.startswith("lightfm"))
     # every user's held-out item is among their group's 2 unseen items: the model finds it
     assert model["precision@5"] > metrics["popularity"]["precision@5"]
@@ -175,8 +180,8 @@ def test_pseudonyms_match_hmac_and_replace_ids_before_anything_is_written(spark,
     assert got == want == [None if i is None else pseudo.pseudonym(key, i) for i in ids]
     cfg = conf("conf/copenhagen.yaml", tmp_path, **{"pseudonymisation.enabled": True})
     with pytest.raises(ConfigError, match="no key"):
-        ingest.run(spark, cfg, RUN)
-    ingest.run(spark, cfg, RUN, secret=key)
+        ingest_stage.run(spark, cfg, RUN)
+    ingest_stage.run(spark, cfg, RUN, secret=key)
     subs = {r[0] for r in read(spark, cfg, "subscribers", schemas.accepted("subscribers"))
             .select(Col.SUBSCRIBER_ID).collect()}
     raw = pd.read_csv(CALLS)

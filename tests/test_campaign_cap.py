@@ -1,4 +1,4 @@
-"""The campaign cap by thresholds (telcorec/campaign_cap.py) against the obvious implementation:
+"""The campaign cap by thresholds (telcorec/offers/campaign_cap.py) against the obvious implementation:
 a window numbering every candidate row of an offer (kept here as the slow reference)."""
 import numpy as np
 import pandas as pd
@@ -6,10 +6,10 @@ import pytest
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
-from telcorec import campaign_cap, selection
-from telcorec.columns import Col
-from telcorec.config import CampaignCapConfig
-from telcorec.rerank import Ranking
+from telcorec.core.columns import Col
+from telcorec.core.config import CampaignCapConfig
+from telcorec.offers import campaign_cap, selection
+from telcorec.offers.rerank import Ranking
 
 CAPPED = "capped"
 

@@ -28,8 +28,8 @@ import pandas as pd
 import pytest
 from deltalake import DeltaTable
 
-from telcorec import config
-from telcorec.columns import Col
+from telcorec.core import config
+from telcorec.core.columns import Col
 
 pytestmark = pytest.mark.cluster
 

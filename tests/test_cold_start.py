@@ -5,10 +5,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from telcorec import config
-from telcorec.cold_start import ContentScorer, content_weights, routes
-from telcorec.columns import Col, Route
-from telcorec.scoring import ColdStartBlend, PopularityScorer
+from telcorec.core import config
+from telcorec.core.columns import Col, Route
+from telcorec.models.scoring import PopularityScorer
+from telcorec.offers.cold_start import ColdStartBlend, ContentScorer, content_weights, routes
 
 CFG = config.from_dict({}).cold_start
 OFFERS = pd.DataFrame({

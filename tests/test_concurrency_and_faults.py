@@ -26,12 +26,14 @@ import pyarrow.parquet as pq
 import pytest
 from deltalake import DeltaTable, write_deltalake
 from deltalake.writer import AddAction, get_file_stats_from_metadata
-
 from fault_injection import committed_and_orphan_files, offers_rows, table_digest
-from telcorec import config, pipeline, schemas, storage
-from telcorec.columns import Col
-from telcorec.exceptions import PublishError
-from telcorec.warehouse import Warehouse
+
+from telcorec.core import config, schemas
+from telcorec.core.columns import Col
+from telcorec.core.exceptions import PublishError
+from telcorec.io import storage
+from telcorec.io.warehouse import Warehouse
+from telcorec.stages import pipeline
 
 D1, D2, D3 = dt.date(2026, 11, 1), dt.date(2026, 11, 2), dt.date(2026, 11, 3)
 ROOT = Path(__file__).resolve().parent.parent
@@ -189,15 +191,15 @@ def test_whole_table_replaces_started_together_exactly_one_commits(spark, tmp_pa
 # `replaceWhere`): an unpredicated overwrite from a stale snapshot silently drops rows a
 # concurrent writer appended (issue 7).
 UNPREDICATED_OVERWRITES = {
-    ("telcorec/storage.py", "_commit", "write_new_deltalake"):
+    ("telcorec/io/storage.py", "_commit", "write_new_deltalake"):
         "creates a table that does not exist yet, under the commit lock",
-    ("telcorec/storage.py", "_commit", "create_write_transaction"):
+    ("telcorec/io/storage.py", "_commit", "create_write_transaction"):
         "its filters are None only for replace_table; every commit is checked against "
         "concurrent commits since the version the write started from",
-    ("telcorec/storage.py", "replace_table", "mode"):
+    ("telcorec/io/storage.py", "replace_table", "mode"):
         "replace_table: the Spark writer's whole-table replace of a single-owner table",
 }
-REPLACE_TABLE_CALLERS = {"telcorec/generation.py"}  # the demo's generated input tables
+REPLACE_TABLE_CALLERS = {"telcorec/stages/generate.py"}  # the demo's generated input tables
 
 
 def _overwrite_calls(source: str) -> list[tuple[str, str, bool]]:

@@ -1,7 +1,7 @@
 import pytest
 
-from telcorec import config
-from telcorec.exceptions import ConfigError
+from telcorec.core import config
+from telcorec.core.exceptions import ConfigError
 
 
 def test_local_config_loads_with_base_defaults():
@@ -71,7 +71,7 @@ def test_model_selection_is_validated(data, message):
 
 
 def test_a_config_leaves_out_stages_with_a_reason_that_says_what_to_set():
-    from telcorec.pipeline import STAGES, skip_reason
+    from telcorec.stages.pipeline import STAGES, skip_reason
     local, full = config.load("conf/local.yaml"), config.load("conf/full.yaml")
     ibm = config.load("conf/ibm_telco.yaml")
     assert [s for s in STAGES if skip_reason(full, s)] == []

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from telcorec.columns import Col
-from telcorec.evaluation import ranking_metrics
+from telcorec.core.columns import Col
+from telcorec.evaluation.offline import ranking_metrics
 
 
 def reference(recs, truth, k):

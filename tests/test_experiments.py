@@ -4,10 +4,11 @@ import hashlib
 import pytest
 from pyspark.sql import functions as F
 
-from telcorec import config, experiments
-from telcorec.columns import Col
-from telcorec.config import ExperimentConfig
-from telcorec.exceptions import ConfigError
+from telcorec.core import config
+from telcorec.core.columns import Col
+from telcorec.core.config import ExperimentConfig
+from telcorec.core.exceptions import ConfigError
+from telcorec.offers import experiments
 
 
 def reference_arm(subscriber_id: str, cfg: ExperimentConfig) -> str:

@@ -4,10 +4,12 @@ import pytest
 from pyspark.sql import functions as F
 from pyspark.testing import assertSchemaEqual
 
-from telcorec import features, schemas, storage
-from telcorec.columns import Col
-from telcorec.config import FeaturesConfig
-from telcorec.features import offers, subscriber, usage
+from telcorec import features
+from telcorec.core import schemas
+from telcorec.core.columns import Col
+from telcorec.core.config import FeaturesConfig
+from telcorec.features import subscriber, usage
+from telcorec.io import storage
 
 RUN = dt.date(2026, 11, 1)
 MONTHS = 6

@@ -4,8 +4,8 @@ import math
 import numpy as np
 import pytest
 
-from telcorec.columns import Col
-from telcorec.config import FeaturesConfig
+from telcorec.core.columns import Col
+from telcorec.core.config import FeaturesConfig
 from telcorec.features import churn
 
 CFG = FeaturesConfig()

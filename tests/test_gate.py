@@ -1,7 +1,7 @@
 import math
 
-from telcorec.config import GateConfig
-from telcorec.gate import OutputStats, check
+from telcorec.core.config import GateConfig
+from telcorec.publish.gate import OutputStats, check
 
 GOOD = OutputStats(rows=1000, subscribers=100, k=10, distinct_offers=30, catalogue_size=60,
                    non_finite_scores=0)

@@ -17,10 +17,12 @@ from deltalake import DeltaTable
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
-from telcorec import config, metrics_store, pipeline, runs, schemas, storage
-from telcorec.columns import Col, RunStatus, Split
-from telcorec.gate import GateRejected
-from telcorec.warehouse import Warehouse
+from telcorec.core import config, schemas
+from telcorec.core.columns import Col, RunStatus, Split
+from telcorec.core.exceptions import GateRejected
+from telcorec.io import metrics_store, runs, storage
+from telcorec.io.warehouse import Warehouse
+from telcorec.stages import pipeline
 
 RUN = dt.date(2026, 11, 23)
 KEY = "precision@5"

@@ -3,9 +3,11 @@ import datetime as dt
 import pytest
 from pyspark.sql import functions as F
 
-from telcorec import ingest, schemas
-from telcorec.columns import Col
-from telcorec.exceptions import SchemaError
+from telcorec.core import schemas
+from telcorec.core.columns import Col
+from telcorec.core.exceptions import SchemaError
+from telcorec.sources import validate
+from telcorec.stages import ingest as ingest_stage
 
 RUN = dt.date(2026, 11, 1)
 TS = dt.datetime(2026, 10, 20, 12, 0)
@@ -22,7 +24,7 @@ def subscriber(sid, segment="youth", signup=dt.date(2024, 1, 1)):
 def test_subscriber_rules(spark):
     rows = [subscriber("S1"), subscriber("S2", segment=None), subscriber("S3"),
             subscriber("S3", signup=dt.date(2025, 1, 1)), subscriber(None)]
-    tagged = ingest.tag_subscribers(spark.createDataFrame(rows, schemas.SUBSCRIBERS))
+    tagged = validate.tag_subscribers(spark.createDataFrame(rows, schemas.SUBSCRIBERS))
     got = sorted((r[Col.SUBSCRIBER_ID] or "", str(r[Col.SIGNUP_DATE]), r[Col.REASON])
                  for r in tagged.collect())
     assert got == [("", "2024-01-01", "null_key"), ("S1", "2024-01-01", None),
@@ -34,7 +36,7 @@ def test_catalogue_rules(spark):
     def offer(oid, price=10.0):
         return (oid, "n", price, 5.0, 100.0, 50, 0, "residential", "prepaid", "4G", False)
     rows = [offer("O1"), offer("O2", price=-1.0), offer("O3"), offer("O3", price=20.0)]
-    tagged = ingest.tag_catalogue(spark.createDataFrame(rows, schemas.CATALOGUE))
+    tagged = validate.tag_catalogue(spark.createDataFrame(rows, schemas.CATALOGUE))
     got = sorted((r[Col.OFFER_ID], r[Col.PRICE], r[Col.REASON]) for r in tagged.collect())
     assert got == [("O1", 10.0, None), ("O2", -1.0, "negative_price"), ("O3", 10.0, None),
                    ("O3", 20.0, "duplicate_id")]
@@ -47,7 +49,7 @@ def test_subscription_rules(spark):
     rows = [("S1", "O1", d(2025, 1, 1), None), ("S9", "O1", d(2025, 1, 1), None),
             ("S1", "O9", d(2025, 1, 1), None), ("S1", "O1", d(2025, 5, 1), d(2025, 4, 1)),
             ("S1", "O1", d(2027, 1, 1), None), (None, "O1", d(2025, 1, 1), None)]
-    tagged = ingest.tag_subscriptions(spark.createDataFrame(rows, schemas.SUBSCRIPTIONS),
+    tagged = validate.tag_subscriptions(spark.createDataFrame(rows, schemas.SUBSCRIPTIONS),
                                       subs, offers, RUN)
     got = sorted(((r[Col.SUBSCRIBER_ID] or "", r[Col.OFFER_ID], str(r[Col.START_DATE])),
                   r[Col.REASON]) for r in tagged.collect())
@@ -70,7 +72,7 @@ def test_cdr_rules_each_reason_and_first_copy_kept(spark):
         (None, "S1", "sms", TS, None, None),                            # null_key
         ("E9", "S1", "data", TS, None, -3.0),                           # negative_volume
     ]
-    tagged = ingest.tag_cdr(spark.createDataFrame(rows, schemas.CDR), subs, RUN, 120)
+    tagged = validate.tag_cdr(spark.createDataFrame(rows, schemas.CDR), subs, RUN, 120)
     got = sorted(((r[Col.EVENT_ID] or "", str(r[Col.EVENT_TS])), r[Col.REASON])
                  for r in tagged.collect())
     assert [reason for _, reason in got] == [
@@ -83,13 +85,13 @@ def test_counts_add_up_and_rejects_carry_the_record(spark):
     subs = spark.createDataFrame([("S1",)], [Col.SUBSCRIBER_ID])
     rows = [("E1", "S1", "voice", TS, 60.0, None), ("E2", "S1", "voice", TS, -1.0, None),
             ("E3", "S2", "sms", TS, None, None)]
-    tagged = ingest.tag_cdr(spark.createDataFrame(rows, schemas.CDR), subs, RUN, 120)
-    counts = ingest.count_tagged(tagged, "cdr")
+    tagged = validate.tag_cdr(spark.createDataFrame(rows, schemas.CDR), subs, RUN, 120)
+    counts = validate.count_tagged(tagged, "cdr")
     assert (counts.read, counts.accepted, counts.rejected_by_reason) == (
         3, 1, {"negative_duration": 1, "unknown_subscriber": 1})
-    accepted = ingest.accepted_rows(tagged, schemas.CDR, RUN)
+    accepted = validate.accepted_rows(tagged, schemas.CDR, RUN)
     assert accepted.columns == schemas.validated(schemas.CDR).fieldNames()
-    rejected = ingest.rejected_rows(tagged, "cdr", schemas.CDR, RUN)
+    rejected = validate.rejected_rows(tagged, "cdr", schemas.CDR, RUN)
     assert rejected.columns == schemas.REJECTS.fieldNames()
     record = rejected.filter(F.col(Col.REASON) == "negative_duration").first()[Col.RECORD]
     assert '"event_id":"E2"' in record and '"duration_s":-1.0' in record
@@ -98,8 +100,9 @@ def test_counts_add_up_and_rejects_carry_the_record(spark):
 # ---- the bad-row corpus: every reject reason, through the operator CSV adapter ---------------
 from collections import Counter  # noqa: E402
 
-from telcorec import config, storage  # noqa: E402
-from telcorec.warehouse import Warehouse  # noqa: E402
+from telcorec.core import config
+from telcorec.io import storage  # noqa: E402
+from telcorec.io.warehouse import Warehouse  # noqa: E402
 
 CORPUS_RUN = dt.date(2026, 11, 1)
 # Each table: header, then rows whose last field is the expected reason ("" = accepted).
@@ -200,7 +203,7 @@ def expected(name):
 
 def test_bad_row_corpus_every_reason_nothing_lost(spark, tmp_path):
     cfg = corpus_config(tmp_path)
-    counts = {c.table: c for c in ingest.run(spark, cfg, CORPUS_RUN)}
+    counts = {c.table: c for c in ingest_stage.run(spark, cfg, CORPUS_RUN)}
     wh = Warehouse.from_config(cfg.warehouse, cfg.inputs.path)
     rejects = storage.read_table(spark, wh.table("rejects"), schemas.REJECTS, CORPUS_RUN)
     by_table = {}
@@ -227,10 +230,10 @@ def test_unmapped_required_column_fails_before_anything_is_written(spark, tmp_pa
     mapping = {k: v for k, v in MAPPING["cdr"].items() if k != "event_ts"}
     bad = cfg.with_overrides(**{"inputs.operator.cdr": {"path": "cdr.csv", "columns": mapping}})
     with pytest.raises(SchemaError, match="'event_ts' \\(expected timestamp\\)"):
-        ingest.run(spark, bad, CORPUS_RUN)
+        ingest_stage.run(spark, bad, CORPUS_RUN)
     renamed = {**MAPPING["cdr"], "event_ts": "when"}
     bad = cfg.with_overrides(**{"inputs.operator.cdr": {"path": "cdr.csv", "columns": renamed}})
     with pytest.raises(SchemaError, match="column 'when' \\(contract 'event_ts', expected "
                                           "timestamp\\) is missing"):
-        ingest.run(spark, bad, CORPUS_RUN)
+        ingest_stage.run(spark, bad, CORPUS_RUN)
     assert not (tmp_path / "wh").exists()

@@ -21,12 +21,17 @@ import pytest
 import yaml
 from pyspark.sql import functions as F
 
-from telcorec import adapters, config, ingest, rules, schemas, selection, storage
-from telcorec.adapters import pseudonymise as pseudo
-from telcorec.columns import Col
-from telcorec.exceptions import ConfigError, DataError, SchemaError
+from telcorec import sources
+from telcorec.core import config, schemas
+from telcorec.core.columns import Col
+from telcorec.core.exceptions import ConfigError, DataError, SchemaError
+from telcorec.io import storage
+from telcorec.io.warehouse import Warehouse
+from telcorec.offers import rules, selection
+from telcorec.sources import pseudonymise as pseudo
+from telcorec.sources import validate
+from telcorec.stages import ingest as ingest_stage
 from telcorec.synthetic.generate import generate
-from telcorec.warehouse import Warehouse
 
 ROOT = Path(__file__).resolve().parents[1]
 RUN = dt.date(2026, 11, 23)
@@ -144,7 +149,7 @@ def contract_arrow(frame: pd.DataFrame, name: str) -> pa.Schema:
 
 def mapped_rows(spark, cfg, name) -> list:
     """The input table as ingest receives it from the adapter (contract columns, parse flags)."""
-    df = adapters.read_inputs(spark, cfg, RUN, "delta-rs")[name]
+    df = sources.read_inputs(spark, cfg, RUN, "delta-rs")[name]
     return sorted((tuple(r) for r in df.collect()), key=repr)
 
 
@@ -159,14 +164,14 @@ def test_schema_drift_is_detected_before_any_write(spark, tmp_path, tiny_frames,
     wh = tmp_path / "wh"
     if message is not None:
         with pytest.raises(SchemaError, match=message) as err:
-            ingest.run(spark, cfg, RUN)
+            ingest_stage.run(spark, cfg, RUN)
         written = sorted(str(p.relative_to(tmp_path)) for p in wh.rglob("*")) if wh.exists() else []
         print(f"drift {name}/{kind}: SchemaError, {len(written)} paths written: {err.value}")
         assert written == [] and not wh.exists()
         return
     # reordered: read by name and logged; ingest judges exactly the rows of the original order
     # (compared on the mapped table, all columns and rows, before tagging: no write needed)
-    caplog.set_level("INFO", logger="telcorec.adapters.parse")
+    caplog.set_level("INFO", logger="telcorec.sources.parse")
     got = mapped_rows(spark, cfg, name)
     write_sources(dict(tiny_frames), tmp_path / "plain")
     want = mapped_rows(spark, operator_config(tmp_path, tmp_path / "plain", "parquet"), name)
@@ -183,7 +188,7 @@ def test_extra_columns_ignore_reads_the_wider_source(spark, tmp_path, tiny_frame
     frames["cdr"] = tiny_frames["cdr"].assign(cell_id="C1")
     write_sources(frames, tmp_path / "src")
     cfg = operator_config(tmp_path, tmp_path / "src", "parquet", extra_columns="ignore")
-    raw = adapters.read_inputs(spark, cfg, RUN, "delta-rs")
+    raw = sources.read_inputs(spark, cfg, RUN, "delta-rs")
     print(f"extra column ignored: cdr has {len(raw['cdr'].columns)} columns after mapping")
     assert "cell_id" not in raw["cdr"].columns
 
@@ -199,7 +204,7 @@ def test_csv_column_holding_text_everywhere_fails_naming_column_and_type(spark, 
     cfg = operator_config(tmp_path, src, "csv", max_reject_share=0.05)
     with pytest.raises(DataError, match=r"Column\(s\) 'duration_s' \(expected double\) parsed in "
                                         "none of the"):
-        ingest.run(spark, cfg, RUN)
+        ingest_stage.run(spark, cfg, RUN)
     print(f"csv text-everywhere: failed before any write, warehouse exists: "
           f"{(tmp_path / 'wh').exists()}")
     assert not (tmp_path / "wh").exists()
@@ -218,7 +223,7 @@ def test_contract_tables_source_detects_drift_too(spark, tmp_path, tiny_frames):
         storage.replace_table(df, wh.input_table(name), df.schema)
     with pytest.raises(SchemaError, match=r"'duration_s' \(contract 'duration_s'\) is string, "
                                           "expected double"):
-        ingest.run(spark, base, RUN)
+        ingest_stage.run(spark, base, RUN)
     assert not (tmp_path / "wh" / "cdr").exists() and not (tmp_path / "wh" / "rejects").exists()
     print("contract tables: retyped duration_s refused before any write")
 
@@ -258,10 +263,10 @@ def test_malformed_cdr_lines_counts_hold_for_every_projection(spark, tmp_path, t
     (src / "cdr.csv").write_text("\n".join(lines) + "\n")
     cfg = operator_config(tmp_path, src, "csv")
     read = len(lines) - 1
-    raw = adapters.read_inputs(spark, cfg, RUN, "delta-rs")
-    subs = ingest.tag_subscribers(raw["subscribers"])
+    raw = sources.read_inputs(spark, cfg, RUN, "delta-rs")
+    subs = validate.tag_subscribers(raw["subscribers"])
     sub_ids = subs.filter(F.col(Col.REASON).isNull()).select(Col.SUBSCRIBER_ID)
-    tagged = ingest.tag_cdr(raw["cdr"], sub_ids, RUN, cfg.ingest.cdr_window_days).cache()
+    tagged = validate.tag_cdr(raw["cdr"], sub_ids, RUN, cfg.ingest.cdr_window_days).cache()
     projections = [tagged.columns, [Col.EVENT_ID], [Col.DURATION_S], [Col.EVENT_TS, Col.REASON],
                    [Col.DATA_MB]]
     seen = set()
@@ -289,10 +294,10 @@ def test_malformed_cdr_lines_counts_hold_for_every_projection(spark, tmp_path, t
     # over the limit: a clear error and no table written
     strict = operator_config(tmp_path / "s", src, "csv", max_reject_share=0.001)
     with pytest.raises(DataError, match=r"rows of 'cdr' .* above ingest.max_reject_share=0.001"):
-        ingest.run(spark, strict, RUN)
+        ingest_stage.run(spark, strict, RUN)
     assert not (tmp_path / "s" / "wh").exists()
     # under the limit: every quarantined row is in rejects, with its reason
-    counts = {c.table: c for c in ingest.run(spark, cfg, RUN)}
+    counts = {c.table: c for c in ingest_stage.run(spark, cfg, RUN)}
     wh = Warehouse.from_config(cfg.warehouse, cfg.inputs.path)
     rejects = storage.read_table(spark, wh.table("rejects"), schemas.REJECTS, RUN)
     stored = {r[0]: r[1] for r in rejects.where(F.col(Col.SOURCE_TABLE) == "cdr")
@@ -345,7 +350,7 @@ def test_missing_secret_fails_closed_naming_where_to_put_it(spark, tmp_path, tin
     with pytest.raises(ConfigError, match="environment variable TELCOREC_PSEUDO_KEY") as err:
         pseudo.resolve_secret(cfg, environ={})
     with pytest.raises(ConfigError, match="no key"):
-        ingest.run(spark, cfg, RUN)
+        ingest_stage.run(spark, cfg, RUN)
     print(f"missing secret: {err.value}; warehouse created: {(tmp_path / 'wh').exists()}")
     assert not (tmp_path / "wh").exists()
 
@@ -369,7 +374,7 @@ def test_rejects_keep_no_source_value_of_unparsable_rows_when_pseudonymised(spar
     (src / "cdr.csv").write_text("\n".join(lines) + "\n")
     cfg = operator_config(tmp_path, src, "csv").with_overrides(
         **{"pseudonymisation.enabled": True})
-    ingest.run(spark, cfg, RUN, secret=KEY)
+    ingest_stage.run(spark, cfg, RUN, secret=KEY)
     wh = Warehouse.from_config(cfg.warehouse, cfg.inputs.path)
     records = [r[Col.RECORD] for r in storage.read_table(
         spark, wh.table("rejects"), schemas.REJECTS, RUN).collect()]
@@ -382,10 +387,10 @@ def test_rejects_keep_no_source_value_of_unparsable_rows_when_pseudonymised(spar
 
 def test_opted_out_subscribers_get_no_offers_and_the_rule_counts_them(spark, tmp_path):
     from deltalake import DeltaTable
-    from test_selection import ROWS, COLUMNS, literal_batch, make_selection
+    from test_selection import COLUMNS, ROWS, literal_batch, make_selection
 
-    from telcorec import score_stage
-    from telcorec.contract import OffersContract
+    from telcorec.publish import passes
+    from telcorec.publish.contract import OffersContract
     batch = literal_batch()
     batch[Col.MARKETING_OPT_OUT] = [True, False, True]   # A (model arm) and C (control arm)
     got = selection.candidate_rows(batch, make_selection()).to_pandas()
@@ -397,7 +402,7 @@ def test_opted_out_subscribers_get_no_offers_and_the_rule_counts_them(spark, tmp
     sel = make_selection()
     contract = OffersContract(tuple(sel.offers[Col.OFFER_ID]), sel.depth)
     staged = storage.stage_partition(df, tmp_path / "offers", schemas.OFFERS, RUN,
-                                     score_stage.publishing_task(sel, sel.depth, None, contract,
+                                     passes.publishing_task(sel, sel.depth, None, contract,
                                                                  RUN, "run-1"))
     names = (rules.CANDIDATE_PAIRS, rules.CONSENT, rules.CURRENT_PLAN,
              *(r.name for r in sel.eligibility), rules.FATIGUE, rules.ELIGIBLE_PAIRS,
@@ -560,7 +565,7 @@ def test_canary_msisdns_leak_nowhere(spark, tmp_path):
 @pytest.mark.slow
 def test_opted_out_subscribers_get_no_offers_end_to_end(spark, tmp_path):
     """The generated source through every stage: flagged in features, absent from offers."""
-    from telcorec import pipeline
+    from telcorec.stages import pipeline
     cfg = config.load(str(ROOT / "conf/local.yaml")).with_overrides(**{
         "warehouse": str(tmp_path / "wh"), "generator.subscribers": 300,
         "generator.opt_out_share": 0.1, "train.lightfm.epochs": 5,

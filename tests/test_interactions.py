@@ -4,10 +4,11 @@ import math
 import pytest
 from pyspark.testing import assertSchemaEqual
 
-from telcorec import interactions, schemas
-from telcorec.columns import Col
-from telcorec.config import InteractionsConfig
-from telcorec.exceptions import DataError
+from telcorec.core import schemas
+from telcorec.core.columns import Col
+from telcorec.core.config import InteractionsConfig
+from telcorec.core.exceptions import DataError
+from telcorec.features import interactions
 
 RUN = dt.date(2026, 11, 1)
 d = dt.date

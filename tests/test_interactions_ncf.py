@@ -13,8 +13,9 @@ import pandas as pd
 import pytest
 from deltalake import DeltaTable
 
-from telcorec import config, pipeline
-from telcorec.columns import Col
+from telcorec.core import config
+from telcorec.core.columns import Col
+from telcorec.stages import pipeline
 
 pytestmark = pytest.mark.slow  # trains three networks: about 3 minutes on 2 cores
 

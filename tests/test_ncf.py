@@ -10,15 +10,16 @@ import torch
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from telcorec import sampled_protocol
-from telcorec.columns import Col
-from telcorec.encoding import Vocabulary
-from telcorec.exceptions import ModelError
-from telcorec.ncf import examples, feed, trainer
-from telcorec.ncf.codes import pandas_codes, spark_codes
-from telcorec.ncf.model import NCFRecommender, pretrained_neumf
-from telcorec.ncf.scorer import NCFScorer
-from telcorec.scoring import PopularityScorer, rank_frame, recommend
+from telcorec.core.columns import Col
+from telcorec.core.exceptions import ModelError
+from telcorec.evaluation import sampled_protocol
+from telcorec.models import sampled_ranking
+from telcorec.models.encoding import Vocabulary
+from telcorec.models.ncf import examples, feed, trainer
+from telcorec.models.ncf.codes import pandas_codes, spark_codes
+from telcorec.models.ncf.model import NCFRecommender, pretrained_neumf
+from telcorec.models.ncf.scorer import NCFScorer
+from telcorec.models.scoring import PopularityScorer, rank_frame, recommend
 
 N_USERS, N_ITEMS, USER_TOKENS, ITEM_TOKENS = 30, 9, 7, 5
 
@@ -144,7 +145,7 @@ def test_trainer_checkpoint_loads_with_weights_only(tmp_path):
     users, ucodes, items, icodes = random_inputs(16)
     batch = {"subscriber_idx": torch.as_tensor(users), "offer_idx": torch.as_tensor(items),
              "label": torch.ones(16), "user_codes": torch.as_tensor(ucodes)}
-    from telcorec.ncf.model import train_step
+    from telcorec.models.ncf.model import train_step
     train_step(model.network, optimizer, batch,
                torch.as_tensor(np.zeros((N_ITEMS, 2), dtype=np.int64)))
     trainer._atomic_save({"fingerprint": "f", "model": model.network.state_dict(),
@@ -404,7 +405,7 @@ def test_sampled_metrics_on_executors_equal_local(spark):
 
     def local(s):
         ranks = sampled_protocol.per_subscriber(batch, s, 5, 4)[sampled_protocol.TEST_RANK]
-        hit, ndcg = sampled_protocol.hit_and_ndcg(ranks.to_numpy(), 3)
+        hit, ndcg = sampled_ranking.hit_and_ndcg(ranks.to_numpy(), 3)
         return hit.mean(), ndcg.mean()
 
     df = spark.createDataFrame(batch, "subscriber_id string, subscriber_idx long, "

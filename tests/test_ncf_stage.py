@@ -10,12 +10,15 @@ import torch
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from telcorec import config, sampled_protocol, schemas, storage
-from telcorec.columns import SUBSCRIBER_CATEGORICALS, Col, Split
-from telcorec.ncf import examples, feed, stage, trainer
-from telcorec.ncf.model import NCFRecommender
-from telcorec.ncf.scorer import NCFScorer
-from telcorec.warehouse import Warehouse
+from telcorec.core import config, schemas
+from telcorec.core.columns import SUBSCRIBER_CATEGORICALS, Col, Split
+from telcorec.evaluation import sampled_protocol
+from telcorec.io import storage
+from telcorec.io.warehouse import Warehouse
+from telcorec.models.ncf import examples, feed, trainer
+from telcorec.models.ncf.model import NCFRecommender
+from telcorec.models.ncf.scorer import NCFScorer
+from telcorec.stages import ncf as stage
 
 RUN = dt.date(2026, 11, 23)
 SEGMENTS = ("youth", "family", "business", "senior")

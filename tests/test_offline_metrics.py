@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from telcorec.columns import Col
-from telcorec.offline_metrics import COHORT, HELD_IDX, TOP_IDX, evaluate_frame, per_subscriber
+from telcorec.core.columns import Col
+from telcorec.evaluation.metrics import COHORT, HELD_IDX, TOP_IDX, evaluate_frame, per_subscriber
 
 KS = (1, 3, 5)
 

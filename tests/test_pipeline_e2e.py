@@ -7,9 +7,13 @@ from deltalake import DeltaTable
 from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual, assertSchemaEqual
 
-from telcorec import config, pipeline, schemas, storage
-from telcorec.columns import Col, Route
-from telcorec.warehouse import Warehouse
+from telcorec.core import config, schemas
+from telcorec.core.columns import Col, Route
+from telcorec.io import storage
+from telcorec.io.warehouse import Warehouse
+from telcorec.stages import evaluate as evaluate_stage
+from telcorec.stages import pipeline
+from telcorec.stages import score as score_stage
 
 RUN = dt.date(2026, 11, 23)
 
@@ -105,13 +109,14 @@ def test_offers_carry_arms_components_reasons_and_follow_the_rules(tiny):
 
 
 def test_next_days_batch_excludes_the_offers_published_at_rank_1(spark, tiny):
-    from telcorec import score_stage, selection
+    from telcorec.offers import selection
+    from telcorec.publish import passes
 
     cfg, wh, _ = tiny
     features = storage.read_table(spark, wh.table("subscriber_features"),
                                   schemas.SUBSCRIBER_FEATURES, RUN)
     offer_df = storage.read_table(spark, wh.table("offer_features"), schemas.OFFER_FEATURES, RUN)
-    history = score_stage.offer_history(spark, wh, "delta-rs")
+    history = passes.offer_history(spark, wh, "delta-rs")
     tomorrow = selection.subscriber_batch(features, offer_df, history, cfg,
                                           RUN + dt.timedelta(days=1))
     shown = (storage.read_table(spark, wh.table("offers"), schemas.OFFERS, RUN)
@@ -189,9 +194,8 @@ def test_latest_offers_view_shows_only_succeeded_runs(spark, tiny):
 def test_gate_refuses_a_broken_model_and_leaves_offers_as_they_were(spark, tiny):
     import numpy as np
 
-    from telcorec import evaluation, score_stage
-    from telcorec.gate import GateRejected
-    from telcorec.models import artifacts
+    from telcorec.core.exceptions import GateRejected
+    from telcorec.io import artifacts
 
     cfg, wh, _ = tiny
     before = storage.read_table(spark, wh.table("offers"), schemas.OFFERS, RUN).cache()
@@ -205,7 +209,7 @@ def test_gate_refuses_a_broken_model_and_leaves_offers_as_they_were(spark, tiny)
     broken = {name: rng.normal(size=value.shape).astype(value.dtype) for name, value in arrays.items()}
     try:
         artifacts.save(shard, broken, {k: v for k, v in meta.items() if k != "arrays_sha256"})
-        evaluation.run(spark, cfg, RUN)
+        evaluate_stage.run(spark, cfg, RUN)
         with pytest.raises(GateRejected, match="quality gate refused to publish"):
             score_stage.run(spark, cfg, RUN)
         assert DeltaTable(str(wh.table("offers"))).version() == version
@@ -213,4 +217,4 @@ def test_gate_refuses_a_broken_model_and_leaves_offers_as_they_were(spark, tiny)
                              before)
     finally:
         artifacts.save(shard, good, {k: v for k, v in meta.items() if k != "arrays_sha256"})
-        evaluation.run(spark, cfg, RUN)
+        evaluate_stage.run(spark, cfg, RUN)

@@ -1,6 +1,6 @@
 """Publishing `offers` survives faults and refuses bad rows (issue 7 tests 1, 2, 3, 5, 10; issue 6
 acceptance 3): kill -9 at random points, reruns, a row of another date, backfill, the output
-contract, and the clean-up of what a killed writer leaves behind (telcorec/maintenance.py).
+contract, and the clean-up of what a killed writer leaves behind (telcorec/io/maintenance.py).
 
 The fast tests work on small literal tables. The slow ones (marked) build one tiny warehouse with
 the real pipeline, then kill real publishing processes: tests/publish_kill_target.py (the score
@@ -29,10 +29,12 @@ from deltalake import DeltaTable
 from deltalake.writer import AddAction, get_file_stats_from_metadata
 from pyspark.sql import functions as F
 
-from telcorec import config, maintenance, pipeline, schemas, storage
-from telcorec.columns import Col, RunStatus
-from telcorec.contract import OffersContract
-from telcorec.exceptions import PublishError
+from telcorec.core import config, schemas
+from telcorec.core.columns import Col, RunStatus
+from telcorec.core.exceptions import PublishError
+from telcorec.io import maintenance, storage
+from telcorec.publish.contract import OffersContract
+from telcorec.stages import pipeline
 
 REPO = Path(__file__).resolve().parents[1]
 D1, D2 = dt.date(2026, 11, 1), dt.date(2026, 11, 2)

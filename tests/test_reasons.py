@@ -4,10 +4,10 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from telcorec import reasons
-from telcorec.columns import OFFER_CATEGORICALS, SUBSCRIBER_CATEGORICALS, Col
-from telcorec.encoding import Vocabulary
-from telcorec.models.lightfm_model import representations, scores
+from telcorec.core.columns import OFFER_CATEGORICALS, SUBSCRIBER_CATEGORICALS, Col
+from telcorec.models.encoding import Vocabulary
+from telcorec.models.lightfm.model import representations, scores
+from telcorec.offers import reasons
 
 SUBSCRIBER = {
     Col.SEGMENT: "youth", Col.REGION: "North", Col.DEVICE_TIER: "mid",

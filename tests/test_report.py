@@ -8,11 +8,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from telcorec import config, metrics_store, report, runs
-from telcorec.columns import Cohort, Col
-from telcorec.models import artifacts
-from telcorec.training import MANIFEST
-from telcorec.warehouse import Warehouse
+from telcorec.core import config
+from telcorec.core.columns import Cohort, Col
+from telcorec.evaluation import report
+from telcorec.io import artifacts, metrics_store, runs
+from telcorec.io.artifacts import MANIFEST
+from telcorec.io.warehouse import Warehouse
 
 RUN = dt.date(2026, 11, 23)
 MODELS = ("lightfm_warp", "lightfm_bpr", "ensemble_rrf", "popularity", "random", "oracle")

@@ -4,10 +4,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from telcorec import config, rerank
-from telcorec.columns import Col
-from telcorec.config import RerankConfig, RerankWeights
-from telcorec.exceptions import ConfigError
+from telcorec.core import config
+from telcorec.core.columns import Col
+from telcorec.core.config import RerankConfig, RerankWeights
+from telcorec.core.exceptions import ConfigError
+from telcorec.offers import rerank
 
 # O0 and O1 share 4 of 6 attributes; O2 shares only `family` with either
 OFFERS = pd.DataFrame({

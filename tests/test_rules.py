@@ -7,10 +7,11 @@ import pandas as pd
 import pytest
 from pyspark.testing import assertDataFrameEqual
 
-from telcorec import config, rules
-from telcorec.columns import Col
-from telcorec.config import EligibilityRule, FatigueConfig, RuleCondition
-from telcorec.exceptions import ConfigError
+from telcorec.core import config
+from telcorec.core.columns import Col
+from telcorec.core.config import EligibilityRule, FatigueConfig, RuleCondition
+from telcorec.core.exceptions import ConfigError
+from telcorec.offers import rules
 
 RUN = dt.date(2026, 11, 23)
 DEFAULT_RULES = config.from_dict({}).rules.eligibility

@@ -6,9 +6,10 @@ import datetime as dt
 import pytest
 from deltalake import DeltaTable
 
-from telcorec import config, runs
-from telcorec.columns import Col, RunStatus
-from telcorec.gate import GateRejected
+from telcorec.core import config
+from telcorec.core.columns import Col, RunStatus
+from telcorec.core.exceptions import GateRejected
+from telcorec.io import runs
 
 RUN_DATE = dt.date(2026, 11, 23)
 

@@ -6,10 +6,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from telcorec import config, evaluation, sampled_protocol
-from telcorec.columns import Col, Split
-from telcorec.exceptions import ConfigError
-from telcorec.scoring import PopularityScorer
+from telcorec.core import config
+from telcorec.core.columns import Col, Split
+from telcorec.core.exceptions import ConfigError
+from telcorec.evaluation import offline, sampled_protocol
+from telcorec.models import sampled_ranking
+from telcorec.models.scoring import PopularityScorer
 
 N_OFFERS = 8
 OFFER_IDS = [f"O{i}" for i in range(N_OFFERS)]
@@ -19,7 +21,7 @@ def reference_ranks(scores, subscribers, held, test, seed, negatives):
     """Slow and obvious: sort the free offers by their key, take the first `negatives`, rank
     the test offer among them by (-score, offer index); 0 = first."""
     n_offers = scores.shape[1]
-    keys = sampled_protocol.offer_keys(seed, subscribers, n_offers)
+    keys = sampled_ranking.offer_keys(seed, subscribers, n_offers)
     ranks = []
     for i in range(len(test)):
         free = [o for o in range(n_offers) if o not in set(held[i]) and o != test[i]]
@@ -78,7 +80,7 @@ def test_rank_agrees_with_reference(seed, n_offers, negatives):
     got = sampled_protocol.per_subscriber(batch, scorer, seed, negatives)
     expected = reference_ranks(scores, subscribers, held, test, seed, negatives)
     np.testing.assert_array_equal(got[sampled_protocol.TEST_RANK].to_numpy(), expected)
-    hit, ndcg = sampled_protocol.hit_and_ndcg(expected, 10)
+    hit, ndcg = sampled_ranking.hit_and_ndcg(expected, 10)
     assert (hit.mean(), ndcg.mean()) == pytest.approx(reference_metrics(expected, 10), rel=1e-12)
     # the same subscriber gets the same sample in any batch (independent of partitioning)
     half = sampled_protocol.per_subscriber(batch.iloc[n // 2:], scorer, seed, negatives)
@@ -88,11 +90,11 @@ def test_rank_agrees_with_reference(seed, n_offers, negatives):
 def test_sampled_negatives_are_distinct_and_never_held():
     subscribers = np.arange(50)
     excluded = [np.array([s % 20, (s + 1) % 20]) for s in subscribers]
-    neg = sampled_protocol.sample_negatives(1, subscribers, excluded, 120, 99)
+    neg = sampled_ranking.sample_negatives(1, subscribers, excluded, 120, 99)
     assert neg.shape == (50, 99)
     for row, ex in zip(neg, excluded):
         assert len(set(row)) == 99 and not set(row) & set(ex) and row.min() >= 0
-    few = sampled_protocol.sample_negatives(1, subscribers, excluded, 30, 99)
+    few = sampled_ranking.sample_negatives(1, subscribers, excluded, 30, 99)
     assert ((few >= 0).sum(axis=1) == 28).all()
 
 
@@ -120,12 +122,12 @@ def test_known_answers_on_literal_rows(spark):
     held, test = [[0, 1], [2], [], [5, 6]], [3, 4, 7, 0]
     interactions, features = literal_frames(spark, held, test, ["a", "a", "b", "b"])
     cfg = small_config(3, (1, 3))
-    got = evaluation.sampled_candidates(interactions, features, [
+    got = offline.sampled_candidates(interactions, features, [
         KnowsTheAnswer("ceiling", 1.0), KnowsTheAnswer("floor", -1.0)], cfg)
     ideal = [(m, k, seg, 1.0) for seg in ("all", "a", "b") for k in (1, 3) for m in ("hr", "ndcg")]
     assert sorted(got["ceiling"]) == sorted(ideal)
     assert sorted(got["floor"]) == sorted((m, k, seg, 0.0) for m, k, seg, _ in ideal)
-    assert evaluation.sampled_ks(cfg.evaluation) == (1, 3)
+    assert offline.sampled_ks(cfg.evaluation) == (1, 3)
 
 
 def test_every_scorer_on_executors_agrees_with_the_reference(spark):
@@ -138,9 +140,9 @@ def test_every_scorer_on_executors_agrees_with_the_reference(spark):
     interactions, features = literal_frames(spark, held, test, segments)
     scores = rng.integers(0, 4, size=(n, N_OFFERS)).astype(float)  # ties on purpose
     scorers = [MatrixScorer(scores), PopularityScorer(OFFER_IDS, np.arange(N_OFFERS, 0, -1.0)),
-               evaluation.RandomScorer(OFFER_IDS, seed=3)]
+               offline.RandomScorer(OFFER_IDS, seed=3)]
     cfg = small_config(negatives, (2, 4))
-    got = evaluation.sampled_candidates(interactions.repartition(3), features, scorers, cfg)
+    got = offline.sampled_candidates(interactions.repartition(3), features, scorers, cfg)
     subscribers = np.arange(n)
     for scorer in scorers:
         local = pd.DataFrame({Col.SUBSCRIBER_ID: [f"S{i}" for i in range(n)]})
@@ -161,7 +163,7 @@ def test_every_scorer_on_executors_agrees_with_the_reference(spark):
     (99, (5, 10), (5, 10)), (99, (1, 5), (1, 5, 10)), (7, (5, 10), (5,)), (0, (5,), ())])
 def test_sampled_ks_are_evaluation_ks_and_10_below_the_candidate_count(negatives, ks, expected):
     cfg = config.EvaluationConfig(ks=ks, sampled_negatives=negatives)
-    assert evaluation.sampled_ks(cfg) == expected
+    assert offline.sampled_ks(cfg) == expected
 
 
 def test_negative_sample_size_is_refused_with_the_key():

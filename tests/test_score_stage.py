@@ -10,13 +10,15 @@ import numpy as np
 import pandas as pd
 import pytest
 from deltalake import DeltaTable
-
-from telcorec import campaign_cap, rules, schemas, score_stage, selection, storage
-from telcorec.columns import Col
-from telcorec.contract import OffersContract
-from telcorec.exceptions import DataError
-
 from test_selection import COLUMNS, ROWS, make_selection
+
+from telcorec.core import schemas
+from telcorec.core.columns import Col
+from telcorec.core.exceptions import DataError
+from telcorec.io import storage
+from telcorec.offers import campaign_cap, rules, selection
+from telcorec.publish import passes
+from telcorec.publish.contract import OffersContract
 
 RUN = dt.date(2026, 11, 23)
 COPIES = 40
@@ -28,7 +30,7 @@ def copied_rows():
 
 def produce_for(sel, k=2, caps=None):
     contract = OffersContract(tuple(sel.offers[Col.OFFER_ID]), k)
-    return score_stage.publishing_task(sel, k, caps, contract, RUN, "run-1")
+    return passes.publishing_task(sel, k, caps, contract, RUN, "run-1")
 
 
 def local_expectation(sel, k=2):
@@ -51,10 +53,10 @@ def test_staged_counts_and_rows_on_executors_equal_the_local_pass(spark, tmp_pat
                  rules.ELIGIBLE_PAIRS, rules.WITHOUT_OFFERS,
                  *(r.name for r in sel.eligibility)):
         assert staged.summary.get(name, 0) == local_counts[name], name
-    assert staged.summary[score_stage.ROWS] == staged.rows == len(local_rows) == 5 * COPIES
+    assert staged.summary[passes.ROWS] == staged.rows == len(local_rows) == 5 * COPIES
     firsts = local_rows[local_rows[Col.RANK] == 1][Col.ARM].value_counts()
-    assert {a: staged.summary[f"{score_stage.FIRST}{a}"] for a in firsts.index} == dict(firsts)
-    assert not any(score_stage.prefixed(staged.summary, score_stage.CONTRACT).values())
+    assert {a: staged.summary[f"{passes.FIRST}{a}"] for a in firsts.index} == dict(firsts)
+    assert not any(passes.prefixed(staged.summary, passes.CONTRACT).values())
     assert not storage.is_delta_table(tmp_path / "offers")  # written, not committed
     assert staged.commit() == len(local_rows)
     got = DeltaTable(str(tmp_path / "offers")).to_pandas()
@@ -79,13 +81,13 @@ def test_the_pass_counts_contract_violations_instead_of_writing_them_unseen(spar
     against rows ranked to 2) is counted by the tasks, and the stage refuses before committing."""
     sel = make_selection()
     contract = OffersContract(tuple(sel.offers[Col.OFFER_ID]), 1)
-    produce = score_stage.publishing_task(sel, 2, None, contract, RUN, "run-1")
+    produce = passes.publishing_task(sel, 2, None, contract, RUN, "run-1")
     df = spark.createDataFrame(copied_rows(), COLUMNS).repartition(2)
     staged = storage.stage_partition(df, tmp_path / "offers", schemas.OFFERS, RUN, produce)
     ranked_twice = 2 * COPIES  # B and C get two offers each, A one
-    assert staged.summary[f"{score_stage.CONTRACT}rank_in_range"] == ranked_twice
+    assert staged.summary[f"{passes.CONTRACT}rank_in_range"] == ranked_twice
     with pytest.raises(Exception, match="rank_in_range: 80 rows"):
-        contract.refuse(score_stage.prefixed(staged.summary, score_stage.CONTRACT))
+        contract.refuse(passes.prefixed(staged.summary, passes.CONTRACT))
 
 
 def test_the_cap_in_the_pass_admits_exactly_what_its_thresholds_allow(spark, tmp_path):
@@ -97,7 +99,7 @@ def test_the_cap_in_the_pass_admits_exactly_what_its_thresholds_allow(spark, tmp
     staged = storage.stage_partition(df, tmp_path / "offers", schemas.OFFERS, RUN,
                                      produce_for(sel, caps=caps))
     admitted = {int(o): n for o, n in
-                score_stage.prefixed(staged.summary, campaign_cap.ADMITTED).items()}
+                passes.prefixed(staged.summary, campaign_cap.ADMITTED).items()}
     caps.check(admitted)
     assert max(admitted.values()) == limit and caps.capped_rows > 0
     staged.commit()
@@ -109,11 +111,11 @@ def test_the_cap_in_the_pass_admits_exactly_what_its_thresholds_allow(spark, tmp
 
 def test_population_counts_plans_and_refuses_a_subscriber_twice(spark):
     df = spark.createDataFrame(copied_rows(), COLUMNS)
-    people = score_stage.population(df)
+    people = passes.population(df)
     held = collections.Counter(r[4] for r in copied_rows() if r[4] is not None)
     assert people.subscribers == 3 * COPIES and people.held == dict(held)
     with pytest.raises(DataError, match="1 rows beyond one per subscriber"):
-        score_stage.population(df.union(df.limit(1)))
+        passes.population(df.union(df.limit(1)))
 
 
 def test_a_cap_that_binds_nowhere_needs_no_thresholds_and_changes_nothing(spark, tmp_path):
@@ -122,10 +124,10 @@ def test_a_cap_that_binds_nowhere_needs_no_thresholds_and_changes_nothing(spark,
     sel = make_selection(depth=3)
     df = spark.createDataFrame(copied_rows(), COLUMNS).repartition(3)
     once = storage.stage_partition(df, tmp_path / "a", schemas.OFFERS, RUN, produce_for(sel))
-    wanted = max(score_stage.prefixed(once.summary, campaign_cap.ADMITTED).values())
-    assert score_stage._over_cap(once.summary, wanted) == 0
-    assert score_stage._over_cap(once.summary, wanted - 1) >= 1
-    assert score_stage._over_cap(once.summary, None) == 0
+    wanted = max(passes.prefixed(once.summary, campaign_cap.ADMITTED).values())
+    assert passes._over_cap(once.summary, wanted) == 0
+    assert passes._over_cap(once.summary, wanted - 1) >= 1
+    assert passes._over_cap(once.summary, None) == 0
     caps = campaign_cap.thresholds(selection.plans(df, sel).cache(), wanted, len(sel.offers))
     assert caps.capped_rows == 0
     twice = storage.stage_partition(df, tmp_path / "b", schemas.OFFERS, RUN,

@@ -2,15 +2,18 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.sparse as sp
-from lightfm import LightFM
 
-from telcorec.columns import Col
-from telcorec.encoding import Vocabulary
-from telcorec.exceptions import ModelError
-from telcorec.models import artifacts
-from telcorec.models.lightfm_model import (LightFMRecommender, Representations,
-                                           representations, scores)
-from telcorec.scoring import PopularityScorer, rank_frame, recommend, top_k
+from telcorec.core.columns import Col
+from telcorec.core.exceptions import ModelError
+from telcorec.io import artifacts
+from telcorec.models.encoding import Vocabulary
+from telcorec.models.lightfm.model import (
+    LightFMRecommender,
+    Representations,
+    representations,
+    scores,
+)
+from telcorec.models.scoring import PopularityScorer, rank_frame, recommend, top_k
 
 
 def reference_top_k(s, exclude, k):

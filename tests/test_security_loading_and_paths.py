@@ -28,13 +28,13 @@ import numpy as np
 import pytest
 import torch
 
-from telcorec import config, metrics_store
 from telcorec.cli import parser, run_date_arg
-from telcorec.exceptions import ConfigError, DataError, ModelError
-from telcorec.models import artifacts
-from telcorec.ncf import trainer
-from telcorec.ncf.model import WEIGHTS, NCFRecommender, load_weights
-from telcorec.warehouse import Warehouse
+from telcorec.core import config
+from telcorec.core.exceptions import ConfigError, DataError, ModelError
+from telcorec.io import artifacts, metrics_store
+from telcorec.io.warehouse import Warehouse
+from telcorec.models.ncf import trainer
+from telcorec.models.ncf.model import WEIGHTS, NCFRecommender, load_weights
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCE_DIRS = ("telcorec", "jobs", "benchmarks")
@@ -275,18 +275,18 @@ def sql_sites(source: str, filename: str = "<string>") -> set[tuple[str, str, st
 # that reach it and why they cannot change the statement. A new site fails
 # test_every_sql_and_predicate_site_is_reviewed until it is added here with its validation.
 REVIEWED_SQL_SITES = {
-    ("telcorec/metrics_store.py", "write_metrics", "built SQL text"):
+    ("telcorec/io/metrics_store.py", "write_metrics", "built SQL text"):
         "run_date.isoformat() of a datetime.date; model and protocol names must match "
         "^[a-z][a-z0-9_]*$ or DataError is raised before the predicate is built",
-    ("telcorec/storage.py", "spark_replace_partition", "built SQL text"):
+    ("telcorec/io/storage.py", "spark_replace_partition", "built SQL text"):
         "replaceWhere of Spark's writer: Col.RUN_DATE (a constant) and run_date.isoformat() "
         "of a datetime.date (a str has no isoformat and fails before any write)",
-    ("telcorec/storage.py", "spark_replace_partition", "replaceWhere"):
+    ("telcorec/io/storage.py", "spark_replace_partition", "replaceWhere"):
         "the same text as the built SQL text above",
-    ("telcorec/storage.py", "write_small", "predicate="):
+    ("telcorec/io/storage.py", "write_small", "predicate="):
         "passes its caller's predicate through; every caller that builds one is listed here "
         "(metrics_store.write_metrics, tuning.search); runs.RunLog passes None",
-    ("telcorec/tuning.py", "search", "built SQL text"):
+    ("telcorec/models/lightfm/tuning.py", "search", "built SQL text"):
         "write_small's predicate: Col.RUN_DATE (a constant) and run_date.isoformat() of a "
         "datetime.date",
     ("telcorec/sql.py", "register_views", "sql()"):
@@ -503,7 +503,7 @@ def test_the_example_configs_with_paths_outside_the_warehouse_still_load():
 @pytest.mark.parametrize("link", ["raw", "runs", "models"])
 def test_a_symlink_leading_out_of_the_warehouse_is_refused_before_any_write(spark, tmp_path,
                                                                            link):
-    from telcorec import pipeline
+    from telcorec.stages import pipeline
     wh, outside = tmp_path / "wh", tmp_path / "outside"
     wh.mkdir()
     outside.mkdir()

@@ -4,10 +4,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from telcorec import config, selection
-from telcorec.columns import Col
-from telcorec.rerank import OfferTerms
-from telcorec.scoring import PopularityScorer
+from telcorec.core import config
+from telcorec.core.columns import Col
+from telcorec.models.scoring import PopularityScorer
+from telcorec.offers import selection
+from telcorec.offers.rerank import OfferTerms
 
 K = 2
 OFFERS = pd.DataFrame({

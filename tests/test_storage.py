@@ -4,8 +4,9 @@ import pytest
 from deltalake import DeltaTable
 from pyspark.testing import assertDataFrameEqual
 
-from telcorec import schemas, storage
-from telcorec.exceptions import PublishError
+from telcorec.core import schemas
+from telcorec.core.exceptions import PublishError
+from telcorec.io import storage
 
 D1, D2 = dt.date(2026, 11, 1), dt.date(2026, 11, 2)
 # arm, relevance, revenue, retention, diversity, reasons, route: the columns after model_version

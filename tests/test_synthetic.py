@@ -11,9 +11,9 @@ import pytest
 from pyspark.sql import functions as F
 from pyspark.testing import assertSchemaEqual
 
-from telcorec import schemas
-from telcorec.columns import Col, EventType
-from telcorec.config import GeneratorConfig
+from telcorec.core import schemas
+from telcorec.core.columns import Col, EventType
+from telcorec.core.config import GeneratorConfig
 from telcorec.synthetic import generate, true_utility
 from telcorec.synthetic import population as population_module
 from telcorec.synthetic.catalogue import build_catalogue

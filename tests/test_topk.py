@@ -1,8 +1,8 @@
-"""telcorec.topk against the obvious implementation: a stable argsort of every whole row."""
+"""telcorec.models.topk against the obvious implementation: a stable argsort of every whole row."""
 import numpy as np
 import pytest
 
-from telcorec.topk import top_k_columns
+from telcorec.models.topk import top_k_columns
 
 
 def reference(key: np.ndarray, k: int) -> np.ndarray:

@@ -4,8 +4,8 @@ import pytest
 from pyspark import TaskContext
 from pyspark.sql import types as T
 
-from telcorec.columns import Col
-from telcorec.training import PARTITION_KEY, one_shard_per_partition
+from telcorec.core.columns import Col
+from telcorec.models.shards import PARTITION_KEY, one_shard_per_partition
 
 SEEN = T.StructType([T.StructField("partition", T.IntegerType()),
                      T.StructField("shards", T.ArrayType(T.IntegerType())),

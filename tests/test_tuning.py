@@ -7,13 +7,16 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 from deltalake import DeltaTable
-
-from telcorec import scoring, training, tuning
-from telcorec.columns import LIGHTFM_KNOBS, Col
-from telcorec.config import TuningConfig
-from telcorec.exceptions import ConfigError
-from telcorec.models import artifacts
 from test_ncf_stage import RUN, tiny_warehouse
+
+from telcorec.core.columns import LIGHTFM_KNOBS, Col
+from telcorec.core.config import TuningConfig
+from telcorec.core.exceptions import ConfigError
+from telcorec.io import artifacts
+from telcorec.models import scoring
+from telcorec.models.lightfm import tuning
+from telcorec.stages import train as train_stage
+from telcorec.stages import tune as tune_stage
 
 
 def test_grid_is_every_combination_in_order():
@@ -98,10 +101,10 @@ def tuned(spark, tmp_path_factory):
         "train.lightfm_from_tuning": True, "ensemble.modes": ["weighted", "rrf"],
         "ensemble.tune_weights": True, "ensemble.weights": {"lightfm_warp": 1.5,
                                                             "lightfm_bpr": 1.0}})
-    first = tuning.run(spark, cfg, RUN)
+    first = tune_stage.run(spark, cfg, RUN)
     rows_first = DeltaTable(str(wh.table("trials"))).to_pandas()
-    second = tuning.run(spark, cfg, RUN)
-    trained = training.run(spark, cfg, RUN)
+    second = tune_stage.run(spark, cfg, RUN)
+    trained = train_stage.run(spark, cfg, RUN)
     return cfg, wh, first, second, rows_first, trained
 
 
@@ -150,7 +153,7 @@ def test_train_stage_uses_the_best_trial(tuned):
 @pytest.mark.slow
 def test_ensemble_weights_found_on_validation_are_used_by_load_scorer(tuned):
     cfg, wh, first, _, _, _ = tuned
-    found = json.loads((wh.models_root(RUN) / training.ENSEMBLE_WEIGHTS).read_text())
+    found = json.loads((wh.models_root(RUN) / artifacts.ENSEMBLE_WEIGHTS).read_text())
     for mode in ("weighted", "rrf"):
         chosen = found["modes"][mode]
         values = [c["value"] for c in chosen["combinations"]]

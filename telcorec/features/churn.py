@@ -17,8 +17,8 @@ from pyspark.ml.feature import VectorAssembler
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from telcorec.columns import Col
-from telcorec.config import FeaturesConfig
+from telcorec.core.columns import Col
+from telcorec.core.config import FeaturesConfig
 from telcorec.features.stats import UNKNOWN, ChurnModel
 
 log = logging.getLogger(__name__)

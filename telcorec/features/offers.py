@@ -6,10 +6,16 @@ import datetime as dt
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from telcorec import schemas
-from telcorec.columns import Col
-from telcorec.features.stats import (PRICE_TIERS, UNKNOWN, VALUE_CATEGORIES, FeatureStats,
-                                     bin_label, offer_value)
+from telcorec.core import schemas
+from telcorec.core.columns import Col
+from telcorec.features.stats import (
+    PRICE_TIERS,
+    UNKNOWN,
+    VALUE_CATEGORIES,
+    FeatureStats,
+    bin_label,
+    offer_value,
+)
 
 DATA_TIERS = (("light", 5.0), ("medium", 20.0), ("heavy", 50.0))  # above the last: unlimited
 BUNDLE_TYPES = ("basic", "basic", "standard", "complete")  # by richness 0, 1, 2, 3

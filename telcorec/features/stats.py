@@ -16,8 +16,8 @@ from pathlib import Path
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from telcorec.columns import Col
-from telcorec.exceptions import DataError
+from telcorec.core.columns import Col
+from telcorec.core.exceptions import DataError
 
 UNKNOWN = "unknown"
 INTENSITY_LABELS = ("very_low", "low", "medium", "high", "very_high")

@@ -9,10 +9,16 @@ import datetime as dt
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from telcorec.columns import Col
-from telcorec.config import FeaturesConfig
-from telcorec.features.stats import (INTENSITY_LABELS, UNKNOWN, VALUE_TIERS, FeatureStats,
-                                     bin_label, normalised)
+from telcorec.core.columns import Col
+from telcorec.core.config import FeaturesConfig
+from telcorec.features.stats import (
+    INTENSITY_LABELS,
+    UNKNOWN,
+    VALUE_TIERS,
+    FeatureStats,
+    bin_label,
+    normalised,
+)
 from telcorec.features.usage import stability
 
 USAGE_WEIGHTS = (0.5, 0.3, 0.2)  # composite usage score: data, voice, SMS

@@ -17,8 +17,8 @@ import datetime as dt
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from telcorec.columns import Col, EventType
-from telcorec.config import FeaturesConfig
+from telcorec.core.columns import Col, EventType
+from telcorec.core.config import FeaturesConfig
 
 MONTH_DAYS = 30
 HOURS = 24

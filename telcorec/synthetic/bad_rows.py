@@ -12,7 +12,7 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 
-from telcorec.columns import Col
+from telcorec.core.columns import Col
 from telcorec.synthetic import rand
 from telcorec.synthetic.cdr import UNKNOWN_TYPE, VOICE, epoch_day
 from telcorec.synthetic.population import GenCol

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from telcorec.columns import Col
+from telcorec.core.columns import Col
 from telcorec.synthetic.rand import Salt
 
 PLAN_TYPES = ("residential", "business", "premium")

@@ -13,7 +13,7 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 
-from telcorec.columns import Col
+from telcorec.core.columns import Col
 from telcorec.synthetic import rand
 from telcorec.synthetic.population import GenCol
 from telcorec.synthetic.rand import Salt

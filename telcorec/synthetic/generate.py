@@ -25,10 +25,10 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from telcorec import schemas
-from telcorec.columns import Col, EventType
-from telcorec.config import GeneratorConfig
-from telcorec.exceptions import ConfigError
+from telcorec.core import schemas
+from telcorec.core.columns import Col, EventType
+from telcorec.core.config import GeneratorConfig
+from telcorec.core.exceptions import ConfigError
 from telcorec.synthetic import bad_rows, rand
 from telcorec.synthetic.catalogue import build_catalogue
 from telcorec.synthetic.cdr import DATA, SMS, UNKNOWN_TYPE, VOICE, cdr_chunk

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from telcorec.columns import Col
+from telcorec.core.columns import Col
 from telcorec.synthetic import rand
 from telcorec.synthetic.rand import Salt
 from telcorec.synthetic.utility import true_utility

@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from telcorec.columns import Col
+from telcorec.core.columns import Col
 
 W_DATA, W_VOICE, W_SMS, PRICE_SCALE_EUR = 1.5, 1.0, 0.3, 30.0
 W_PLAN, W_PAYMENT, W_FAMILY_FIT, W_FAMILY_MISFIT, W_5G = 1.0, 1.5, 0.6, 0.4, 0.5

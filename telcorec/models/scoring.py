@@ -1,0 +1,214 @@
+"""Scorers: every model, ensemble and baseline behind one interface, and the top-K kernel.
+
+The score stage (telcorec/publish/passes.py) and the evaluation use them. The offer side (and each shard model's subscriber-feature embeddings: small, sized by the
+feature vocabulary, not by subscribers) is broadcast once. Each Spark task turns its
+subscribers' features into representations, multiplies them with the offer matrix (BLAS),
+masks the excluded offers and keeps the top K with a partial sort. No subscriber x offer cross
+join is ever materialised in Spark.
+
+Every model and baseline is a `Scorer`: given a pandas batch of subscribers it returns an
+(n x offers) score matrix in offer_idx order, so ranking, exclusion and evaluation are shared.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Iterator, Protocol
+
+import numpy as np
+import pandas as pd
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from telcorec.core.columns import Col
+from telcorec.core.config import Config, variant_model_name
+from telcorec.core.exceptions import DataError
+from telcorec.io.artifacts import ENSEMBLE_WEIGHTS
+from telcorec.io.warehouse import Warehouse
+from telcorec.models.lightfm.scorer import LightFMScorer
+from telcorec.models.topk import top_k_columns
+
+RANKED = T.StructType([
+    T.StructField(Col.SUBSCRIBER_ID, T.StringType(), False),
+    T.StructField(Col.OFFER_ID, T.StringType(), False),
+    T.StructField(Col.RANK, T.IntegerType(), False),
+    T.StructField(Col.SCORE, T.DoubleType(), False),
+])
+
+
+class Scorer(Protocol):
+    name: str
+    version: str
+    offer_ids: list[str]
+
+    def score(self, batch: pd.DataFrame) -> np.ndarray:
+        """Scores (len(batch) x len(offer_ids)), higher is better."""
+
+
+def row_minmax(s: np.ndarray) -> np.ndarray:
+    low, high = s.min(axis=1, keepdims=True), s.max(axis=1, keepdims=True)
+    return (s - low) / np.where(high > low, high - low, 1.0)
+
+
+def row_ranks(s: np.ndarray) -> np.ndarray:
+    """1 = best, per row (ties by offer index)."""
+    order = np.argsort(-s, axis=1, kind="stable")
+    ranks = np.empty_like(order)
+    np.put_along_axis(ranks, order, np.arange(1, s.shape[1] + 1)[None, :], axis=1)
+    return ranks
+
+
+@dataclass
+class EnsembleScorer:
+    """Several models scored together: `weighted` = sum of weight x per-subscriber min-max
+    normalised scores; `rrf` = reciprocal rank fusion, sum of weight / (rrf_k + rank)."""
+    name: str
+    version: str
+    offer_ids: list[str]
+    members: list[Scorer]  # LightFM and/or NCF models over the same offer order
+    weights: list[float]
+    mode: str
+    rrf_k: int = 60
+
+    def score(self, batch: pd.DataFrame) -> np.ndarray:
+        out = np.zeros((len(batch), len(self.offer_ids)), dtype=np.float64)
+        for member, weight in zip(self.members, self.weights):
+            s = np.asarray(member.score(batch), dtype=np.float64)
+            out += weight * (row_minmax(s) if self.mode == "weighted"
+                             else 1.0 / (self.rrf_k + row_ranks(s)))
+        return out
+
+
+@dataclass
+class PopularityScorer:
+    """Offers ranked by how many subscribers hold them (in the training data for evaluation,
+    as their current plan for the control arm of scoring)."""
+    offer_ids: list[str]
+    counts: np.ndarray
+    name: str = "popularity"
+    version: str = "popularity"
+
+    def score(self, batch: pd.DataFrame) -> np.ndarray:
+        return np.broadcast_to(self.counts.astype(np.float32), (len(batch), len(self.counts)))
+
+
+def _excluded_at_neg_inf(s: np.ndarray, exclude: pd.Series | None) -> np.ndarray:
+    """`s` with the excluded offers of each row at -inf (a copy only when any are excluded)."""
+    if exclude is None or not len(exclude):
+        return s
+    lengths = exclude.map(lambda a: 0 if a is None else len(a)).to_numpy()
+    if not lengths.sum():
+        return s
+    rows = np.repeat(np.arange(len(s)), lengths)
+    cols = np.concatenate([np.asarray(a, dtype=np.int64) for a in exclude if a is not None
+                           and len(a)])
+    s = s.copy()
+    s[rows, cols] = -np.inf
+    return s
+
+
+def masked_keys(score_matrix: np.ndarray, exclude: pd.Series | None) -> np.ndarray:
+    """Ranking keys: excluded offers at -inf, and ties broken by the lower offer index (scores
+    nudged down by index x a step far below any score difference a model produces: 1e-9 of
+    the score range), so the same scores always give the same ranking."""
+    s = _excluded_at_neg_inf(np.array(score_matrix, dtype=np.float64), exclude)
+    finite = s[np.isfinite(s)]
+    spread = float(finite.max() - finite.min()) if finite.size else 0.0
+    step = 1e-9 * max(spread, 1e-6) / s.shape[1]
+    return s - np.arange(s.shape[1]) * step
+
+
+def top_k(score_matrix: np.ndarray, exclude: pd.Series | None, k: int) -> tuple[np.ndarray, ...]:
+    """Row-wise top k (indices, scores), best first, equal scores by the lower offer index;
+    excluded offers never appear (a row with fewer eligible offers ends in -inf scores); NaN
+    ranks after every number, before the excluded offers, and keeps its NaN score. float32
+    scores stay float32 (no widened copy of a batch x catalogue matrix)."""
+    s = np.asarray(score_matrix)
+    if s.dtype.kind != "f":
+        s = s.astype(np.float64)
+    masked = _excluded_at_neg_inf(s, exclude)
+    nan = np.isnan(masked)
+    # NaN (a broken model) below every number, above the excluded offers' -inf
+    key = np.where(nan, np.finfo(s.dtype).min, masked) if nan.any() else masked
+    idx = top_k_columns(key, k)
+    best = np.take_along_axis(masked, idx, axis=1)
+    return idx, np.where(np.take_along_axis(nan, idx, axis=1), np.nan, best)
+
+
+def rank_frame(batch: pd.DataFrame, scorer: Scorer, k: int) -> pd.DataFrame:
+    """Top-k rows for a batch. A NaN score is ranked last but kept (as NaN) in the output, so
+    the quality gate sees it and refuses the run instead of publishing a silently odd ranking."""
+    exclude = batch[Col.EXCLUDE_IDX] if Col.EXCLUDE_IDX in batch else None
+    idx, best = top_k(np.asarray(scorer.score(batch), dtype=np.float64), exclude, k)
+    keep = ~np.isneginf(best)
+    offer_ids = np.asarray(scorer.offer_ids, dtype=object)
+    return pd.DataFrame({
+        Col.SUBSCRIBER_ID: np.repeat(batch[Col.SUBSCRIBER_ID].to_numpy(), idx.shape[1])[keep.ravel()],
+        Col.OFFER_ID: offer_ids[idx[keep]],
+        Col.RANK: np.tile(np.arange(1, idx.shape[1] + 1, dtype=np.int32), len(batch))[keep.ravel()],
+        Col.SCORE: best[keep],
+    })
+
+
+def recommend(subscribers: DataFrame, scorer: Scorer, k: int) -> DataFrame:
+    """Top-k offers for every row of `subscribers` (one row per subscriber), on executors."""
+    broadcast = subscribers.sparkSession.sparkContext.broadcast(scorer)
+
+    def ranked(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        local = broadcast.value
+        for batch in batches:
+            yield rank_frame(batch, local, k)
+
+    return subscribers.mapInPandas(ranked, RANKED)
+
+
+def load_scorer(wh: Warehouse, cfg: Config, run_date: dt.date, name: str) -> Scorer:
+    """A trained LightFM variant (lightfm_*), an NCF model (ncf_gmf, ncf_mlp, ncf_neumf) or an
+    ensemble (ensemble_weighted/rrf) of the trained models that have a weight."""
+    if name.startswith("ncf_"):
+        from telcorec.models.ncf.scorer import NCFScorer  # torch is imported only when NCF is used
+        return NCFScorer.load(wh.models(run_date, name))
+    if not name.startswith("ensemble_"):
+        return LightFMScorer.load(wh.models(run_date, name))
+    trained = set(model_names(cfg))
+    names = sorted(n for n in cfg.ensemble.weights if n in trained)
+    members = [load_scorer(wh, cfg, run_date, n) for n in names]
+    for member in members[1:]:
+        if list(member.offer_ids) != list(members[0].offer_ids):
+            raise DataError(f"{member.version} ranks offers in another order than "
+                            f"{members[0].version}: retrain both for run date {run_date}")
+    mode, weights = name.split("_", 1)[1], cfg.ensemble.weights
+    if cfg.ensemble.tune_weights:  # found on validation by the tune stage (telcorec/models/lightfm/tuning.py)
+        tuned = wh.models_root(run_date) / ENSEMBLE_WEIGHTS
+        found = json.loads(tuned.read_text())["modes"] if tuned.is_file() else {}
+        if mode not in found:
+            raise DataError(f"ensemble.tune_weights is true but {tuned} holds no {mode} "
+                            f"weights: run the tune stage for run date {run_date} first, or "
+                            "set ensemble.tune_weights: false to use ensemble.weights")
+        weights = found[mode]["weights"]
+    used = [weights[n] for n in names]
+    # the weights are part of what is served: re-tuned weights make another version
+    tag = hashlib.sha256(json.dumps(dict(zip(names, used)), sort_keys=True).encode())
+    version = (f"{name}-" + "+".join(m.version.rsplit("-", 1)[-1] for m in members)
+               + f"-w{tag.hexdigest()[:8]}")
+    return EnsembleScorer(name, version, members[0].offer_ids, members, used, mode,
+                          cfg.ensemble.rrf_k)
+
+
+def model_names(cfg: Config) -> list[str]:
+    """Every model this config trains or combines, in a stable order."""
+    return ([variant_model_name(v) for v in cfg.train.models]
+            + [f"ensemble_{m}" for m in cfg.ensemble.modes]
+            + ([f"ncf_{m}" for m in cfg.ncf.models] if cfg.ncf.enabled else []))
+
+
+def with_subscriber_index(features: DataFrame, index: DataFrame) -> DataFrame:
+    """`subscriber_idx` beside the features, for models with per-subscriber ID embeddings (NCF
+    with ncf.subscriber_ids); -1 for a subscriber the index lacks, which such a model scores
+    from its features alone. Feature-only models ignore the column."""
+    idx = index.select(Col.SUBSCRIBER_ID, Col.SUBSCRIBER_IDX)
+    return (features.join(idx, on=Col.SUBSCRIBER_ID, how="left")
+            .withColumn(Col.SUBSCRIBER_IDX, F.coalesce(Col.SUBSCRIBER_IDX, F.lit(-1))))

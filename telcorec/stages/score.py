@@ -1,0 +1,83 @@
+"""The score stage: every subscriber against every offer in one publishing pass (telcorec/publish/passes.py
+over telcorec/offers), the quality gate judged on the tasks' counts, then one Delta commit of
+`offers` or the staged files removed."""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+
+from pyspark.sql import SparkSession
+
+from telcorec.core.columns import Col
+from telcorec.core.config import Config
+from telcorec.io import runs
+from telcorec.models.scoring import load_scorer, with_subscriber_index
+from telcorec.offers import campaign_cap, selection
+from telcorec.offers.cold_start import served
+from telcorec.publish.contract import OffersContract
+from telcorec.publish.passes import (
+    Passes,
+    _over_cap,
+    judge,
+    offer_history,
+    population,
+    selection_for,
+)
+from telcorec.stages.context import StageContext
+
+log = logging.getLogger(__name__)
+
+
+def run(spark: SparkSession, cfg: Config, run_date: dt.date) -> dict:
+    """Score, apply the rules, re-rank, explain and write in one pass; check the counts
+    (cap, contract, quality gate); then publish the run date's partition of `offers`."""
+    ctx = StageContext.open(spark, cfg, run_date)
+    wh, writer, read = ctx.wh, ctx.writer, ctx.read
+    subscriber_features = read("subscriber_features")
+    features = with_subscriber_index(subscriber_features, read("subscriber_index"))
+    offer_df = read("offer_features")
+    offers = offer_df.toPandas().sort_values(Col.OFFER_IDX, ignore_index=True)  # the catalogue
+    scorer = served(load_scorer(wh, cfg, run_date, cfg.scoring.model), cfg, offers)
+    k = cfg.scoring.k
+    started = time.monotonic()
+
+    def phase(done: str) -> None:  # the stage takes minutes at scale: say where the time goes
+        log.info("score: %s (%.1f s)", done, time.monotonic() - started)
+
+    # from two columns of the features: the batch itself is computed by the pass that reads it
+    people = population(subscriber_features)
+    phase(f"{people.subscribers:,} subscribers counted")
+    limit = campaign_cap.cap_limit(cfg.rules.campaign_cap, people.subscribers)
+    depth = k if limit is None else k + cfg.rules.campaign_cap.spare
+    sel = selection_for(cfg, scorer, people.baseline(scorer.offer_ids, run_date), offers, depth)
+    contract = OffersContract(tuple(scorer.offer_ids), k)
+    passes = Passes(selection.subscriber_batch(features, offer_df,
+                                               offer_history(spark, wh, writer), cfg, run_date),
+                    sel, k, contract, run_date, runs.run_id(cfg, run_date), wh.table("offers"),
+                    writer, phase)
+    try:
+        caps = None
+        summary, staged = passes.publishing(caps)
+        over = _over_cap(summary, limit)
+        if over:
+            phase(f"campaign cap of {limit:,} subscribers per offer: {over} offers wanted by "
+                  "more; ranking again to find who keeps them")
+            if staged is not None:
+                staged.discard()
+            caps = passes.thresholds(limit)
+            summary, staged = passes.publishing(caps)
+        try:
+            judged = judge(summary, cfg, scorer, people.subscribers, k, caps, contract, wh,
+                           run_date)
+        except Exception:
+            if staged is not None:
+                staged.discard()
+            raise
+        n = passes.commit(staged, caps, judged.stats.rows)
+        phase(f"published {n:,} rows to offers")
+    finally:
+        passes.release()
+    return {"offers": n, "model_version": scorer.version, "model": scorer.name,
+            "distinct_offers": judged.stats.distinct_offers,
+            "subscribers_by_arm": judged.arms, "rules": judged.removed}
