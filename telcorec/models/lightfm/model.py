@@ -113,13 +113,15 @@ def representations(features: sp.csr_matrix, embeddings: np.ndarray,
 
 
 # Rows per matrix product in `scores`: every product has this one shape (the last block padded
-# with zero rows). BLAS chooses its kernel and splits the work by the shape of a product, and the
-# last bits of a row's dot products follow the kernel: measured here, OpenBLAS's sgemm gives
-# other bits for 1-5 rows than for more, and its dgemm for most row counts. A subscriber's scores
-# must not depend on how many others a Spark task happens to score with them, or a rerun with
-# other partitioning would publish other bits (and, at near ties, other offers). With one shape,
-# every row goes through the same arithmetic. 64 rows: single-threaded small products, measured
-# 0.48 s per 1M rows x 200 items x 64 components against 0.95 s for one product of all rows.
+# with zero rows) and is computed in float64 by its own 2-D product. A subscriber's scores must not
+# depend on how many others a Spark task happens to score with them, or a rerun with other
+# partitioning would publish other bits (and, at near ties, other offers). BLAS picks its kernel
+# and splits the work by the shape of a product, and the last bits of a row follow the kernel:
+# measured, OpenBLAS's sgemm gives other bits for 1-5 rows than for more; on an AMD EPYC with the
+# Haswell kernel it even gives a row other bits at another position inside the same 64-row block,
+# while its dgemm on blocks of one shape does not. So: one shape, float64, cast back to the
+# representations' dtype (a deterministic rounding). tests/test_scoring.py checks it on the
+# machine that runs it. 0.84 s per 1M rows x 200 items x 64 components measured here.
 SCORE_BLOCK = 64
 
 
@@ -128,10 +130,14 @@ def scores(users: Representations, items: Representations) -> np.ndarray:
     each user's row the same bits whatever other rows are scored with it (SCORE_BLOCK)."""
     n, dim = users.vectors.shape
     blocks = -(-n // SCORE_BLOCK)
-    padded = np.zeros((blocks * SCORE_BLOCK, dim), dtype=users.vectors.dtype)
+    padded = np.zeros((blocks * SCORE_BLOCK, dim), dtype=np.float64)
     padded[:n] = users.vectors
-    out = np.matmul(padded.reshape(blocks, SCORE_BLOCK, dim),
-                    np.ascontiguousarray(items.vectors.T)).reshape(-1, len(items.biases))[:n]
+    item_vectors = np.ascontiguousarray(items.vectors.T, dtype=np.float64)
+    wide = np.empty((blocks * SCORE_BLOCK, len(items.biases)), dtype=np.float64)
+    for b in range(blocks):
+        rows = slice(b * SCORE_BLOCK, (b + 1) * SCORE_BLOCK)
+        np.matmul(padded[rows], item_vectors, out=wide[rows])
+    out = wide[:n].astype(users.vectors.dtype)
     out += users.biases[:, None]  # in place: no (users x items) temporaries
     out += items.biases[None, :]
     return out
