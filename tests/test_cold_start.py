@@ -10,7 +10,7 @@ from telcorec.core.columns import Col, Route
 from telcorec.models.scoring import PopularityScorer
 from telcorec.offers.cold_start import ColdStartBlend, ContentScorer, content_weights, routes
 
-CFG = config.from_dict({}).cold_start
+CFG = config.load("conf/base.yaml").cold_start  # with the shipped segment_plan_types
 OFFERS = pd.DataFrame({
     Col.OFFER_ID: ["O0", "O1", "O2"],
     Col.PLAN_TYPE: ["residential", "business", "premium"],

@@ -14,7 +14,7 @@ from telcorec.core.exceptions import ConfigError
 from telcorec.offers import rules
 
 RUN = dt.date(2026, 11, 23)
-DEFAULT_RULES = config.from_dict({}).rules.eligibility
+DEFAULT_RULES = config.load("conf/base.yaml").rules.eligibility  # the shipped business rules
 
 # O0 residential prepaid, O1 family bundle, O2 business plan, O3 premium prepaid
 OFFERS = pd.DataFrame({
@@ -125,11 +125,15 @@ def test_bad_rules_are_refused_at_start_up_naming_the_key(rule, message):
         config.from_dict({"rules": {"eligibility": [rule]}})
 
 
-def test_rules_default_to_base_yaml_and_a_child_config_replaces_the_list(tmp_path):
-    assert config.load("conf/base.yaml").rules == config.from_dict({}).rules
+def test_rules_live_in_base_yaml_and_a_child_config_replaces_the_list(tmp_path):
+    # business content is configuration: the code has no eligibility rule of its own
+    assert config.from_dict({}).rules.eligibility == ()
+    assert [r.name for r in DEFAULT_RULES] == ["prepaid_offers_for_prepaid",
+                                               "business_plans_for_business",
+                                               "family_bundles_for_families"]
     (tmp_path / "mine.yaml").write_text(
         f"extends: {config.Path('conf/base.yaml').resolve()}\n"
         "rules:\n  eligibility: []\n  campaign_cap: {max_share: 1.0}\n")
     mine = config.load(tmp_path / "mine.yaml").rules
     assert mine.eligibility == () and not mine.campaign_cap.enabled
-    assert mine.fatigue == FatigueConfig()
+    assert mine.fatigue == config.load("conf/base.yaml").rules.fatigue

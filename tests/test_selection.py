@@ -54,7 +54,7 @@ def literal_batch():
 
 
 def make_selection(depth=K):
-    cfg = config.from_dict({})
+    cfg = config.load("conf/base.yaml")
     return selection.Selection(MODEL, BASELINE, OFFERS, OfferTerms.from_offers(OFFERS),
                                cfg.rules.eligibility, cfg.rerank, cfg.experiment.control, None,
                                cfg.reasons.top_pairs, depth, cfg.cold_start)
