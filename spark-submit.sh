@@ -8,9 +8,10 @@
 # (telcorec/launch/: the commands, the spark-submit arguments built from conf/spark/*.properties,
 # the packed environment for clusters, `cluster up|down|status|add-worker`).
 #
-# Before .venv exists, the launcher first runs with any Python 3 it finds to ask whether this
-# command needs the environment at all (--help, --dry-run with .venv present, a usage error do
-# not); otherwise the environment is built first. Run `./spark-submit.sh --help` for the rest.
+# The launcher is first asked (with .venv's Python, or any Python 3 before .venv exists) whether
+# the command needs the environment at all (--help, a usage error, `cluster status|down`, and
+# --dry-run once .venv exists do not); when it does, the environment is checked or built first.
+# Run `./spark-submit.sh --help` for the commands and options.
 set -euo pipefail
 
 REPO_ROOT="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd -P)"

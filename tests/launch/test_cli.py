@@ -20,7 +20,8 @@ def test_help_lists_commands_jobs_and_the_option_rule():
     run = launcher("--help")
     assert run.returncode == 0, run.stderr
     assert run.stdout.startswith("Usage: ./spark-submit.sh COMMAND")
-    assert "pipeline score sql train tune vacuum" in run.stdout
+    jobs = sorted(p.stem for p in (REPO / "jobs").glob("*.py") if not p.stem.startswith("_"))
+    assert f"Jobs available now (jobs/*.py): {' '.join(jobs)}" in run.stdout
     assert "unless the job defines an option of the same" in run.stdout
     cluster_help = launcher("cluster", "--help")
     assert cluster_help.returncode == 0 and "spark-daemon.sh" in cluster_help.stdout
