@@ -125,9 +125,12 @@ def start(layout: Layout, daemon: Daemon, args: list[str], base_env: dict[str, s
     layout.logs.mkdir(parents=True, exist_ok=True)
     if daemon.role == "worker":
         layout.worker_dir(daemon).mkdir(parents=True, exist_ok=True)
-    subprocess.run(layout.command("start", daemon, *args), cwd=layout.root,
-                   env=layout.env(daemon, base_env), stdin=subprocess.DEVNULL,
-                   stdout=sys.stderr, check=True, start_new_session=True)
+    done = subprocess.run(layout.command("start", daemon, *args), cwd=layout.root,
+                          env=layout.env(daemon, base_env), stdin=subprocess.DEVNULL,
+                          stdout=sys.stderr, check=False, start_new_session=True)
+    if done.returncode != 0:
+        raise LaunchError(f"spark-daemon.sh could not start {daemon.name} (exit "
+                          f"{done.returncode}); see its message above and {layout.logs}/")
     pid = recorded(layout).get(daemon)
     if pid is None:
         raise LaunchError(f"{daemon.name} did not start: spark-daemon.sh wrote no PID file")
