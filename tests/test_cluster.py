@@ -12,6 +12,7 @@ and dist/telcorec-env-*.tar.gz), so its figure includes packing the environment.
 """
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import signal
@@ -30,6 +31,7 @@ from deltalake import DeltaTable
 
 from telcorec.core import config
 from telcorec.core.columns import Col
+from telcorec.launch import daemons
 
 pytestmark = pytest.mark.cluster
 
@@ -106,7 +108,10 @@ def processes_in_cluster_dir() -> list[int]:
 
 
 def recorded_pids() -> dict[str, int]:
-    return {p.stem: int(p.read_text()) for p in CLUSTER_DIR.glob("*.pid")}
+    """The daemons spark-daemon.sh recorded (master, worker-N) and their PIDs."""
+    spark_home = Path(importlib.util.find_spec("pyspark").origin).parent
+    layout = daemons.Layout(CLUSTER_DIR, spark_home)
+    return {daemon.name: pid for daemon, pid in daemons.recorded(layout).items()}
 
 
 def read_delta(path: Path, run_date: str | None = RUN_DATE) -> pd.DataFrame:
@@ -233,7 +238,7 @@ def cluster():
         assert down.returncode == 0, f"cluster down failed:\n{down.stderr}"
         assert not alive, f"daemons still running after cluster down: {alive}"
         assert not left, f"processes left in work/cluster/ after cluster down: {left}"
-        assert not list(CLUSTER_DIR.glob("*.pid"))
+        assert not recorded_pids()
 
 
 @pytest.fixture(scope="module")

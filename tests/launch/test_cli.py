@@ -1,0 +1,56 @@
+"""./spark-submit.sh as a user runs it (cheap commands only: no Spark, no cluster)."""
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from telcorec.launch import cli
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def launcher(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["bash", str(REPO / "spark-submit.sh"), *args], cwd=REPO,
+                          capture_output=True, text=True, timeout=120, check=False)
+
+
+def test_help_lists_commands_jobs_and_the_option_rule():
+    run = launcher("--help")
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.startswith("Usage: ./spark-submit.sh COMMAND")
+    jobs = sorted(p.stem for p in (REPO / "jobs").glob("*.py") if not p.stem.startswith("_"))
+    assert f"Jobs available now (jobs/*.py): {' '.join(jobs)}" in run.stdout
+    assert "unless the job defines an option of the same" in run.stdout
+    cluster_help = launcher("cluster", "--help")
+    assert cluster_help.returncode == 0 and "spark-daemon.sh" in cluster_help.stdout
+
+
+def test_dry_run_prints_the_command_and_runs_nothing():
+    run = launcher("score", "--dry-run", "--run-date", "2026-11-01")
+    assert run.returncode == 0, run.stderr
+    lines = run.stdout.splitlines()
+    assert lines[0].startswith("# --dry-run: nothing was run")
+    assert lines[1] == f"cd {REPO}"
+    assert ".venv/bin/spark-submit \\" in lines
+    assert lines[-3:] == ["    jobs/score.py \\", "    --run-date \\", "    2026-11-01"]
+
+
+@pytest.mark.parametrize("args", [("nosuch",), ("--bogus", "pipeline"), ("sql",), ("cluster",),
+                                  ("cluster", "sideways"), ()])
+def test_usage_errors_go_to_stderr_with_exit_2(args):
+    run = launcher(*args)
+    assert run.returncode == 2 and run.stdout == "" and run.stderr
+
+
+def test_which_commands_need_the_environment_built_first():
+    assert not cli.runs_without_setup(["test"])
+    assert not cli.runs_without_setup(["pipeline"])
+    assert not cli.runs_without_setup(["cluster", "up"])
+    assert not cli.runs_without_setup(["vacuum", "--dry-run"])    # vacuum's own dry run
+    assert cli.runs_without_setup(["--help"]) and cli.runs_without_setup([])
+    assert cli.runs_without_setup(["cluster", "up", "--help"])
+    assert cli.runs_without_setup(["cluster", "status"])
+    assert cli.runs_without_setup(["nosuch"])                      # only prints the error
+    assert cli.runs_without_setup(["--dry-run", "pipeline"]) == cli.in_venv()
