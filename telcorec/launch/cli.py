@@ -10,8 +10,12 @@ from pathlib import Path
 from telcorec.launch import cluster, environment
 from telcorec.launch.daemons import Layout
 from telcorec.launch.messages import LaunchError, UsageError, log
-from telcorec.launch.options import (DEFAULT_DRIVER_MEMORY, DEFAULT_MASTER, job_names,
-                                     parse_job_command)
+from telcorec.launch.options import (
+    DEFAULT_DRIVER_MEMORY,
+    DEFAULT_MASTER,
+    job_names,
+    parse_job_command,
+)
 from telcorec.launch.submit import Plan, build_plan, render_dry_run, spark_env
 
 REPO = Path(__file__).resolve().parents[2]

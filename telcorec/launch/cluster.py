@@ -270,5 +270,5 @@ def status(layout: Layout) -> int:
     running = _running(layout)
     for daemon, pid in daemons.recorded(layout).items():
         ok = ok and daemon in running
-        print(f"  {daemon.name:<9} PID {pid:<8} {'running' if daemon in running else 'NOT running'}")
+        print(f"  {daemon.name:<9} PID {pid:<8} {'running' if daemon in running else 'not running'}")
     return 0 if ok else 1
