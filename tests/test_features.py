@@ -97,8 +97,8 @@ def full_inputs(spark):
          dt.date(2026, 12, 15), 4, True, 0.95, 30.0, None, True),
     ], schemas.full("subscribers"))
     plans = spark.createDataFrame([
-        ("S2", "O1", dt.date(2021, 1, 1), dt.date(2022, 1, 1), None),
-        ("S2", "O2", dt.date(2022, 1, 1), None, None)], schemas.full("subscriptions"))
+        ("S2", "O1", dt.date(2021, 1, 1), dt.date(2022, 1, 1), None, None),
+        ("S2", "O2", dt.date(2022, 1, 1), None, None, None)], schemas.full("subscriptions"))
     catalogue = spark.createDataFrame([
         ("O1", "a", 5.0, 1.0, 100.0, 50, 0, "residential", "prepaid", "4G", False),
         ("O2", "b", 25.0, 4.0, 10.0, 200, 12, "premium", "postpaid", "5G", True),

@@ -15,7 +15,9 @@ d = dt.date
 
 
 def subscriptions(spark, rows):
-    return spark.createDataFrame([r if len(r) == 5 else r + (None,) for r in rows],
+    """Rows (subscriber, offer, start, end[, usage[, start_ts]]) as the validated table."""
+    width = len(schemas.full("subscriptions").fields)
+    return spark.createDataFrame([r + (None,) * (width - len(r)) for r in rows],
                                  schemas.full("subscriptions"))
 
 
@@ -128,3 +130,18 @@ def test_overlapping_train_and_test_is_refused(spark):
     with pytest.raises(DataError, match="train and test share"):
         interactions.check_no_overlap(train, spark.createDataFrame([("S1", "O2")], cols))
     interactions.check_no_overlap(train, spark.createDataFrame([("S1", "O3")], cols))
+
+
+def test_leave_one_out_holds_out_the_latest_event_of_the_last_day_by_its_time(spark):
+    """A rating set's last day often holds many events: the full timestamp picks the latest,
+    whatever the seed; without one, the seeded pick decides among the day's pairs."""
+    t = dt.datetime
+    rows = [("U1", "A", d(2025, 1, 1), None, 1.0, t(2025, 1, 1, 9, 0, 0)),
+            ("U1", "B", d(2025, 1, 2), None, 1.0, t(2025, 1, 2, 8, 0, 0)),
+            ("U1", "C", d(2025, 1, 2), None, 1.0, t(2025, 1, 2, 21, 30, 5)),
+            ("U1", "D", d(2025, 1, 2), None, 1.0, t(2025, 1, 2, 21, 30, 4))]
+    pairs = interactions.pairs(subscriptions(spark, rows), RUN)
+    for seed in range(6):
+        held = [r[Col.OFFER_ID] for r in interactions.split_latest(pairs, seed=seed).collect()
+                if r[Col.SPLIT] == "test"]
+        assert held == ["C"]

@@ -170,3 +170,16 @@ def test_negative_sample_size_is_refused_with_the_key():
     with pytest.raises(ConfigError, match=r"evaluation\.sampled_negatives"):
         config.EvaluationConfig(sampled_negatives=-1)
     assert sampled_protocol.protocol_name(99) == "sampled99"
+
+
+def test_a_subscribers_other_test_offers_are_never_their_negatives(spark):
+    rows = [("S1", 0, "train"), ("S1", 2, "test"), ("S1", 4, "test"), ("S2", 3, "test")]
+    interactions = spark.createDataFrame(
+        [(s, i, o, split) for i, (s, o, split) in enumerate(rows)],
+        f"{Col.SUBSCRIBER_ID} string, {Col.SUBSCRIBER_IDX} int, {Col.OFFER_IDX} int, "
+        f"{Col.SPLIT} string")
+    got = {(r[Col.SUBSCRIBER_ID], r[sampled_protocol.TEST_OFFER_IDX]):
+           (sorted(r[sampled_protocol.HELD_IDX]), sorted(r[Col.HISTORY_IDX]))
+           for r in sampled_protocol.evaluation_rows(interactions).collect()}
+    assert got == {("S1", 2): ([0, 2, 4], [0]), ("S1", 4): ([0, 2, 4], [0]),
+                   ("S2", 3): ([3], [])}

@@ -37,6 +37,10 @@ class Col:
 
     # subscriptions
     START_DATE = "start_date"
+    # optional: when the source knows the time of day (an event log), ordering by it picks a
+    # subscriber's latest pair among those of one day (interactions.split leave_one_out)
+    START_TS = "start_ts"
+    LAST_TS = "last_ts"  # the latest start_ts of a (subscriber, offer) pair
     END_DATE = "end_date"
 
     # cdr
@@ -50,6 +54,9 @@ class Col:
     VOICE_NEED_MIN = "voice_need_min"
     SMS_NEED = "sms_need"
     PRICE_SENSITIVITY = "price_sensitivity"
+    # the generator's hidden taste: the offer family a subscriber likes beyond their needs
+    # (synthetic/utility.taste_axes; -1 none). No feature shows it; their plan history does
+    PERSONA = "persona"
     NEXT_OFFER_ID = "next_offer_id"  # a new subscriber's first plan choice (cold-start truth)
 
     # rejects
@@ -86,6 +93,9 @@ class Col:
     # model training / scoring
     SHARD = "shard"
     EXCLUDE_IDX = "exclude_idx"
+    # offer indices a subscriber holds or held: a history-aware model's history tokens
+    # (at evaluation their training offers, at scoring every pair of `interactions`)
+    HISTORY_IDX = "history_idx"
     RANK = "rank"
     SCORE = "score"
     MODEL = "model"

@@ -53,7 +53,7 @@ SUBSCRIBER_TRUTH = _schema(
     (Col.SUBSCRIBER_ID, S, False), (Col.SEGMENT, S, False), (Col.DEVICE_TIER, S, False),
     (Col.PAYMENT_TYPE, S, False), (Col.HOUSEHOLD_SIZE, I, False), (Col.DATA_NEED_GB, D, False),
     (Col.VOICE_NEED_MIN, D, False), (Col.SMS_NEED, D, False), (Col.PRICE_SENSITIVITY, D, False),
-    (Col.NEXT_OFFER_ID, S, True),
+    (Col.PERSONA, I, False), (Col.NEXT_OFFER_ID, S, True),
 )
 
 # ---- stage outputs -------------------------------------------------------------------------
@@ -164,7 +164,7 @@ OPTIONAL = {
                            (Col.MONTHLY_CHARGE, D, True), (Col.CHURNED, B, True),
                            (Col.MARKETING_OPT_OUT, B, True)),
     "catalogue": _schema(),
-    "subscriptions": _schema((Col.USAGE, D, True)),
+    "subscriptions": _schema((Col.USAGE, D, True), (Col.START_TS, TS, True)),
     "cdr": _schema((Col.MISSED, B, True), (Col.ROAMING, B, True), (Col.INTERNATIONAL, B, True)),
 }
 

@@ -31,6 +31,13 @@ AT_K = ("precision", "recall", "hit_rate", "map", "ndcg", "diversity", "novelty"
 NO_CUTOFF = ("mrr", "auc")  # written with k = 0
 HELD_IDX = "held_idx"
 COHORT = "cohort"
+HISTORY_GROUP = "history_group"  # a subscriber's history length: history_0, history_1-2, history_3+
+
+
+def history_groups(histories: pd.Series) -> np.ndarray:
+    """history_0 / history_1-2 / history_3+ by the number of offers in each history."""
+    n = histories.map(lambda h: 0 if h is None else len(h)).to_numpy()
+    return np.where(n == 0, "history_0", np.where(n <= 2, "history_1-2", "history_3+"))
 TOP_IDX = "top_idx"
 
 
@@ -116,17 +123,21 @@ def evaluate_frame(batch: pd.DataFrame, scorer: Scorer, ks: tuple[int, ...],
         out.update(beyond_accuracy(top, item_vectors, popularity_share, k))
     frame = pd.DataFrame({Col.SUBSCRIBER_ID: batch[Col.SUBSCRIBER_ID].to_numpy(),
                           Col.SEGMENT: batch[Col.SEGMENT].to_numpy(),
-                          COHORT: batch[COHORT].to_numpy(), **out})
+                          COHORT: batch[COHORT].to_numpy(),
+                          # a batch without histories (a scorer tested alone) is in no group
+                          HISTORY_GROUP: (history_groups(batch[Col.HISTORY_IDX])
+                                          if Col.HISTORY_IDX in batch else None), **out})
     frame[TOP_IDX] = list(top.astype(np.int32))
     return frame
 
 
 def per_subscriber(subscribers: DataFrame, scorer: Scorer, ks: tuple[int, ...],
                    item_vectors: np.ndarray, popularity_share: np.ndarray) -> DataFrame:
-    """Metrics of every subscriber row (needs held_idx, exclude_idx, segment, cohort columns)."""
+    """Metrics of every subscriber row (needs held_idx, exclude_idx, history_idx, segment and
+    cohort columns)."""
     schema = T.StructType(
         [T.StructField(Col.SUBSCRIBER_ID, T.StringType()), T.StructField(Col.SEGMENT, T.StringType()),
-         T.StructField(COHORT, T.StringType())]
+         T.StructField(COHORT, T.StringType()), T.StructField(HISTORY_GROUP, T.StringType())]
         + [T.StructField(c, T.DoubleType()) for c in metric_columns(ks)]
         + [T.StructField(TOP_IDX, T.ArrayType(T.IntegerType()))])
     shared = subscribers.sparkSession.sparkContext.broadcast(
@@ -161,6 +172,8 @@ def summarise(rows: DataFrame, ks: tuple[int, ...], catalogue_size: int,
         grouped = rows.withColumn("_group", key)
         aggs = [exact_mean(c).alias(c) for c in metric_columns(ks)]
         for row in grouped.groupBy("_group").agg(*aggs).collect():  # one row per group
+            if row["_group"] is None:
+                continue
             for name in metric_columns(ks):
                 metric, _, k = name.partition("@")
                 if row[name] is not None:
@@ -168,6 +181,6 @@ def summarise(rows: DataFrame, ks: tuple[int, ...], catalogue_size: int,
         for k in ks:
             listed = (grouped.select("_group", F.explode(F.slice(TOP_IDX, 1, k)).alias("i"))
                       .where(F.col("i") >= 0).groupBy("_group").agg(F.countDistinct("i").alias("n")))
-            for row in listed.collect():  # one row per group
+            for row in listed.where(F.col("_group").isNotNull()).collect():  # one row per group
                 out.append(("coverage", k, str(row["_group"]), row["n"] / catalogue_size))
     return out

@@ -100,8 +100,11 @@ def evaluation_frame(interactions: DataFrame) -> tuple[DataFrame, DataFrame]:
     check_no_overlap(train, test)
     excluded = (train.groupBy(Col.SUBSCRIBER_ID)
                 .agg(F.collect_list(Col.OFFER_IDX).alias(Col.EXCLUDE_IDX)))
+    # the training offers are both excluded from the ranking and the history a history-aware
+    # model sees: the held-out offer is in neither (no leakage)
     subs = (test.select(Col.SUBSCRIBER_ID).distinct()
-            .join(excluded, on=Col.SUBSCRIBER_ID, how="left"))
+            .join(excluded, on=Col.SUBSCRIBER_ID, how="left")
+            .withColumn(Col.HISTORY_IDX, F.col(Col.EXCLUDE_IDX)))
     return subs, test.select(Col.SUBSCRIBER_ID, Col.OFFER_ID)
 
 
@@ -121,6 +124,7 @@ def cohorts(interactions: DataFrame, truth: DataFrame | None, offers: DataFrame)
     empty = F.array().cast("array<int>")
     warm = (subs.join(held, on=Col.SUBSCRIBER_ID, how="inner")
             .withColumn(Col.EXCLUDE_IDX, F.coalesce(Col.EXCLUDE_IDX, empty))
+            .withColumn(Col.HISTORY_IDX, F.col(Col.EXCLUDE_IDX))
             .withColumn(COHORT, F.lit(Cohort.WARM)))
     if truth is None:
         return warm
@@ -128,7 +132,8 @@ def cohorts(interactions: DataFrame, truth: DataFrame | None, offers: DataFrame)
             .join(offers.select(F.col(Col.OFFER_ID).alias(Col.NEXT_OFFER_ID), Col.OFFER_IDX),
                   on=Col.NEXT_OFFER_ID, how="inner")
             .select(Col.SUBSCRIBER_ID, F.array(Col.OFFER_IDX).alias(HELD_IDX),
-                    empty.alias(Col.EXCLUDE_IDX), F.lit(Cohort.COLD_START).alias(COHORT)))
+                    empty.alias(Col.EXCLUDE_IDX), empty.alias(Col.HISTORY_IDX),
+                    F.lit(Cohort.COLD_START).alias(COHORT)))
     return warm.unionByName(cold)
 
 

@@ -42,7 +42,8 @@ CURVES = ("precision", "recall", "ndcg", "hit_rate", "map")
 SEGMENT_METRIC = ("precision", HEADLINE_K)
 COHORT_METRICS = (("precision", HEADLINE_K), ("recall", HEADLINE_K), ("ndcg", HEADLINE_K))
 BASELINES = ("content", "popularity", "random", "oracle")  # drawn dashed, listed last
-NOT_SEGMENTS = (metrics_store.ALL_SEGMENTS, Cohort.WARM, Cohort.COLD_START)
+HISTORY_GROUPS = ("history_0", "history_1-2", "history_3+")  # evaluation.metrics.history_groups
+NOT_SEGMENTS = (metrics_store.ALL_SEGMENTS, Cohort.WARM, Cohort.COLD_START, *HISTORY_GROUPS)
 
 
 @dataclass(frozen=True)
@@ -153,8 +154,9 @@ def segments_figure(metrics: pd.DataFrame) -> Figure | None:
 
 
 def cohorts_figure(metrics: pd.DataFrame) -> Figure | None:
-    """Cold-start against warm subscribers, per model, for a few metrics at K=5."""
-    rows = _select(metrics, FULL, (Cohort.WARM, Cohort.COLD_START))
+    """Cold-start against warm subscribers, and subscribers by the length of their history
+    (offers held in training: 0, 1-2, 3+), per model, for a few metrics at K=5."""
+    rows = _select(metrics, FULL, (Cohort.WARM, Cohort.COLD_START, *HISTORY_GROUPS))
     panels = [(m, k) for m, k in COHORT_METRICS
               if ((rows[Col.METRIC] == m) & (rows[Col.K] == k)).any()]
     if not panels:
@@ -233,7 +235,7 @@ def render(metrics: pd.DataFrame, curves: list[TrainingCurve], title: str,
                       _table(headline_table(metrics))),
              _section("Metric against K", _image(curves_figure(metrics), "no metrics at K")),
              _section("Per segment", _image(segments_figure(metrics), "no per-segment rows")),
-             _section("Cold start against warm subscribers",
+             _section("Cold start against warm subscribers, and by history length (offers held)",
                       _image(cohorts_figure(metrics), "no cohort rows")),
              _section("Training curves per shard (LightFM)",
                       _image(training_figure(curves, training_label),

@@ -57,14 +57,23 @@ def per_subscriber(batch: pd.DataFrame, scorer, seed: int, negatives: int) -> pd
 
 
 def evaluation_rows(interactions: DataFrame) -> DataFrame:
-    """One row per subscriber with a test offer: subscriber_id, subscriber_idx, the test
-    offer and the offers held in training (excluded from the sample)."""
+    """One row per (subscriber, test offer): subscriber_id, subscriber_idx, the test offer, the
+    offers never sampled as its negatives (held_idx: those held in training and the
+    subscriber's other test offers, which are positives too on a multi-offer test split) and
+    the history a history-aware model sees (history_idx: the training offers only)."""
     train = interactions.filter(F.col(Col.SPLIT) == Split.TRAIN)
     test = interactions.filter(F.col(Col.SPLIT) == Split.TEST)
-    held = train.groupBy(Col.SUBSCRIBER_ID).agg(F.collect_list(Col.OFFER_IDX).alias(HELD_IDX))
+    empty = F.array().cast("array<int>")
+    trained = train.groupBy(Col.SUBSCRIBER_ID).agg(
+        F.collect_list(Col.OFFER_IDX).alias(Col.HISTORY_IDX))
+    tested = test.groupBy(Col.SUBSCRIBER_ID).agg(F.collect_list(Col.OFFER_IDX).alias("_tests"))
     return (test.select(Col.SUBSCRIBER_ID, Col.SUBSCRIBER_IDX,
                         F.col(Col.OFFER_IDX).alias(TEST_OFFER_IDX))
-            .join(held, on=Col.SUBSCRIBER_ID, how="left"))
+            .join(trained, on=Col.SUBSCRIBER_ID, how="left")
+            .join(tested, on=Col.SUBSCRIBER_ID, how="inner")
+            .withColumn(Col.HISTORY_IDX, F.coalesce(Col.HISTORY_IDX, empty))
+            .withColumn(HELD_IDX, F.array_union(Col.HISTORY_IDX, "_tests"))
+            .drop("_tests"))
 
 
 def _at_k(rank: Column, k: int) -> list[Column]:

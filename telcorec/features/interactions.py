@@ -43,6 +43,7 @@ def pairs(subscriptions: DataFrame, run_date: dt.date) -> DataFrame:
     usage = F.coalesce(F.col(Col.USAGE), held_days.cast("double"))
     return (subscriptions.groupBy(Col.SUBSCRIBER_ID, Col.OFFER_ID)
             .agg(F.max(Col.START_DATE).alias(Col.EVENT_DATE),
+                 F.max(Col.START_TS).alias(Col.LAST_TS),
                  F.min(Col.START_DATE).alias(Col.FIRST_DATE),
                  F.sum(usage).alias(Col.USAGE)))
 
@@ -74,9 +75,11 @@ def _labelled(df: DataFrame, is_test: Column) -> DataFrame:
 
 
 def split_latest(pairs_df: DataFrame, seed: int = 0) -> DataFrame:
-    """Mark each subscriber's latest pair `test` when they have >= 2 pairs, the rest `train`."""
+    """Mark each subscriber's latest pair `test` when they have >= 2 pairs, the rest `train`:
+    latest by date, then by time when the source has it (start_ts), then a seeded pick."""
     newest_first = (Window.partitionBy(Col.SUBSCRIBER_ID)
-                    .orderBy(F.col(Col.EVENT_DATE).desc(), _seeded_uniform(seed).desc(),
+                    .orderBy(F.col(Col.EVENT_DATE).desc(), F.col(Col.LAST_TS).desc_nulls_last(),
+                             _seeded_uniform(seed).desc(),
                              F.col(Col.OFFER_ID).desc()))
     whole = Window.partitionBy(Col.SUBSCRIBER_ID).rowsBetween(
         Window.unboundedPreceding, Window.unboundedFollowing)

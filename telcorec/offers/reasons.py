@@ -138,21 +138,60 @@ class Explainer:
     offer_terms: dict[int, np.ndarray]  # shard -> (user tokens x offers x width) v_b (e_a . f_b)
     offer_tokens: np.ndarray            # (offers x width) item tokens, -1 pads (terms 0)
     phrases: np.ndarray                 # offer_phrases of the catalogue
+    offer_ids: np.ndarray               # offer_idx -> offer_id, object
+    # history-aware models (models/lightfm/history.py): shard -> (history offer x offer) terms
+    # (e_h . sum_b v_b f_b), and the weight of a history of n offers' tokens (w / sqrt(n))
+    history_terms: dict[int, np.ndarray] | None = None
+    history_weight: float | None = None
 
     @classmethod
     def build(cls, user_vocab: Vocabulary, item_vocab: Vocabulary, item_features: sp.csr_matrix,
               embeddings: dict[int, tuple[np.ndarray, np.ndarray]],
-              offers: pd.DataFrame) -> "Explainer":
+              offers: pd.DataFrame, history_weight: float | None = None) -> "Explainer":
         """`embeddings`: shard -> (user feature embeddings, item feature embeddings);
         `item_features` and `offers` in offer_idx order."""
         tokens, weights = padded(item_features.tocsr())
-        offer_terms = {s: np.asarray(u @ i.T, dtype=np.float64)[:, np.maximum(tokens, 0)]
+        n = len(user_vocab)  # rows past the feature tokens are history tokens, one per offer
+        offer_terms = {s: np.asarray(u[:n] @ i.T, dtype=np.float64)[:, np.maximum(tokens, 0)]
                        * weights[None, :, :] for s, (u, i) in embeddings.items()}
+        history_terms = ({s: np.asarray(u[n:] @ (item_features @ i).T, dtype=np.float64)
+                          for s, (u, i) in embeddings.items()}
+                         if history_weight is not None else None)
         return cls(user_vocab, np.asarray(user_vocab.tokens, dtype=object),
                    np.asarray(item_vocab.tokens, dtype=object),
                    _columns_of(user_vocab.tokens, SUBSCRIBER_CATEGORICALS),
                    _columns_of(item_vocab.tokens, OFFER_TOKEN_COLUMNS),
-                   offer_terms, tokens, offer_phrases(offers))
+                   offer_terms, tokens, offer_phrases(offers),
+                   offers[Col.OFFER_ID].to_numpy(dtype=object), history_terms, history_weight)
+
+    def history_reason(self, batch: pd.DataFrame, rows: np.ndarray,
+                       offers: np.ndarray) -> pa.StringArray:
+        """"history: holds <offer>" naming the held offer whose token adds most to the pair's
+        score (null where the model has no history tokens or none adds anything)."""
+        best = np.full(len(rows), -1)
+        if self.history_terms is not None and len(rows):
+            held = batch[Col.HISTORY_IDX].to_numpy()[rows]
+            lengths = np.fromiter((0 if h is None else len(h) for h in held), np.int64, len(rows))
+            width = max(int(lengths.max()), 1)
+            padded_held = np.full((len(rows), width), -1, dtype=np.int64)
+            if lengths.sum():
+                padded_held[np.repeat(np.arange(len(rows)), lengths),
+                            np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths,
+                                                                 lengths)] = np.concatenate(
+                    [np.asarray(h, dtype=np.int64) for h in held if h is not None and len(h)])
+            shard = batch[Col.SHARD].to_numpy()[rows]
+            for s, table in self.history_terms.items():
+                mine = np.flatnonzero((shard == s) & (lengths > 0))
+                if mine.size:
+                    h = padded_held[mine]
+                    terms = np.where(h >= 0, table[np.maximum(h, 0), offers[mine, None]], -np.inf)
+                    pick = np.argmax(terms, axis=1)
+                    good = terms[np.arange(mine.size), pick] > 0
+                    best[mine[good]] = h[good, pick[good]]
+        names = np.where(best >= 0, self.offer_ids[np.maximum(best, 0)], None)
+        text = np.array([None if n is None else f"history: holds {n}; subscribers who hold it "
+                         "take this offer" for n in names], dtype=object)
+        return pa.array(text, pa.string())
 
     def pair_terms(self, batch: pd.DataFrame, rows: np.ndarray,
                    offers: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -240,4 +279,4 @@ def explainer_for(scorer: Scorer, offers: pd.DataFrame) -> Explainer | None:
     model = lightfm[0]
     embeddings = {s: (model.users[s][0], model.item_embeddings[s]) for s in model.users}
     return Explainer.build(model.user_vocab, model.item_vocab, model.item_features, embeddings,
-                           offers)
+                           offers, model.history_weight)

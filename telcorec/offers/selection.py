@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
 from pyspark.sql import types as T
 from pyspark.sql.pandas.types import to_arrow_schema
 
@@ -93,6 +94,9 @@ def row_reasons(batch: pd.DataFrame, rows: np.ndarray, offers: np.ndarray,
         for slot in sel.explainer.pair_reasons(batch, rows[treated], offers[treated],
                                                sel.top_pairs):
             slots.append(slot.take(spread))
+        if sel.explainer.history_terms is not None:
+            slots.append(sel.explainer.history_reason(batch, rows[treated],
+                                                      offers[treated]).take(spread))
     for text, applied in rule_markers:
         slots.append(reasons.marker(applied[rows, offers], text))
     model_arm = ~control[rows]  # the control arm gets the baseline whatever the route
@@ -235,12 +239,28 @@ HISTORY = T.StructType([f for f in schemas.OFFERS.fields
                         if f.name in (Col.RUN_DATE, Col.SUBSCRIBER_ID, Col.OFFER_ID, Col.RANK)])
 
 
+def with_holdings(features: DataFrame, interactions: DataFrame | None) -> DataFrame:
+    """`history_idx`: every offer the subscriber holds or held (all pairs of the run date's
+    `interactions`, test split included: at scoring time nothing is held out), the history
+    tokens of a history-aware model; empty for a subscriber without pairs."""
+    empty = F.array().cast("array<int>")
+    if interactions is None:
+        return features.withColumn(Col.HISTORY_IDX, empty)
+    held = (interactions.groupBy(Col.SUBSCRIBER_ID)
+            .agg(F.array_sort(F.collect_set(Col.OFFER_IDX)).alias(Col.HISTORY_IDX)))
+    return (features.join(held, on=Col.SUBSCRIBER_ID, how="left")
+            .withColumn(Col.HISTORY_IDX, F.coalesce(Col.HISTORY_IDX, empty)))
+
+
 def subscriber_batch(features: DataFrame, offers: DataFrame, history: DataFrame | None,
-                     cfg: Config, run_date: dt.date) -> DataFrame:
+                     cfg: Config, run_date: dt.date,
+                     interactions: DataFrame | None = None) -> DataFrame:
     """Every subscriber once, with what the tasks need beside the features: the shard model
-    (shard), the arm, the current plan (exclude_idx) and recently shown offers (fatigue_idx).
+    (shard), the arm, the current plan (exclude_idx), recently shown offers (fatigue_idx) and
+    the offers they hold or held (history_idx, from `interactions`).
     `history`: earlier `offers` rows (HISTORY columns), None when there are none."""
     fatigue = (rules.fatigue_exclusions(history, offers, run_date, cfg.rules.fatigue)
                if history is not None and cfg.rules.fatigue.days else None)
     batch = rules.with_fatigue(rules.with_current_plan(features, offers), fatigue)
+    batch = with_holdings(batch, interactions)
     return experiments.with_arm(with_shard(batch, cfg.train), cfg.experiment)

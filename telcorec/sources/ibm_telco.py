@@ -105,7 +105,8 @@ def subscriptions(customers: DataFrame, snapshot: dt.date) -> DataFrame:
            .select(F.col("customerID").alias(Col.SUBSCRIBER_ID), Col.OFFER_ID,
                    F.add_months(F.lit(snapshot), -F.col("tenure")).alias(Col.START_DATE),
                    F.lit(None).cast("date").alias(Col.END_DATE),
-                   F.lit(None).cast("double").alias(Col.USAGE), Col.PARSE_ERROR,
+                   F.lit(None).cast("double").alias(Col.USAGE),
+                   F.lit(None).cast("timestamp").alias(Col.START_TS), Col.PARSE_ERROR,
                    Col.RAW_RECORD))
     return schemas.conform(out, _with_parse(schemas.full("subscriptions")))
 

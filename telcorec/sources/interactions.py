@@ -3,8 +3,8 @@ tables, in CSV or Parquet, as the four input contract tables, so public recommen
 benchmarks run through the same pipeline.
 
 - subscriptions: one row per event: subscriber_id = user, offer_id = item, start_date = the
-  event's date (the day before the run date when there is no timestamp), usage = weight (1 per
-  event when there is no weight column). The interactions stage sums usage per pair.
+  event's date (the day before the run date when there is no timestamp) and start_ts its full
+  timestamp, usage = weight (1 per event when there is no weight column). The interactions stage sums usage per pair.
 - subscribers: every user seen in an event or in the user table; attributes mapped onto the
   subscriber contract columns (inputs.interactions.users.columns); segment "all" and payment
   type "n/a" where not mapped, signup at the user's first event.
@@ -65,7 +65,10 @@ def events(raw: DataFrame, cfg: InteractionsSourceConfig, run_date: dt.date) -> 
               (F.to_date(ts) if ts is not None else F.lit(run_date - dt.timedelta(days=1)))
               .alias(Col.START_DATE),
               F.lit(None).cast("date").alias(Col.END_DATE),
-              (weight if weight is not None else F.lit(1.0)).alias(Col.USAGE)]
+              (weight if weight is not None else F.lit(1.0)).alias(Col.USAGE),
+              # the full time orders the events of one day (a rating set's last day often
+              # holds many): leave_one_out holds out the latest, not a random one of that day
+              (ts if ts is not None else F.lit(None).cast("timestamp")).alias(Col.START_TS)]
     return with_parse_columns(raw, values, failures, sorted(set(cols.values())))
 
 

@@ -11,7 +11,7 @@ from telcorec.core import schemas
 from telcorec.core.columns import Cohort, Col
 from telcorec.core.config import Config
 from telcorec.evaluation import report, sampled_protocol
-from telcorec.evaluation.metrics import COHORT, per_subscriber, summarise
+from telcorec.evaluation.metrics import COHORT, HISTORY_GROUP, per_subscriber, summarise
 from telcorec.evaluation.offline import (
     SUMMARY_METRICS,
     OracleScorer,
@@ -64,7 +64,7 @@ def run(spark: SparkSession, cfg: Config, run_date: dt.date) -> dict[str, object
             truth.select(Col.SUBSCRIBER_ID, *truth_cols), on=Col.SUBSCRIBER_ID, how="inner")))
     share = (popular.counts + 1) / (popular.counts.sum() + len(offer_ids))
     vectors, ks = offer_vectors(offers), cfg.evaluation.ks
-    groups = {"all": "all", "segment": Col.SEGMENT, "cohort": COHORT}
+    groups = {"all": "all", "segment": Col.SEGMENT, "cohort": COHORT, "history": HISTORY_GROUP}
     rid, tables, summary = runs.run_id(cfg, run_date), [], {}
     for scorer, batch in scorers:
         rows = summarise(per_subscriber(batch, scorer, ks, vectors, share), ks, len(offer_ids),

@@ -53,7 +53,8 @@ def run(spark: SparkSession, cfg: Config, run_date: dt.date) -> dict:
     sel = selection_for(cfg, scorer, people.baseline(scorer.offer_ids, run_date), offers, depth)
     contract = OffersContract(tuple(scorer.offer_ids), k)
     passes = Passes(selection.subscriber_batch(features, offer_df,
-                                               offer_history(spark, wh, writer), cfg, run_date),
+                                               offer_history(spark, wh, writer), cfg, run_date,
+                                               read("interactions")),
                     sel, k, contract, run_date, runs.run_id(cfg, run_date), wh.table("offers"),
                     writer, phase)
     try:

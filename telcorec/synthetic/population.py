@@ -12,7 +12,7 @@ import pandas as pd
 from telcorec.core.columns import Col
 from telcorec.synthetic import rand
 from telcorec.synthetic.rand import Salt
-from telcorec.synthetic.utility import true_utility
+from telcorec.synthetic.utility import TASTE_FAMILIES, true_utility
 
 
 class GenCol:
@@ -57,8 +57,12 @@ NEED_SIGMA, SMS_SIGMA, PRICE_SIGMA = 0.6, 0.8, 0.15
 NEW_MAX_DAYS, TENURE_MEDIAN_DAYS, TENURE_SIGMA, MAX_TENURE_DAYS = 30, 600.0, 1.0, 3650
 SHORT_TERM_SHARE = 0.4  # postpaid contracts of 12 months; the rest run 24
 MONTH_SIGMA, VOLATILE_SIGMA, VOLATILE_SHARE = 0.2, 0.5, 0.25  # month-to-month usage swings
-HISTORY_PROBS = (0.3, 0.4, 0.3)  # 1, 2 or 3 plans
+# 1 to 5 plans: a taste shows in a history of two or more (one plan cannot reveal it)
+HISTORY_PROBS = (0.15, 0.25, 0.25, 0.2, 0.15)
 CHOICE_TEMPERATURE = 0.7
+# Hidden tastes (utility.taste_axes): TASTE_SHARE of subscribers like one hidden offer family
+# beyond what their needs explain, evenly over the families, for life (keyed by subscriber alone)
+TASTE_SHARE = 0.8
 CURRENT_PLAN_MIN_AGE_DAYS = 30
 
 
@@ -109,6 +113,9 @@ def population(numbers: np.ndarray, seed: int, cold_start_share: float) -> pd.Da
     prepaid_factor = np.where(pop[Col.PAYMENT_TYPE] == "prepaid", PREPAID_PRICE_FACTOR, 1.0)
     pop[Col.PRICE_SENSITIVITY] = (np.array(PRICE_SENSITIVITY)[seg] * prepaid_factor
                                   * np.exp(PRICE_SIGMA * rand.normal(k, Salt.PRICE_SENS)))
+    taste = rand.uniform(k, Salt.TASTE)
+    pop[Col.PERSONA] = np.where(taste < TASTE_SHARE,
+                                np.floor(taste / TASTE_SHARE * TASTE_FAMILIES), -1).astype(np.int32)
     return pop
 
 

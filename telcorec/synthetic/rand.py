@@ -21,7 +21,7 @@ class Salt:
     """One stream per purpose; change none of these or every generated table changes."""
 
     SEGMENT, REGION, DEVICE, PAYMENT, HOUSEHOLD, TENURE, NEW, TERM, VOLATILITY = range(1, 10)
-    DATA_NEED, VOICE_NEED, SMS_NEED, PRICE_SENS = range(20, 24)
+    DATA_NEED, VOICE_NEED, SMS_NEED, PRICE_SENS, TASTE = range(20, 25)
     HISTORY_LEN, CHOICE, START, FIRST_CHOICE = range(40, 44)
     MONTH, VOICE_DAY, SMS_DAY, COUNT, SESSIONS, DATA_DAY = range(60, 66)
     HOUR, SECOND, DURATION, MISSED, SESSION_SHARE = range(70, 75)

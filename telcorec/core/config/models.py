@@ -34,6 +34,7 @@ class LightFMConfig:
 
 
 LIGHTFM_VARIANTS = ("warp", "bpr", "warp-kos", "logistic", "deep")
+REPRESENTATIONS = ("features", "features+history")
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,10 @@ class TrainConfig:
     deep: LightFMConfig = field(default_factory=_deep_preset)
     early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
     lightfm_from_tuning: bool = False  # the tuned variant takes the newest tuning best.json
+    # features: a subscriber is their feature tokens; features+history: also the offers they
+    # hold (telcorec/models/lightfm/history.py), each weighing history_weight / sqrt(n)
+    representation: str = "features+history"
+    history_weight: float = 1.0
 
     def __post_init__(self) -> None:
         check(1 <= self.shards <= 4096, "train.shards", "must be in [1, 4096]")
@@ -77,6 +82,14 @@ class TrainConfig:
         check(len(self.models) > 0 and set(self.models) <= set(LIGHTFM_VARIANTS),
                "train.models", f"must be a non-empty list drawn from {list(LIGHTFM_VARIANTS)}")
         check(len(set(self.models)) == len(self.models), "train.models", "lists a model twice")
+        check(self.representation in REPRESENTATIONS, "train.representation",
+              f"must be one of {list(REPRESENTATIONS)}")
+        check(0 < self.history_weight <= 100, "train.history_weight", "must be in (0, 100]")
+
+    @property
+    def history(self) -> float | None:
+        """The history tokens' weight, None for the features-only representation."""
+        return self.history_weight if self.representation == "features+history" else None
 
     def variant(self, name: str) -> LightFMConfig:
         """Hyperparameters of one variant: `deep` is its own preset (WARP loss), the others

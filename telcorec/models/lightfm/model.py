@@ -46,11 +46,13 @@ class LightFMRecommender:
     def fit(self, interactions: sp.coo_matrix, user_features: sp.csr_matrix,
             item_features: sp.csr_matrix, *, sample_weight: sp.coo_matrix | None = None,
             num_threads: int = 1, validation: sp.csr_matrix | None = None,
-            every: int = 0, patience: int = 2, k: int = 5) -> "LightFMRecommender":
+            exclude: sp.csr_matrix | None = None, every: int = 0, patience: int = 2,
+            k: int = 5) -> "LightFMRecommender":
         """Fit for up to `epochs` epochs. With a `validation` matrix (same shape as
         `interactions`, disjoint from it) and every > 0, precision@k on it is measured every
         `every` epochs, the best epoch's state is kept and training stops after `patience`
-        checks without improvement."""
+        checks without improvement. `exclude`: the offers not ranked for each validation row
+        (default: the row's training pairs)."""
         p = self._params
         self._model = LightFM(no_components=p["no_components"], k=p["k"], n=p["n"],
                               learning_schedule="adagrad", loss=p["loss"],
@@ -69,9 +71,11 @@ class LightFMRecommender:
             if not check or (epoch % every and epoch != p["epochs"]):
                 continue
             value = validation_precision(self.arrays(), user_features, item_features,
-                                         interactions.tocsr(), validation, k)
+                                         interactions.tocsr() if exclude is None else exclude,
+                                         validation, k)
             self.history.append((epoch, value))
-            log.debug("epoch %d: validation precision@%d %.4f", epoch, k, value)
+            log.info("epoch %d: validation precision@%d %.4f (%.1f s an epoch)", epoch, k, value,
+                     self.epoch_seconds[-1])
             if value > best:
                 best, misses, self.best_epoch = value, 0, epoch
                 best_state = {name: a.copy() for name, a in self.arrays().items()}
@@ -144,15 +148,15 @@ def scores(users: Representations, items: Representations) -> np.ndarray:
 
 
 def validation_precision(arrays: dict[str, np.ndarray], user_features: sp.csr_matrix,
-                         item_features: sp.csr_matrix, train: sp.csr_matrix,
+                         item_features: sp.csr_matrix, exclude: sp.csr_matrix,
                          validation: sp.csr_matrix, k: int) -> float:
-    """Mean precision@k over users with validation pairs, their training pairs excluded."""
+    """Mean precision@k over users with validation pairs, the offers of `exclude` not ranked."""
     users = np.flatnonzero(np.diff(validation.indptr))
     reprs_u = representations(user_features[users], arrays["user_embeddings"],
                               arrays["user_biases"])
     reprs_i = representations(item_features, arrays["item_embeddings"], arrays["item_biases"])
     s = scores(reprs_u, reprs_i).astype(np.float64)
-    seen = train[users]
+    seen = exclude[users]
     s[np.repeat(np.arange(len(users)), np.diff(seen.indptr)), seen.indices] = -np.inf
     k = min(k, s.shape[1])
     top = np.argpartition(-s, k - 1, axis=1)[:, :k]

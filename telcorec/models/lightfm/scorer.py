@@ -11,9 +11,11 @@ import pandas as pd
 import scipy.sparse as sp
 
 from telcorec.core.columns import Col
+from telcorec.core.exceptions import DataError
 from telcorec.io import artifacts
 from telcorec.io.artifacts import MANIFEST
 from telcorec.models.encoding import Vocabulary
+from telcorec.models.lightfm import history
 from telcorec.models.lightfm.model import Representations, representations, scores
 
 
@@ -28,6 +30,7 @@ class LightFMScorer:
     item_vocab: Vocabulary                           # the offer side by feature (reasons)
     item_features: sp.csr_matrix                     # offers x item tokens, offer_idx order
     item_embeddings: dict[int, np.ndarray]           # shard -> item feature embeddings
+    history_weight: float | None = None              # None: features only (history.py)
 
     @classmethod
     def load(cls, model_dir: Path) -> "LightFMScorer":
@@ -44,10 +47,24 @@ class LightFMScorer:
                       for s, (emb, bias) in items.items()}
         return cls(manifest["model"], manifest["model_version"], manifest["offer_ids"],
                    Vocabulary.from_json(manifest["user_vocabulary"]), users, item_reprs,
-                   item_vocab, item_features, {s: emb for s, (emb, _) in items.items()})
+                   item_vocab, item_features, {s: emb for s, (emb, _) in items.items()},
+                   manifest.get("history_weight"))
+
+    def user_features(self, batch: pd.DataFrame) -> sp.csr_matrix:
+        """The batch's user rows as the model was fitted on them: feature tokens, and for a
+        history-aware model the offers of the batch's `history_idx` column."""
+        features = self.user_vocab.encode(batch)
+        if self.history_weight is None:
+            return features
+        if Col.HISTORY_IDX not in batch:
+            raise DataError(f"{self.version} is history-aware (train.representation "
+                            f"features+history) but the batch has no {Col.HISTORY_IDX} column: "
+                            "join the subscribers' offers (interactions) before scoring")
+        return history.user_matrix(features, history.batch_histories(batch[Col.HISTORY_IDX]),
+                                   len(self.offer_ids), self.history_weight)
 
     def score(self, batch: pd.DataFrame) -> np.ndarray:
-        features = self.user_vocab.encode(batch)
+        features = self.user_features(batch)
         out = np.empty((len(batch), len(self.offer_ids)), dtype=np.float32)
         shard_col = batch[Col.SHARD].to_numpy()
         for shard, (emb, bias) in self.users.items():

@@ -32,6 +32,7 @@ from telcorec.core.config import EarlyStoppingConfig, TrainConfig, variant_model
 from telcorec.io import artifacts
 from telcorec.io.artifacts import MANIFEST
 from telcorec.models.encoding import Vocabulary
+from telcorec.models.lightfm import history
 from telcorec.models.lightfm.model import LightFMRecommender
 from telcorec.models.shards import PARTITION_KEY, one_shard_per_partition, with_shard
 
@@ -68,48 +69,128 @@ def _fingerprint(users: np.ndarray, items: np.ndarray) -> str:
 def validation_mask(codes: np.ndarray, share: float, seed: int) -> np.ndarray:
     """Seeded choice of validation subscribers: all pairs of about `share` of them.
 
-    Subscribers are represented by their features only, so a held-out subscriber is scored
-    exactly as a new one would be; most hold one or two plans, so holding out single pairs
-    per subscriber would leave almost nothing to validate on."""
+    For the features-only representation a held-out subscriber is scored exactly as a new one
+    would be; most hold one or two plans, so holding out single pairs per subscriber would
+    leave almost nothing to validate on."""
     users = np.unique(codes)
     digest = pd.util.hash_array(users.astype(np.int64) * 1_000_003 + seed)
     chosen = users[(digest % np.uint64(1 << 32)).astype(np.float64) / float(1 << 32) < share]
     return np.isin(codes, chosen)
 
 
+def one_pair_each(codes: np.ndarray, items: np.ndarray, chosen: np.ndarray,
+                  seed: int) -> np.ndarray:
+    """Of the `chosen` pairs, one seeded pair per subscriber who has two or more: the
+    validation pair of a history-aware model (the subscriber's other pairs are its history)."""
+    key = pd.util.hash_array(codes.astype(np.int64) * 1_000_003 + items * 7_919 + seed)
+    order = np.lexsort((key, codes))
+    first = np.r_[True, codes[order][1:] != codes[order][:-1]]
+    counts = np.bincount(codes, minlength=int(codes.max()) + 1 if len(codes) else 0)
+    pick = np.zeros(len(codes), dtype=bool)
+    pick[order[first]] = True
+    return pick & chosen & (counts[codes] >= 2)
+
+
+@dataclass(frozen=True)
+class Fit:
+    """What one LightFM fit takes: interactions (rows = user rows) and their user features."""
+    interactions: sp.coo_matrix
+    user_features: sp.csr_matrix
+
+
 @dataclass(frozen=True)
 class ShardData:
-    """One shard's rows as LightFM matrices: (train without the validation subscribers'
-    pairs, validation pairs, all training pairs, user features, item features)."""
+    """One shard's rows as LightFM matrices: `probe` without the validation pairs, the
+    validation pairs (`validation`, rows aligned with probe's user rows) with the offers not to
+    rank for them (`exclude`), and `full`, every training pair, for the refit."""
     shard: int
-    matrices: tuple
+    probe: Fit
+    validation: sp.csr_matrix
+    exclude: sp.csr_matrix
+    full: Fit
+    item_features: sp.csr_matrix
     users: int
     interactions: int
     validation_pairs: int
     data_sha256: str
 
 
+def _features_only(codes, items, weights, held, feature_rows, n_items) -> tuple:
+    """One row per subscriber; validation subscribers' pairs held out whole."""
+    shape = (feature_rows.shape[0], n_items)
+    train = sp.coo_matrix((weights[~held], (codes[~held], items[~held])), shape=shape)
+    validation = sp.csr_matrix((np.ones(held.sum(), np.float32), (codes[held], items[held])),
+                               shape=shape)
+    full = sp.coo_matrix((weights, (codes, items)), shape=shape)
+    return (Fit(train, feature_rows), validation, train.tocsr(), Fit(full, feature_rows))
+
+
+def _with_history(codes, items, weights, held, feature_rows, n_items, weight) -> tuple:
+    """Leave-one-out rows (telcorec/models/lightfm/history.py): one row per training pair, its
+    history the subscriber's other offers. The validation pairs (`held`) are in no probe row
+    nor history; each gets a row of its own whose history is the subscriber's other offers,
+    and those offers are excluded from its ranking."""
+    def rows(c, i, w):
+        histories = history.loo_histories(c, i)
+        user_features = history.user_matrix(feature_rows[c], histories, n_items, weight)
+        fitted = sp.coo_matrix((w, (np.arange(len(c)), i)), shape=(len(c), n_items))
+        return fitted, user_features
+
+    full = Fit(*rows(codes, items, weights))
+    keep = ~held
+    fitted, probe_features = rows(codes[keep], items[keep], weights[keep])
+    held_codes = codes[held]
+    kept_codes, kept_items = codes[keep], items[keep]
+    order = np.argsort(kept_codes, kind="stable")
+    bounds = np.searchsorted(kept_codes[order], held_codes, side="left"), np.searchsorted(
+        kept_codes[order], held_codes, side="right")
+    contexts = [kept_items[order[lo:hi]] for lo, hi in zip(*bounds)]
+    n_probe, n_val = fitted.shape[0], len(held_codes)
+    val_rows = np.arange(n_probe, n_probe + n_val)
+    shape = (n_probe + n_val, n_items)
+    user_features = sp.vstack([probe_features, history.user_matrix(
+        feature_rows[held_codes], contexts, n_items, weight)], format="csr")
+    probe = Fit(sp.coo_matrix((fitted.data, (fitted.row, fitted.col)), shape=shape),
+                user_features)
+    validation = sp.csr_matrix((np.ones(n_val, np.float32), (val_rows, items[held])), shape=shape)
+    lengths = np.fromiter((len(x) for x in contexts), dtype=np.int64, count=n_val)
+    exclude = sp.csr_matrix(
+        (np.ones(lengths.sum(), np.float32),
+         (np.repeat(val_rows, lengths),
+          np.concatenate(contexts).astype(np.int64) if n_val else np.empty(0, np.int64))),
+        shape=shape)
+    return probe, validation, exclude, full
+
+
 def shard_matrices(pdf: pd.DataFrame, user_vocab: Vocabulary, item_features: sp.csr_matrix,
-                   stopping: EarlyStoppingConfig, seed: int, validate: bool) -> ShardData:
-    """The matrices one task trains on; with `validate`, the early-stopping validation
-    subscribers (validation_mask, seeded by seed + shard) are held out, so the tune stage
-    measures its trials on exactly the split the train stage's early stopping uses."""
+                   stopping: EarlyStoppingConfig, seed: int, validate: bool,
+                   history_weight: float | None = None) -> ShardData:
+    """The matrices one task trains on; with `validate`, the early-stopping validation pairs
+    (seeded by seed + shard) are held out, so the tune stage measures its trials on exactly the
+    split the train stage's early stopping uses. `history_weight`: None for the features-only
+    representation, else the weight of the history tokens (a history-aware model)."""
     shard = int(pdf[Col.SHARD].iloc[0])
+    # rows in a fixed order: they arrive in whatever order the shuffle delivered them, and
+    # LightFM visits the pairs in matrix order (shuffled by its seeded generator)
+    pdf = pdf.sort_values([Col.SUBSCRIBER_ID, Col.OFFER_IDX], kind="stable")
     codes, subscriber_ids = pd.factorize(pdf[Col.SUBSCRIBER_ID], sort=True)
     # every row of a subscriber carries the same features: take the first row of each,
     # in code order so that row i of the feature matrix is subscriber code i
-    first_rows = pdf.iloc[np.unique(codes, return_index=True)[1]]
-    shape = (len(subscriber_ids), item_features.shape[0])
+    feature_rows = user_vocab.encode(pdf.iloc[np.unique(codes, return_index=True)[1]])
     items = pdf[Col.OFFER_IDX].to_numpy(np.int64)
     weights = pdf[Col.WEIGHT].to_numpy(np.float32)
+    n_items = item_features.shape[0]
     held = (validation_mask(codes, stopping.validation_share, seed + shard)
             if validate else np.zeros(len(codes), dtype=bool))
-    matrices = (sp.coo_matrix((weights[~held], (codes[~held], items[~held])), shape=shape),
-                sp.csr_matrix((np.ones(held.sum(), np.float32), (codes[held], items[held])),
-                              shape=shape),
-                sp.coo_matrix((weights, (codes, items)), shape=shape),
-                user_vocab.encode(first_rows), item_features)
-    return ShardData(shard, matrices, shape[0], int(len(codes)), int(held.sum()),
+    if history_weight is None:
+        parts = _features_only(codes, items, weights, held, feature_rows, n_items)
+    else:
+        held = one_pair_each(codes, items, held, seed + shard)
+        parts = _with_history(codes, items, weights, held, feature_rows, n_items,
+                              history_weight)
+    probe, validation, exclude, full = parts
+    return ShardData(shard, probe, validation, exclude, full, item_features,
+                     len(subscriber_ids), int(len(codes)), int(held.sum()),
                      _fingerprint(codes.astype(np.int64), items))
 
 
@@ -119,36 +200,37 @@ def task_threads() -> int:
     return context.cpus() if context is not None else 1
 
 
-def _fit_variant(params: dict, matrices: tuple, threads: int,
+def _fit_variant(params: dict, data: ShardData, threads: int,
                  stopping: EarlyStoppingConfig) -> LightFMRecommender:
     """Early stopping picks the epoch count on the validation pairs; the model is then refit
     on all training pairs for that many epochs, so no training pair is wasted."""
-    train, validation, everything, user_features, item_features = matrices
     probe = LightFMRecommender(**params).fit(
-        train, user_features, item_features, num_threads=threads, validation=validation,
+        data.probe.interactions, data.probe.user_features, data.item_features,
+        num_threads=threads, validation=data.validation, exclude=data.exclude,
         every=stopping.every, patience=stopping.patience, k=stopping.k)
-    if not stopping.every or validation.nnz == 0:
+    if not stopping.every or data.validation.nnz == 0:
         return probe
     final = LightFMRecommender(**{**params, "epochs": probe.best_epoch}).fit(
-        everything, user_features, item_features, num_threads=threads)
+        data.full.interactions, data.full.user_features, data.item_features,
+        num_threads=threads)
     final.history, final.best_epoch = probe.history, probe.best_epoch
     return final
 
 
 def make_shard_trainer(variants: dict[str, dict], stopping: EarlyStoppingConfig,
                        user_vocab: Vocabulary, item_features: sp.csr_matrix, out_root: str,
-                       seed: int):
+                       seed: int, history_weight: float | None):
     """The function each task runs on one shard's rows: fits every variant, writes their
     arrays under out_root/<model>/shard=NNNN, returns one small row per variant."""
 
     def train(pdf: pd.DataFrame) -> pd.DataFrame:
         data = shard_matrices(pdf, user_vocab, item_features, stopping, seed,
-                              validate=bool(stopping.every))
+                              validate=bool(stopping.every), history_weight=history_weight)
         shard, threads = data.shard, task_threads()
         out = []
         for name, params in variants.items():
             started = time.monotonic()
-            model = _fit_variant(params, data.matrices, threads, stopping)
+            model = _fit_variant(params, data, threads, stopping)
             path = Path(out_root) / name / f"shard={shard:04d}"
             artifacts.save(path, model.arrays(), {
                 "model": name, "shard": shard, "params": model.get_params(),
@@ -181,7 +263,8 @@ def train_lightfm(rows: DataFrame, offers: pd.DataFrame, user_vocab: Vocabulary,
     """Train every configured variant on every shard; the driver gets one row per pair."""
     variants = variant_params(cfg, seed, tuned)
     trainer = make_shard_trainer(variants, cfg.early_stopping, user_vocab,
-                                 item_feature_matrix(offers, item_vocab), str(out_root), seed)
+                                 item_feature_matrix(offers, item_vocab), str(out_root), seed,
+                                 cfg.history)
     results = (one_shard_per_partition(rows, cfg.shards).groupBy(PARTITION_KEY)
                .applyInPandas(trainer, SHARD_RESULT).collect())
     return sorted((r.asDict() for r in results), key=lambda r: (r[Col.MODEL], r[Col.SHARD]))
@@ -204,6 +287,8 @@ def write_manifest(out_dir: Path, name: str, run_date: dt.date, cfg: TrainConfig
         "offer_rows": offers.sort_values(Col.OFFER_IDX)[[Col.OFFER_ID, *item_vocab.columns]]
         .to_dict(orient="records"),
         "feature_stats_version": feature_stats_version, "shard_results": results,
+        # None: features only; else the weight of the history tokens (models/lightfm/history.py)
+        "history_weight": cfg.history,
     }
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str))

@@ -102,41 +102,42 @@ def _validation_fit(params: dict, data: training.ShardData, stopping: EarlyStopp
                     threads: int) -> LightFMRecommender:
     """Fit without the validation subscribers, measuring precision@k on them every
     `stopping.every` epochs (only after the last epoch when early stopping is off)."""
-    train, validation, _, user_features, item_features = data.matrices
-    if validation.nnz == 0:
+    if data.validation.nnz == 0:
         raise DataError(f"shard {data.shard} has no validation subscribers to tune on: raise "
                         "train.early_stopping.validation_share or use more subscribers")
     return LightFMRecommender(**params).fit(
-        train, user_features, item_features, num_threads=threads, validation=validation,
+        data.probe.interactions, data.probe.user_features, data.item_features,
+        num_threads=threads, validation=data.validation, exclude=data.exclude,
         every=stopping.every or params["epochs"], patience=stopping.patience, k=stopping.k)
 
 
 def make_trial_runner(trials: list[dict], stopping: EarlyStoppingConfig, user_vocab: Vocabulary,
-                      item_features: sp.csr_matrix, seed: int):
+                      item_features: sp.csr_matrix, seed: int, history_weight: float | None):
     """The function each task runs: one trial (the group's `trial` id) on the shard's rows."""
 
     def run_trial(pdf: pd.DataFrame) -> pd.DataFrame:
         trial = int(pdf[Col.TRIAL].iloc[0])
         started = time.monotonic()
         data = training.shard_matrices(pdf, user_vocab, item_features, stopping, seed,
-                                       validate=True)
+                                       validate=True, history_weight=history_weight)
         model = _validation_fit(trials[trial], data, stopping, training.task_threads())
         value = max((v for _, v in model.history), default=0.0)
         return pd.DataFrame([{Col.TRIAL: trial, Col.VALUE: value, Col.BEST_EPOCH: model.best_epoch,
                               Col.SECONDS: time.monotonic() - started,
-                              Col.TRAIN_PAIRS: data.matrices[0].nnz,
+                              Col.TRAIN_PAIRS: data.probe.interactions.nnz,
                               Col.VALIDATION_PAIRS: data.validation_pairs}])
 
     return run_trial
 
 
 def run_trials(rows: DataFrame, trials: list[dict], stopping: EarlyStoppingConfig,
-               user_vocab: Vocabulary, item_features: sp.csr_matrix, seed: int) -> list[dict]:
+               user_vocab: Vocabulary, item_features: sp.csr_matrix, seed: int,
+               history_weight: float | None = None) -> list[dict]:
     """Every trial in a task of its own; the driver gets one small row per trial."""
     ids = rows.sparkSession.range(len(trials)).select(F.col("id").cast("int").alias(Col.TRIAL))
     laid_out = shards.one_shard_per_partition(rows.crossJoin(F.broadcast(ids)), len(trials),
                                                 column=Col.TRIAL)
-    runner = make_trial_runner(trials, stopping, user_vocab, item_features, seed)
+    runner = make_trial_runner(trials, stopping, user_vocab, item_features, seed, history_weight)
     results = (laid_out.groupBy(shards.PARTITION_KEY).applyInPandas(runner, TRIAL_RESULT)
                .collect())
     return sorted((r.asDict() for r in results), key=lambda r: r[Col.TRIAL])
@@ -162,7 +163,7 @@ def search(rows: DataFrame, cfg: Config, user_vocab: Vocabulary, item_features: 
     log.info("tune %s: %d trials (%s search) over %s", model, len(trials), tuning.method,
              sorted(knobs[0]))
     results = run_trials(rows, trials, cfg.train.early_stopping, user_vocab, item_features,
-                         cfg.seed)
+                         cfg.seed, cfg.train.history)
     metric = f"precision@{cfg.train.early_stopping.k}"
     for r in results:
         log.info("tune %s trial %d %s: validation %s %.4f (best epoch %d, %.1fs)", model,
@@ -225,23 +226,24 @@ def combination_precision(matrices: list[np.ndarray], seen: sp.csr_matrix, truth
 
 def make_weight_searcher(members: dict[str, dict], combos: list[tuple[float, ...]],
                          modes: tuple[str, ...], rrf_k: int, stopping: EarlyStoppingConfig,
-                         user_vocab: Vocabulary, item_features: sp.csr_matrix, seed: int):
+                         user_vocab: Vocabulary, item_features: sp.csr_matrix, seed: int,
+                         history_weight: float | None):
     """The function one task runs: fit each member without the validation subscribers, score
     them once, measure every combination per mode. Returns len(modes) x len(combos) rows."""
 
     def search_weights(pdf: pd.DataFrame) -> pd.DataFrame:
         data = training.shard_matrices(pdf, user_vocab, item_features, stopping, seed,
-                                       validate=True)
-        train, validation, _, user_features, items = data.matrices
-        users = np.flatnonzero(np.diff(validation.indptr))
+                                       validate=True, history_weight=history_weight)
+        users = np.flatnonzero(np.diff(data.validation.indptr))
         matrices = []
         for params in members.values():
             arrays = _validation_fit(params, data, stopping, training.task_threads()).arrays()
             matrices.append(scores(
-                representations(user_features[users], arrays["user_embeddings"],
+                representations(data.probe.user_features[users], arrays["user_embeddings"],
                                 arrays["user_biases"]),
-                representations(items, arrays["item_embeddings"], arrays["item_biases"])))
-        seen, truth = train.tocsr()[users], validation[users]
+                representations(data.item_features, arrays["item_embeddings"],
+                                arrays["item_biases"])))
+        seen, truth = data.exclude[users], data.validation[users]
         return pd.DataFrame([{"mode": mode, COMBO: c, Col.VALUE: v, "users": len(users)}
                              for mode in modes for c, v in enumerate(combination_precision(
                                  matrices, seen, truth, combos, mode, rrf_k, stopping.k))])
@@ -263,7 +265,8 @@ def tune_weights(rows: DataFrame, cfg: Config, user_vocab: Vocabulary,
                                  configured)
     log.info("tune ensemble weights of %s: %d combinations x %s", names, len(combos), ens.modes)
     searcher = make_weight_searcher({n: params[n] for n in names}, combos, ens.modes, ens.rrf_k,
-                                    cfg.train.early_stopping, user_vocab, item_features, cfg.seed)
+                                    cfg.train.early_stopping, user_vocab, item_features, cfg.seed,
+                                    cfg.train.history)
     results = pd.DataFrame([r.asDict() for r in  # len(modes) x len(combos) rows
                             rows.groupBy(Col.SHARD).applyInPandas(searcher, WEIGHT_RESULT)
                             .collect()])
