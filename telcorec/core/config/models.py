@@ -69,9 +69,13 @@ class TrainConfig:
     deep: LightFMConfig = field(default_factory=_deep_preset)
     early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
     lightfm_from_tuning: bool = False  # the tuned variant takes the newest tuning best.json
+    # the simulated campaign (telcorec/stages/simulate.py) retrains every this many days; on
+    # the days between, score and evaluate use the newest model trained before (load_scorer)
+    every_days: int = 1
 
     def __post_init__(self) -> None:
         check(1 <= self.shards <= 4096, "train.shards", "must be in [1, 4096]")
+        check(1 <= self.every_days <= 366, "train.every_days", "must be in [1, 366]")
         check(self.shard_key in ("subscriber_id", "region", "segment"), "train.shard_key",
                "must be subscriber_id (hash of the id), region or segment")
         check(len(self.models) > 0 and set(self.models) <= set(LIGHTFM_VARIANTS),
