@@ -52,8 +52,10 @@ def run(spark: SparkSession, cfg: Config, run_date: dt.date) -> dict:
     depth = k if limit is None else k + cfg.rules.campaign_cap.spare
     sel = selection_for(cfg, scorer, people.baseline(scorer.offer_ids, run_date), offers, depth)
     contract = OffersContract(tuple(scorer.offer_ids), k)
-    passes = Passes(selection.subscriber_batch(features, offer_df,
-                                               offer_history(spark, wh, writer), cfg, run_date),
+    answers = ctx.history("responses", None, run_date + dt.timedelta(days=1))
+    batch = selection.subscriber_batch(features, offer_df, offer_history(spark, wh, writer), cfg,
+                                       run_date, answers)
+    passes = Passes(batch,
                     sel, k, contract, run_date, runs.run_id(cfg, run_date), wh.table("offers"),
                     writer, phase)
     try:
