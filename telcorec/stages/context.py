@@ -46,3 +46,7 @@ class StageContext:
         if start is not None:
             within &= F.col(Col.RUN_DATE) >= F.lit(start)
         return rows.where(within)
+
+    def previous_published(self) -> dt.date | None:
+        """The newest run date before this one that published offers (one small aggregation)."""
+        return self.history("offers", None, self.run_date).agg(F.max(Col.RUN_DATE)).first()[0]
