@@ -12,6 +12,7 @@ from pyspark.sql import functions as F
 from telcorec.core import schemas
 from telcorec.core.columns import Col
 from telcorec.core.config import Config
+from telcorec.evaluation import campaign_report
 from telcorec.evaluation.experiment import (
     ALL,
     arm_counts,
@@ -40,6 +41,7 @@ def run(spark: SparkSession, cfg: Config, run_date: dt.date) -> dict:
         spark.createDataFrame([], schemas.EXPERIMENT_RESULTS)
     storage.replace_partition(table, ctx.wh.table("experiment_results"),
                               schemas.EXPERIMENT_RESULTS, run_date, ctx.writer)
+    campaign_report.write(ctx.wh, cfg, run_date)  # with this date's rows: after the write
     overall = {r[Col.ARM]: r for r in rows if r[Col.SEGMENT] == ALL}
     return {arm: {k: r[k] for k in (Col.OFFERED, Col.ACCEPTED, Col.CONVERSION, Col.UPLIFT_ABS,
                                     Col.UPLIFT_ABS_LOW, Col.UPLIFT_ABS_HIGH, Col.P_VALUE,
