@@ -4,7 +4,6 @@ import datetime as dt
 
 import numpy as np
 import pytest
-from pyspark.sql import types as T
 from pyspark.testing import assertDataFrameEqual
 from scipy import stats
 
@@ -15,6 +14,7 @@ from telcorec.evaluation import experiment as ex
 from telcorec.io import storage
 from telcorec.io.warehouse import Warehouse
 from telcorec.stages import experiment as stage
+from rows import full_row
 
 RUN = dt.date(2026, 11, 8)
 DAY1, DAY2 = dt.date(2026, 11, 6), dt.date(2026, 11, 7)
@@ -70,14 +70,6 @@ def test_result_rows_put_uplift_on_the_treated_arm_only():
     assert model[Col.REVENUE_PER_SUBSCRIBER] == pytest.approx(0.6)
     assert control[Col.UPLIFT_ABS] is None and control[Col.P_VALUE] is None
     assert control[Col.OBSERVED_SHARE] == pytest.approx(0.1)
-
-
-def full_row(schema: T.StructType, **values):
-    """A row of `schema`: the given values, NULL or a neutral value elsewhere."""
-    neutral = {T.StringType: "x", T.BooleanType: False, T.IntegerType: 0, T.LongType: 0,
-               T.DoubleType: 0.0, T.DateType: RUN, T.ArrayType: []}
-    return tuple(values.get(f.name, None if f.nullable else neutral[type(f.dataType)])
-                 for f in schema.fields)
 
 
 def offer(day, sid, oid, rank, arm):

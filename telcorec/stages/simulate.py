@@ -21,7 +21,7 @@ from pyspark.sql import types as T
 from telcorec.core import schemas
 from telcorec.core.columns import Col, Outcome
 from telcorec.core.config import Config
-from telcorec.core.exceptions import GateRejected
+from telcorec.core.exceptions import ConfigError, GateRejected
 from telcorec.io import runs, storage
 from telcorec.stages import (
     drift,
@@ -78,34 +78,51 @@ def day_inputs(spark: SparkSession, cfg: Config, day: dt.date) -> int:
 
 
 def day_stages(cfg: Config, index: int, secret: bytes | None) -> dict:
-    """The stages of the campaign's `index`-th day, in order."""
+    """The stages of the campaign's `index`-th day up to publishing, in order."""
     stages = {"ingest": lambda s, c, d: ingest.run(s, c, d, secret=secret),
               "features": features.run, "interactions": interactions.run}
     if index % cfg.train.every_days == 0:
         stages["train"] = train.run
-    return {**stages, "evaluate": evaluate.run, "score": score.run, "drift": drift.run,
-            "experiment": experiment.run}
+    return {**stages, "evaluate": evaluate.run, "score": score.run}
+
+
+# Run after score whether or not the gate let it publish: the results measure offers published
+# on earlier days, and the input drift is there either way. Fatigue (rank-1 offers for a week,
+# declines for a month) leaves more subscribers short of K offers each day; on the 7th day of
+# the default campaign the offer rows fell to 88% of subscribers x K, under gate.min_row_share.
+AFTER_SCORE = {"drift": drift.run, "experiment": experiment.run}
 
 
 def run(spark: SparkSession, cfg: Config, start: dt.date, days: int, *,
         secret: bytes | None = None) -> Iterator[dict]:
     """Run the campaign day by day, yielding each day's results (stage name -> result)."""
     if cfg.inputs.source != "generated":
-        raise ValueError(f"simulate needs inputs.source: generated (it is {cfg.inputs.source!r})")
+        raise ConfigError(f"config key 'inputs.source': simulate needs generated data (it is "
+                          f"{cfg.inputs.source!r}); use conf/local.yaml or set it to generated")
     wh = StageContext.open(spark, cfg, start).wh
     for index in range(days):
         day = start + dt.timedelta(days=index)
         answers = day_inputs(spark, cfg, day)
         stages = day_stages(cfg, index, secret)
 
-        def every_stage(results: dict, day=day, stages=stages) -> None:
-            for name, stage in stages.items():
-                results[name] = stage(spark, cfg, day)
+        seen: dict = {}  # what the stages returned, also when the attempt is rejected
+
+        def every_stage(results: dict, day=day, stages=stages, seen=seen) -> None:
+            def after_score() -> None:
+                for name, stage in AFTER_SCORE.items():
+                    results[name] = seen[name] = stage(spark, cfg, day)
+            try:
+                for name, stage in stages.items():
+                    results[name] = seen[name] = stage(spark, cfg, day)
+            except GateRejected:  # recorded as `rejected`, with what came after it
+                after_score()
+                raise
+            after_score()
         results: dict = {}
         try:
             results = runs.recorded(wh.table("runs"), wh.table("metrics"), cfg, day, every_stage)
         except GateRejected as exc:
-            results = {"rejected": str(exc)}
+            results = {"rejected": str(exc), **seen}
         yield {"day": day, "answers": answers, **results}
 
 
@@ -114,7 +131,7 @@ def day_line(day: dict, cfg: Config) -> str:
     sample-ratio check and drift alerts."""
     head = f"{day['day']}  answers {day['answers']:>6,}"
     if "rejected" in day:
-        return f"{head}  not published: {day['rejected']}"
+        head += f"  NOT PUBLISHED ({day['rejected'].split(': ', 1)[-1]})"
     arms = day.get("experiment", {})
     parts = [f"{a} {r[Col.ACCEPTED]}/{r[Col.OFFERED]}" + (
              f" = {r[Col.CONVERSION]:.2%}" if r[Col.CONVERSION] is not None else "")
