@@ -43,3 +43,12 @@ def test_output_anomalies_are_each_reported():
     assert "only 800 offer rows" in reasons[0]
     assert "coverage 3.3% below 5%" in reasons[1]
     assert "3 offer rows have NaN" in reasons[2]
+
+
+def test_drift_refuses_only_when_on_and_names_the_features():
+    from telcorec.publish.gate import drift_reasons
+    psi = {"data_gb_month": 0.41, "segment": 0.02, "sms_month": 0.26}
+    assert drift_reasons(psi, 0.0) == []  # off by default
+    (reason,) = drift_reasons(psi, 0.25)
+    assert "data_gb_month 0.410, sms_month 0.260" in reason and "segment" not in reason
+    assert drift_reasons(psi, 0.5) == []

@@ -145,3 +145,35 @@ def test_leave_one_out_holds_out_the_latest_event_of_the_last_day_by_its_time(sp
         held = [r[Col.OFFER_ID] for r in interactions.split_latest(pairs, seed=seed).collect()
                 if r[Col.SPLIT] == "test"]
         assert held == ["C"]
+
+
+def test_accepted_offers_are_pairs_of_their_own_confidence(spark):
+    responses = spark.createDataFrame([
+        ("S1", "O2", d(2026, 10, 20), "accepted"),   # already held: weight raised, dated later
+        ("S2", "O3", d(2026, 10, 30), "accepted"),   # not held yet: a new pair, the latest
+        ("S3", "O1", d(2026, 10, 30), "declined"),   # a decline is no pair
+        ("S4", "O3", d(2026, 10, 1), "accepted"),    # answers to two run dates: one pair
+        ("S4", "O3", d(2026, 10, 15), "accepted"),
+    ], f"{Col.SUBSCRIBER_ID} string, {Col.OFFER_ID} string, {Col.RESPONDED_DATE} date, "
+       f"{Col.OUTCOME} string")
+    cfg = InteractionsConfig(alpha=40.0, accepted_weight=41.0)
+    merged = interactions.with_accepted(interactions.pairs(subscriptions(spark, HISTORY), RUN),
+                                        responses)
+    weighted = interactions.accepted_confidence(
+        interactions.confidence(interactions.split_latest(merged, seed=42), cfg, 1000.0, RUN),
+        cfg.accepted_weight)
+    got = sorted((r[Col.SUBSCRIBER_ID], r[Col.OFFER_ID], r[Col.EVENT_DATE], r[Col.SPLIT],
+                  round(r[Col.WEIGHT], 9)) for r in weighted.collect())
+
+    def held(days):  # 1 + alpha * min(days held / scale, 1)
+        return round(1 + 40.0 * min(days / 1000.0, 1.0), 9)
+    assert got == [
+        ("S1", "O1", d(2024, 1, 1), "train", held(366)),
+        ("S1", "O2", d(2026, 10, 20), "test", 41.0),
+        ("S2", "O1", d(2023, 1, 1), "train", held(1400)),
+        ("S2", "O3", d(2026, 10, 30), "test", 41.0),
+        ("S3", "O3", d(2024, 1, 1), "train", held(1400)),
+        ("S4", "O1", d(2021, 1, 1), "train", held(365)),
+        ("S4", "O2", d(2022, 1, 1), "train", held(365)),
+        ("S4", "O3", d(2026, 10, 15), "test", 41.0),
+    ]

@@ -106,6 +106,36 @@ def test_fatigue_uses_top_ranks_of_the_window_before_the_run_date_only(spark):
         [("A", [0]), ("Z", [])], f"{Col.SUBSCRIBER_ID} string, {Col.FATIGUE_IDX} array<int>"))
 
 
+def test_fatigue_counts_recent_declines_and_acceptances(spark):
+    day = dt.timedelta(days=1)
+    responses = spark.createDataFrame([
+        ("A", "O0", RUN - 30 * day, "declined"),  # first day of decline_days
+        ("A", "O1", RUN - 31 * day, "declined"),  # before it
+        ("A", "O2", RUN, "declined"),             # answered on the run date itself
+        ("B", "O3", RUN - 5 * day, "accepted"),   # inside accept_days
+        ("B", "O2", RUN - 6 * day, "accepted"),   # before it
+        ("C", "O1", RUN - day, "ignored"),        # not an answer fatigue reads
+    ], f"{Col.SUBSCRIBER_ID} string, {Col.OFFER_ID} string, {Col.RESPONDED_DATE} date, "
+       f"{Col.OUTCOME} string")
+    history = spark.createDataFrame([(RUN - day, "B", "O3", 1), (RUN - day, "D", "O1", 1)],
+                                    f"{Col.RUN_DATE} date, {Col.SUBSCRIBER_ID} string, "
+                                    f"{Col.OFFER_ID} string, {Col.RANK} int")
+    offers = spark.createDataFrame([(o, i) for i, o in enumerate(OFFERS[Col.OFFER_ID])],
+                                   f"{Col.OFFER_ID} string, {Col.OFFER_IDX} int")
+    cfg = FatigueConfig(days=7, ranks=1, decline_days=30, accept_days=5)
+    got = rules.fatigue_exclusions(history, offers, RUN, cfg, responses)
+    assertDataFrameEqual(got, spark.createDataFrame(
+        [("A", [0, 2]), ("B", [3]), ("D", [1])],
+        f"{Col.SUBSCRIBER_ID} string, {Col.FATIGUE_IDX} array<int>"))
+    # without published history (a first run) the answers still count; days 0 turn them off
+    assertDataFrameEqual(rules.fatigue_exclusions(None, offers, RUN, cfg, responses),
+                         spark.createDataFrame([("A", [0, 2]), ("B", [3])],
+                                               f"{Col.SUBSCRIBER_ID} string, "
+                                               f"{Col.FATIGUE_IDX} array<int>"))
+    off = FatigueConfig(days=7, ranks=1, decline_days=0, accept_days=0)
+    assert rules.fatigue_exclusions(None, offers, RUN, off, responses).count() == 0
+
+
 @pytest.mark.parametrize("rule, message", [
     ({"name": "x", "when": {"subscriber": {"payment": ["prepaid"]}},
       "require": {"offer": {"payment_type": ["prepaid"]}}},

@@ -59,6 +59,42 @@ class Col:
     PERSONA = "persona"
     NEXT_OFFER_ID = "next_offer_id"  # a new subscriber's first plan choice (cold-start truth)
 
+    # responses (issue 19): a subscriber's answer to an offer published on offer_run_date
+    OFFER_RUN_DATE = "offer_run_date"
+    CHANNEL = "channel"
+    RESPONDED_DATE = "responded_date"
+    OUTCOME = "outcome"
+
+    # experiment_results (issue 19; telcorec/evaluation/experiment.py)
+    WINDOW_START = "window_start"
+    SUBSCRIBERS = "subscribers"
+    OFFERED = "offered"
+    RESPONDERS = "responders"
+    ACCEPTED = "accepted"
+    CONVERSION = "conversion"
+    UPLIFT_ABS = "uplift_abs"
+    UPLIFT_ABS_LOW = "uplift_abs_low"
+    UPLIFT_ABS_HIGH = "uplift_abs_high"
+    UPLIFT_REL = "uplift_rel"
+    UPLIFT_REL_LOW = "uplift_rel_low"
+    UPLIFT_REL_HIGH = "uplift_rel_high"
+    P_VALUE = "p_value"
+    TEST = "test"
+    EXPECTED_SHARE = "expected_share"
+    OBSERVED_SHARE = "observed_share"
+    SRM_P_VALUE = "srm_p_value"
+    SRM_OK = "srm_ok"
+    MDE = "mde"
+    REVENUE_PER_SUBSCRIBER = "revenue_per_subscriber"
+
+    # drift (issue 19; telcorec/evaluation/drift.py)
+    KIND = "kind"
+    FEATURE = "feature"
+    REFERENCE = "reference"
+    REFERENCE_DATE = "reference_date"
+    THRESHOLD = "threshold"
+    ALERT = "alert"
+
     # rejects
     SOURCE_TABLE = "source_table"
     REASON = "reason"
@@ -188,6 +224,13 @@ class Col:
     # ingest: why an adapter could not parse a row (NULL when it could), and the raw row
     PARSE_ERROR = "_parse_error"
     RAW_RECORD = "_raw_record"
+
+
+class Outcome:
+    """`responses.outcome`: what the subscriber did with the offer (no row: no response)."""
+    ACCEPTED = "accepted"
+    DECLINED = "declined"
+    ALL = (ACCEPTED, DECLINED)
 
 
 class EventType:

@@ -39,6 +39,14 @@ CDR = _schema(
     (Col.EVENT_TS, TS, True), (Col.DURATION_S, D, True), (Col.DATA_MB, D, True),
 )
 
+# Feedback (issue 19): the operator's record of answers to published offers. Not one of the four
+# inputs every adapter must supply: a source without responses has none ("no response").
+RESPONSES = _schema(
+    (Col.SUBSCRIBER_ID, S, True), (Col.OFFER_ID, S, True), (Col.OFFER_RUN_DATE, DT, True),
+    (Col.CHANNEL, S, True), (Col.RESPONDED_DATE, DT, True), (Col.OUTCOME, S, True),
+)
+FEEDBACK = {"responses": RESPONSES}
+
 
 def validated(schema: T.StructType) -> T.StructType:
     """A validated input table: the input contract plus the run_date partition column."""
@@ -115,6 +123,22 @@ OFFERS = _schema(
     (Col.REASONS, T.ArrayType(S, containsNull=False), False),
     (Col.ROUTE, S, True),  # cold-start route (new / warm / established); NULL before it existed
 )
+EXPERIMENT_RESULTS = _schema(
+    (Col.RUN_DATE, DT, False), (Col.WINDOW_START, DT, False), (Col.ARM, S, False),
+    (Col.SEGMENT, S, False), (Col.SUBSCRIBERS, L, False), (Col.OFFERED, L, False),
+    (Col.RESPONDERS, L, False), (Col.ACCEPTED, L, False), (Col.CONVERSION, D, True),
+    # vs the control arm of the same segment; NULL on the control arm's own rows
+    (Col.UPLIFT_ABS, D, True), (Col.UPLIFT_ABS_LOW, D, True), (Col.UPLIFT_ABS_HIGH, D, True),
+    (Col.UPLIFT_REL, D, True), (Col.UPLIFT_REL_LOW, D, True), (Col.UPLIFT_REL_HIGH, D, True),
+    (Col.P_VALUE, D, True), (Col.TEST, S, False),
+    (Col.EXPECTED_SHARE, D, False), (Col.OBSERVED_SHARE, D, True), (Col.SRM_P_VALUE, D, True),
+    (Col.SRM_OK, B, True), (Col.MDE, D, True), (Col.REVENUE_PER_SUBSCRIBER, D, True),
+)
+DRIFT = _schema(
+    (Col.RUN_DATE, DT, False), (Col.KIND, S, False), (Col.FEATURE, S, False),
+    (Col.REFERENCE, S, False), (Col.REFERENCE_DATE, DT, True), (Col.METRIC, S, False),
+    (Col.VALUE, D, True), (Col.THRESHOLD, D, False), (Col.ALERT, B, False),
+)
 METRICS = _schema(
     (Col.RUN_DATE, DT, False), (Col.RUN_ID, S, False), (Col.MODEL, S, False),
     (Col.PROTOCOL, S, False), (Col.METRIC, S, False), (Col.K, I, False),
@@ -166,6 +190,7 @@ OPTIONAL = {
     "catalogue": _schema(),
     "subscriptions": _schema((Col.USAGE, D, True), (Col.START_TS, TS, True)),
     "cdr": _schema((Col.MISSED, B, True), (Col.ROAMING, B, True), (Col.INTERNATIONAL, B, True)),
+    "responses": _schema(),
 }
 
 # Columns a row cannot be accepted without (NULL -> rejected as null_key / missing_attribute);
@@ -175,6 +200,8 @@ REQUIRED = {
     "catalogue": (Col.OFFER_ID, Col.PRICE, Col.DATA_GB, Col.PLAN_TYPE, Col.PAYMENT_TYPE),
     "subscriptions": (Col.SUBSCRIBER_ID, Col.OFFER_ID, Col.START_DATE),
     "cdr": (Col.EVENT_ID, Col.SUBSCRIBER_ID, Col.EVENT_TYPE, Col.EVENT_TS),
+    "responses": (Col.SUBSCRIBER_ID, Col.OFFER_ID, Col.OFFER_RUN_DATE, Col.RESPONDED_DATE,
+                  Col.OUTCOME),
 }
 
 
@@ -186,8 +213,8 @@ GENERATED = {**INPUTS, "subscribers": _schema(
 
 
 def full(name: str) -> T.StructType:
-    """An input table's contract columns followed by its optional columns."""
-    return T.StructType([*INPUTS[name].fields, *OPTIONAL[name].fields])
+    """An input (or feedback) table's contract columns followed by its optional columns."""
+    return T.StructType([*{**INPUTS, **FEEDBACK}[name].fields, *OPTIONAL[name].fields])
 
 
 def accepted(name: str) -> T.StructType:
@@ -197,7 +224,7 @@ def accepted(name: str) -> T.StructType:
 
 # Every Delta table of the warehouse by name, with the schema it is written and read with.
 TABLES = {
-    **{name: accepted(name) for name in INPUTS},
+    **{name: accepted(name) for name in [*INPUTS, *FEEDBACK]},
     "rejects": REJECTS,
     "subscriber_features": SUBSCRIBER_FEATURES,
     "offer_features": OFFER_FEATURES,
@@ -207,4 +234,6 @@ TABLES = {
     "metrics": METRICS,
     "trials": TRIALS,
     "runs": RUNS,
+    "experiment_results": EXPERIMENT_RESULTS,
+    "drift": DRIFT,
 }

@@ -13,7 +13,9 @@ Spark, all deterministic for a seed:
 - temporal: pairs first seen on or after run_date - cutoff_days are test;
 - random: each pair is test with probability test_share, by a seeded hash of the pair.
 Subscribers with no pairs are cold start: in the index, not here. Overlapping train and test
-pairs are refused.
+pairs are refused. An offer the subscriber accepted (`responses`, ingested up to the run date)
+is a pair too, dated by the answer, with a confidence of at least `accepted_weight`, whether
+or not the subscriptions show it yet.
 """
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from telcorec.core import schemas
-from telcorec.core.columns import Col, Split
+from telcorec.core.columns import Col, Outcome, Split
 from telcorec.core.config import InteractionsConfig
 from telcorec.core.exceptions import DataError
 
@@ -46,6 +48,30 @@ def pairs(subscriptions: DataFrame, run_date: dt.date) -> DataFrame:
                  F.max(Col.START_TS).alias(Col.LAST_TS),
                  F.min(Col.START_DATE).alias(Col.FIRST_DATE),
                  F.sum(usage).alias(Col.USAGE)))
+
+
+_ACCEPTED_ON = "_accepted_on"
+
+
+def with_accepted(pairs_df: DataFrame, responses: DataFrame) -> DataFrame:
+    """`pairs` plus the offers accepted in `responses`: a held pair keeps its usage and dates
+    (moved to the answer when later), an accepted offer not held yet is a pair of no usage
+    dated by the answer. Offers accepted twice (answers to two run dates) are one pair."""
+    keys = [Col.SUBSCRIBER_ID, Col.OFFER_ID]
+    accepted = (responses.where(F.col(Col.OUTCOME) == Outcome.ACCEPTED).groupBy(*keys)
+                .agg(F.max(Col.RESPONDED_DATE).alias(_ACCEPTED_ON)))
+    merged = pairs_df.join(accepted, on=keys, how="full")
+    return merged.select(
+        *keys, F.greatest(Col.EVENT_DATE, _ACCEPTED_ON).alias(Col.EVENT_DATE),  # NULLs skipped
+        F.least(Col.FIRST_DATE, _ACCEPTED_ON).alias(Col.FIRST_DATE), Col.LAST_TS,
+        F.coalesce(F.col(Col.USAGE), F.lit(0.0)).alias(Col.USAGE), _ACCEPTED_ON)
+
+
+def accepted_confidence(weighted: DataFrame, accepted_weight: float) -> DataFrame:
+    """An accepted pair's weight is at least `accepted_weight` (from `with_accepted` rows)."""
+    boosted = F.when(F.col(_ACCEPTED_ON).isNotNull(),
+                     F.greatest(F.col(Col.WEIGHT), F.lit(accepted_weight)))
+    return weighted.withColumn(Col.WEIGHT, F.coalesce(boosted, F.col(Col.WEIGHT)))
 
 
 def usage_scale(pairs_df: DataFrame, quantile: float) -> float:

@@ -165,14 +165,25 @@ def recommend(subscribers: DataFrame, scorer: Scorer, k: int) -> DataFrame:
     return subscribers.mapInPandas(ranked, RANKED)
 
 
+def trained_on(wh: Warehouse, run_date: dt.date, name: str) -> dt.date:
+    """The newest run date at or before `run_date` with a trained `name` (train.every_days > 1
+    leaves days without one); the run date itself when none is found (the load then fails
+    naming that directory)."""
+    found = [dt.date.fromisoformat(p.parent.name.split("=", 1)[1])
+             for p in wh.models_root(run_date).parent.glob(f"run_date=*/{name}") if p.is_dir()]
+    earlier = [d for d in found if d <= run_date]
+    return max(earlier) if earlier else run_date
+
+
 def load_scorer(wh: Warehouse, cfg: Config, run_date: dt.date, name: str) -> Scorer:
     """A trained LightFM variant (lightfm_*), an NCF model (ncf_gmf, ncf_mlp, ncf_neumf) or an
-    ensemble (ensemble_weighted/rrf) of the trained models that have a weight."""
+    ensemble (ensemble_weighted/rrf) of the trained models that have a weight; each the newest
+    trained at or before the run date (`trained_on`)."""
     if name.startswith("ncf_"):
         from telcorec.models.ncf.scorer import NCFScorer  # torch is imported only when NCF is used
-        return NCFScorer.load(wh.models(run_date, name))
+        return NCFScorer.load(wh.models(trained_on(wh, run_date, name), name))
     if not name.startswith("ensemble_"):
-        return LightFMScorer.load(wh.models(run_date, name))
+        return LightFMScorer.load(wh.models(trained_on(wh, run_date, name), name))
     trained = set(model_names(cfg))
     names = sorted(n for n in cfg.ensemble.weights if n in trained)
     members = [load_scorer(wh, cfg, run_date, n) for n in names]

@@ -7,7 +7,8 @@ Applied in this order, each pair counted once, by the first rule that removes it
 2. the eligibility rules of `rules.eligibility` (config), in their order: attribute conditions
    evaluated per partition as (subscribers x offers) boolean masks;
 3. `fatigue`: offers published to the subscriber at a top rank in the last `rules.fatigue.days`
-   days, found by a distributed join over earlier partitions of `offers`;
+   days, found by a distributed join over earlier partitions of `offers`, and offers the
+   subscriber declined (accepted) in the last `decline_days` (`accept_days`), from `responses`;
 4. `campaign_cap`: after ranking, at most N subscribers per offer, those who rank it highest
    first (telcorec/offers/campaign_cap.py). It counts candidate rows, not pairs.
 
@@ -23,7 +24,7 @@ import pandas as pd
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from telcorec.core.columns import Col
+from telcorec.core.columns import Col, Outcome
 from telcorec.core.config import EligibilityRule, FatigueConfig, RuleCondition
 
 CONSENT, CURRENT_PLAN, FATIGUE, CAMPAIGN_CAP = ("consent", "current_plan", "fatigue",
@@ -104,17 +105,39 @@ def with_current_plan(features: DataFrame, offers: DataFrame) -> DataFrame:
                              .otherwise(F.array(F.col(Col.OFFER_IDX)))).drop(Col.OFFER_IDX)
 
 
-def fatigue_exclusions(history: DataFrame, offers: DataFrame, run_date: dt.date,
-                       cfg: FatigueConfig) -> DataFrame:
+def answered(responses: DataFrame, run_date: dt.date, cfg: FatigueConfig) -> DataFrame:
+    """(subscriber_id, offer_id) the subscriber declined in the cfg.decline_days days, or
+    accepted in the cfg.accept_days days, up to the run date. `responses`: the validated
+    table's rows ingested up to the run date (so a rerun of a date sees the same answers)."""
+    def within(outcome: str, days: int):
+        since = F.col(Col.RESPONDED_DATE) >= F.lit(run_date - dt.timedelta(days=days))
+        return (F.col(Col.OUTCOME) == outcome) & since & F.lit(days > 0)
+    recent = within(Outcome.DECLINED, cfg.decline_days) | within(Outcome.ACCEPTED,
+                                                                    cfg.accept_days)
+    return responses.where(recent).select(Col.SUBSCRIBER_ID, Col.OFFER_ID)
+
+
+def fatigue_exclusions(history: DataFrame | None, offers: DataFrame, run_date: dt.date,
+                       cfg: FatigueConfig, responses: DataFrame | None = None
+                       ) -> DataFrame | None:
     """(subscriber_id, fatigue_idx): offer indices published to each subscriber at rank <=
-    cfg.ranks in the cfg.days days before run_date. The run date itself is outside the window,
-    so a rerun of a date sees the same history as its first run."""
-    start = run_date - dt.timedelta(days=cfg.days)
-    recent = history.where((F.col(Col.RUN_DATE) >= F.lit(start))
-                           & (F.col(Col.RUN_DATE) < F.lit(run_date))
-                           & (F.col(Col.RANK) <= cfg.ranks))
+    cfg.ranks in the cfg.days days before run_date, and those they answered recently
+    (`answered`); None when there is nothing to read. The run date itself is outside the
+    publishing window, so a rerun of a date sees the same history as its first run."""
+    parts = []
+    if history is not None and cfg.days:
+        start = run_date - dt.timedelta(days=cfg.days)
+        parts.append(history.where((F.col(Col.RUN_DATE) >= F.lit(start))
+                                   & (F.col(Col.RUN_DATE) < F.lit(run_date))
+                                   & (F.col(Col.RANK) <= cfg.ranks))
+                     .select(Col.SUBSCRIBER_ID, Col.OFFER_ID))
+    if responses is not None:
+        parts.append(answered(responses, run_date, cfg))
+    if not parts:
+        return None
+    recent = parts[0] if len(parts) == 1 else parts[0].unionByName(parts[1])
     shown = recent.join(offers.select(Col.OFFER_ID, Col.OFFER_IDX), on=Col.OFFER_ID, how="inner")
-    # an offer shown on several days is one exclusion: a set, sorted for a stable array
+    # an offer shown on several days (or shown and declined) is one exclusion: a sorted set
     return shown.groupBy(Col.SUBSCRIBER_ID).agg(
         F.array_sort(F.collect_set(F.col(Col.OFFER_IDX).cast("int"))).alias(Col.FATIGUE_IDX))
 

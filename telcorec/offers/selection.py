@@ -254,13 +254,14 @@ def with_holdings(features: DataFrame, interactions: DataFrame | None) -> DataFr
 
 def subscriber_batch(features: DataFrame, offers: DataFrame, history: DataFrame | None,
                      cfg: Config, run_date: dt.date,
-                     interactions: DataFrame | None = None) -> DataFrame:
+                     interactions: DataFrame | None = None,
+                     responses: DataFrame | None = None) -> DataFrame:
     """Every subscriber once, with what the tasks need beside the features: the shard model
-    (shard), the arm, the current plan (exclude_idx), recently shown offers (fatigue_idx) and
-    the offers they hold or held (history_idx, from `interactions`).
-    `history`: earlier `offers` rows (HISTORY columns), None when there are none."""
-    fatigue = (rules.fatigue_exclusions(history, offers, run_date, cfg.rules.fatigue)
-               if history is not None and cfg.rules.fatigue.days else None)
+    (shard), the arm, the current plan (exclude_idx), recently shown or answered offers
+    (fatigue_idx) and the offers they hold or held (history_idx, from `interactions`).
+    `history`: earlier `offers` rows (HISTORY columns), None when there are none; `responses`:
+    validated responses ingested up to the run date, None when none."""
+    fatigue = rules.fatigue_exclusions(history, offers, run_date, cfg.rules.fatigue, responses)
     batch = rules.with_fatigue(rules.with_current_plan(features, offers), fatigue)
     batch = with_holdings(batch, interactions)
     return experiments.with_arm(with_shard(batch, cfg.train), cfg.experiment)

@@ -49,3 +49,14 @@ def check(cfg: GateConfig, model: str, current: dict[str, float],
     if stats.non_finite_scores:
         reasons.append(f"{stats.non_finite_scores} offer rows have NaN or infinite scores")
     return reasons
+
+
+def drift_reasons(psi: dict[str, float], limit: float) -> list[str]:
+    """Refuse when an input feature's PSI against the previous run exceeds `limit` (drift.gate_max_psi;
+    0 = off), naming the features."""
+    over = sorted(f for f, v in psi.items() if limit > 0 and v == v and v > limit)
+    if not over:
+        return []
+    shown = ", ".join(f"{f} {psi[f]:.3f}" for f in over)
+    return [f"input drift: PSI above drift.gate_max_psi={limit} against the previous published "
+            f"run for {shown}; check these inputs, or raise or zero the limit to publish"]

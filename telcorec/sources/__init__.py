@@ -1,4 +1,5 @@
-"""Input adapters: the configured source (`inputs.source`) as the four input contract tables.
+"""Input adapters: the configured source (`inputs.source`) as the four input contract tables,
+and the operator's `responses` to published offers (`read_responses`).
 
 Every adapter returns, for each of subscribers, catalogue, subscriptions and cdr, a DataFrame
 with the contract columns and the optional ones (`schemas.full(name)`, NULL where the source
@@ -14,15 +15,17 @@ judges every row the same way whatever its source. Config alone selects the adap
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 from pyspark.sql import DataFrame, SparkSession
 
 from telcorec.core import schemas
 from telcorec.core.config import Config, CsvConfig, TableSourceConfig
+from telcorec.io import storage
 from telcorec.io.warehouse import Warehouse
 from telcorec.sources import copenhagen, ibm_telco, interactions
 from telcorec.sources.files import read_delta, read_source, require_path, resolve
-from telcorec.sources.parse import map_table
+from telcorec.sources.parse import empty_parse_columns, map_table
 
 TABLES = tuple(schemas.INPUTS)
 
@@ -73,3 +76,34 @@ def read_inputs(spark: SparkSession, cfg: Config, run_date: dt.date,
     if source == "copenhagen":
         return copenhagen.tables(spark, cfg.inputs.copenhagen, run_date)
     return interactions.tables(spark, cfg.inputs.interactions, run_date, writer)
+
+
+def no_responses(spark: SparkSession) -> DataFrame:
+    """The responses of a source that has none: every offer went unanswered."""
+    return empty_parse_columns(spark.createDataFrame([], schemas.full("responses")))
+
+
+def read_responses(spark: SparkSession, cfg: Config, writer: str) -> DataFrame:
+    """The `responses` table of the configured source in the contract (lazy), or no rows when
+    the source has none: a Delta table `responses` at inputs.path (generated, tables), the file
+    inputs.operator.responses.path (operator; absent = none); the public-data adapters have no
+    responses. A present file is mapped and checked like the other inputs."""
+    source = cfg.inputs.source
+    if source in ("generated", "tables"):
+        path = Warehouse.from_config(cfg.warehouse, cfg.inputs.path).input_table("responses")
+        if not storage.is_delta_table(path):
+            return no_responses(spark)
+        df = read_delta(spark, str(path), writer)
+        contract = schemas.FEEDBACK["responses"].fieldNames()
+        return map_table(df, "responses", TableSourceConfig(columns={c: c for c in contract}),
+                         CsvConfig(), "inputs table 'responses'", typed=True,
+                         extra_columns=cfg.ingest.extra_columns)
+    if source != "operator":
+        return no_responses(spark)
+    op = cfg.inputs.operator
+    path = resolve(op.path, op.responses.path)
+    if not Path(path).exists():
+        return no_responses(spark)
+    return map_table(read_source(spark, op.format, path, op.csv, writer), "responses",
+                     op.responses, op.csv, "inputs.operator.responses", typed=op.format != "csv",
+                     extra_columns=cfg.ingest.extra_columns)

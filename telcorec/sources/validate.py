@@ -1,4 +1,5 @@
-"""Validation of the four input tables: every row is accepted or quarantined with a reason.
+"""Validation of the four input tables and of `responses`: every row is accepted or quarantined
+with a reason.
 
 The configured adapter (`telcorec.adapters`, chosen by `inputs.source`) supplies the four
 tables in the input contract; a missing or mistyped column fails there, before anything is
@@ -21,7 +22,7 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from telcorec.core import schemas
-from telcorec.core.columns import Col, EventType
+from telcorec.core.columns import Col, EventType, Outcome
 
 log = logging.getLogger(__name__)
 MAX_DURATION_S = 24 * 3600
@@ -117,6 +118,42 @@ def tag_cdr(df: DataFrame, subscriber_ids: DataFrame, run_date: dt.date,
         ("unknown_subscriber", F.col("_known_sub").isNull()),
         ("duplicate_event", _duplicate(Col.EVENT_ID, [Col.EVENT_TS])),
     ], df)).drop("_known_sub")
+
+
+RESPONSE_KEY = (Col.SUBSCRIBER_ID, Col.OFFER_ID, Col.OFFER_RUN_DATE)
+
+
+def tag_responses(df: DataFrame, subscriber_ids: DataFrame, published: DataFrame,
+                  recorded: DataFrame, run_date: dt.date) -> DataFrame:
+    """Answers to offers. `published`: the `offers` rows (subscriber_id, offer_id, run_date) of
+    run dates before this one; `recorded`: responses accepted on earlier run dates (RESPONSE_KEY
+    columns). A response must answer an offer published to that subscriber on offer_run_date,
+    on or after that date and not after the run date, once (the first copy of a file counts;
+    one recorded on an earlier run date makes every new copy a duplicate)."""
+    offered = published.select(Col.SUBSCRIBER_ID, Col.OFFER_ID,
+                               F.col(Col.RUN_DATE).alias(Col.OFFER_RUN_DATE),
+                               F.lit(True).alias("_offered"))
+    seen = recorded.select(*RESPONSE_KEY, F.lit(True).alias("_recorded"))
+    df = (_known(df, subscriber_ids, Col.SUBSCRIBER_ID, "_known_sub")
+          .join(offered, on=list(RESPONSE_KEY), how="left")
+          .join(seen, on=list(RESPONSE_KEY), how="left"))
+    broken = _first_failing([
+        ("null_key", F.col(Col.SUBSCRIBER_ID).isNull() | F.col(Col.OFFER_ID).isNull()
+         | F.col(Col.OFFER_RUN_DATE).isNull() | F.col(Col.RESPONDED_DATE).isNull()),
+        ("unknown_outcome", ~F.coalesce(F.col(Col.OUTCOME).isin(*Outcome.ALL), F.lit(False))),
+        ("unknown_subscriber", F.col("_known_sub").isNull()),
+        ("not_offered", F.col("_offered").isNull()),
+        ("response_before_offer", F.col(Col.RESPONDED_DATE) < F.col(Col.OFFER_RUN_DATE)),
+        ("future_response", F.col(Col.RESPONDED_DATE) > F.lit(run_date)),
+    ], df)
+    # the first valid copy counts: a broken row of the same key must not make a good one a copy
+    first = Window.partitionBy(*RESPONSE_KEY).orderBy(
+        broken.isNotNull(), F.col(Col.RESPONDED_DATE).asc_nulls_last(),
+        F.xxhash64(F.to_json(F.struct("*"))))
+    repeated = (F.row_number().over(first) > 1) | F.col("_recorded").isNotNull()
+    return df.withColumn(Col.REASON, F.coalesce(
+        broken, F.when(repeated, F.lit("duplicate_response")))
+    ).drop("_known_sub", "_offered", "_recorded")
 
 
 def accepted_rows(tagged: DataFrame, schema, run_date: dt.date) -> DataFrame:

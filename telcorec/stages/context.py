@@ -7,8 +7,10 @@ import datetime as dt
 from dataclasses import dataclass
 
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 
 from telcorec.core import schemas
+from telcorec.core.columns import Col
 from telcorec.core.config import Config
 from telcorec.io import storage
 from telcorec.io.warehouse import Warehouse
@@ -31,3 +33,20 @@ class StageContext:
         """The run date's partition of the warehouse table `name`, with its declared schema."""
         return storage.read_table(self.spark, self.wh.table(name), schemas.TABLES[name],
                                   self.run_date, self.writer)
+
+    def history(self, name: str, start: dt.date | None, end: dt.date) -> DataFrame:
+        """Rows of `name` with start <= run_date < end (start None: from the first), no rows
+        when the table does not exist yet (the first run of a warehouse)."""
+        schema = schemas.TABLES[name]
+        path = self.wh.table(name)
+        if not storage.is_delta_table(path) and self.writer != "spark":
+            return self.spark.createDataFrame([], schema)
+        rows = storage.read_table(self.spark, path, schema, writer=self.writer)
+        within = F.col(Col.RUN_DATE) < F.lit(end)
+        if start is not None:
+            within &= F.col(Col.RUN_DATE) >= F.lit(start)
+        return rows.where(within)
+
+    def previous_published(self) -> dt.date | None:
+        """The newest run date before this one that published offers (one small aggregation)."""
+        return self.history("offers", None, self.run_date).agg(F.max(Col.RUN_DATE)).first()[0]

@@ -1,6 +1,8 @@
-"""The ingest stage: read the four input tables (telcorec/sources), validate them and write the
-accepted rows to the validated tables and every other row to `rejects` with its reason
-(read = accepted + rejected, per table); too many rejects stop the run before anything is written."""
+"""The ingest stage: read the four input tables and `responses` (telcorec/sources), validate them
+and write the accepted rows to the validated tables and every other row to `rejects` with its
+reason (read = accepted + rejected, per table); too many rejects of an input table stop the run
+before anything is written. Responses never stop it: bad ones are rejects, missing ones mean
+"no response"."""
 from __future__ import annotations
 
 import datetime as dt
@@ -26,6 +28,7 @@ from telcorec.sources.validate import (
     tag_catalogue,
     tag_cdr,
     tag_subscribers,
+    tag_responses,
     tag_subscriptions,
     unparsable_columns,
 )
@@ -36,8 +39,10 @@ log = logging.getLogger(__name__)
 
 def read_raw(spark: SparkSession, cfg: Config, run_date: dt.date, writer: str,
              secret: bytes | None) -> dict[str, DataFrame]:
-    """The configured source's four tables, pseudonymised when configured (fails closed)."""
-    raw = sources.read_inputs(spark, cfg, run_date, writer)
+    """The configured source's four tables and responses, pseudonymised when configured
+    (fails closed)."""
+    raw = {**sources.read_inputs(spark, cfg, run_date, writer),
+           "responses": sources.read_responses(spark, cfg, writer)}
     if not cfg.pseudonymisation.enabled:
         return raw
     if secret is None:
@@ -55,12 +60,15 @@ def run(spark: SparkSession, cfg: Config, run_date: dt.date, *,
     raw = read_raw(spark, cfg, run_date, writer, secret)
     results, tagged_all = [], []
 
-    def settle(name: str, tagged: DataFrame) -> DataFrame:
+    def settle(name: str, tagged: DataFrame, blocking: bool = True) -> DataFrame:
         tagged = tagged.persist(StorageLevel.MEMORY_AND_DISK)
         tagged_all.append(tagged)
         counts = count_tagged(tagged, name)
         share = counts.rejected / counts.read if counts.read else 0.0
-        if share > cfg.ingest.max_reject_share:
+        if share > cfg.ingest.max_reject_share and not blocking:
+            log.warning("ingest %s: %.1f%% of %d rows rejected %s; they are in `rejects`",
+                        name, 100 * share, counts.read, counts.rejected_by_reason)
+        elif share > cfg.ingest.max_reject_share:
             raise DataError(
                 f"{counts.rejected} of {counts.read} rows of '{name}' ({share:.1%}) were rejected, "
                 f"above ingest.max_reject_share={cfg.ingest.max_reject_share}: "
@@ -82,10 +90,13 @@ def run(spark: SparkSession, cfg: Config, run_date: dt.date, *,
     hist = settle("subscriptions", tag_subscriptions(raw["subscriptions"], sub_ids, offer_ids,
                                                      run_date))
     cdr = settle("cdr", tag_cdr(raw["cdr"], sub_ids, run_date, cfg.ingest.cdr_window_days))
+    answers = settle("responses", tag_responses(
+        raw["responses"], sub_ids, ctx.history("offers", None, run_date),
+        ctx.history("responses", None, run_date), run_date), blocking=False)
 
     rejects = None
     for name, tagged in (("subscribers", subs), ("catalogue", cat), ("subscriptions", hist),
-                         ("cdr", cdr)):
+                         ("cdr", cdr), ("responses", answers)):
         schema = schemas.full(name)
         storage.replace_partition(accepted_rows(tagged, schema, run_date), wh.table(name),
                                   schemas.accepted(name), run_date, writer)

@@ -1,5 +1,5 @@
-"""The interactions stage: read the features and subscriptions, write `subscriber_index` and the
-`interactions` pairs with their confidence and train/test split (telcorec/features/interactions.py);
+"""The interactions stage: read the features, subscriptions and accepted responses, write
+`subscriber_index` and the `interactions` pairs with their confidence and train/test split (telcorec/features/interactions.py);
 refuses a split whose train and test share a pair."""
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from telcorec.core import schemas
 from telcorec.core.columns import Col, Split
 from telcorec.core.config import Config
 from telcorec.features.interactions import (
+    accepted_confidence,
     check_no_overlap,
     confidence,
     interactions,
@@ -19,6 +20,7 @@ from telcorec.features.interactions import (
     split_pairs,
     subscriber_index,
     usage_scale,
+    with_accepted,
 )
 from telcorec.io import storage
 from telcorec.stages.context import StageContext
@@ -33,9 +35,11 @@ def run(spark: SparkSession, cfg: Config, run_date: dt.date) -> dict[str, int]:
                                         schemas.SUBSCRIBER_INDEX, run_date, writer)
     index = read("subscriber_index")
     held = pairs(read("subscriptions"), run_date)
-    scale = usage_scale(held, cfg.interactions.usage_quantile)
-    weighted = confidence(split_pairs(held, cfg.interactions, cfg.seed, run_date),
-                          cfg.interactions, scale, run_date)
+    scale = usage_scale(held, cfg.interactions.usage_quantile)  # of usage, not of answers
+    answered = with_accepted(held, ctx.history("responses", None, run_date + dt.timedelta(days=1)))
+    weighted = accepted_confidence(
+        confidence(split_pairs(answered, cfg.interactions, cfg.seed, run_date),
+                   cfg.interactions, scale, run_date), cfg.interactions.accepted_weight)
     table = interactions(weighted, index, offers, run_date)
     n_pairs = storage.replace_partition(table, wh.table("interactions"), schemas.INTERACTIONS,
                                         run_date, writer)

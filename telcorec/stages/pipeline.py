@@ -13,7 +13,9 @@ from telcorec.core.config import Config
 from telcorec.io import runs
 from telcorec.io.warehouse import Warehouse
 from telcorec.stages import (
+    drift,
     evaluate,
+    experiment,
     features,
     generate,
     ingest,
@@ -37,6 +39,8 @@ STAGES: dict[str, Stage] = {  # in order; skip_reason says which a config leaves
     "ncf": ncf.run,
     "evaluate": evaluate.run,
     "score": score.run,  # checks the quality gate, then publishes `offers`
+    "drift": drift.run,  # against the previous published run
+    "experiment": experiment.run,  # A/B results of the offers of the window before the run date
 }
 
 
@@ -89,7 +93,7 @@ def summary(cfg: Config, run_date: dt.date, results: dict[str, object]) -> str:
         reasons = ", ".join(f"{r} {n:,}" for r, n in sorted(c.rejected_by_reason.items()))
         lines.append(f"  {c.table:<14} read {c.read:>12,}  accepted {c.accepted:>12,}  "
                      f"rejected {c.rejected:>8,}  {reasons}")
-    for stage in ("features", "interactions", "tune", "train", "score"):
+    for stage in ("features", "interactions", "tune", "train", "score", "drift", "experiment"):
         if stage in results:
             lines.append(f"{stage}: " + _figures(results[stage]))
     if "evaluate" in results:

@@ -11,10 +11,13 @@ from pyspark.sql import SparkSession
 
 from telcorec.core.columns import Col
 from telcorec.core.config import Config
+from telcorec.core.exceptions import GateRejected
+from telcorec.evaluation import drift
 from telcorec.io import runs
 from telcorec.models.scoring import load_scorer, with_subscriber_index
 from telcorec.offers import campaign_cap, selection
 from telcorec.offers.cold_start import served
+from telcorec.publish import gate
 from telcorec.publish.contract import OffersContract
 from telcorec.publish.passes import (
     Passes,
@@ -29,6 +32,20 @@ from telcorec.stages.context import StageContext
 log = logging.getLogger(__name__)
 
 
+def refuse_on_drift(ctx: StageContext, features) -> None:
+    """drift.gate_max_psi > 0: no publish when an input feature moved that far since the last
+    published run (the drift stage, after score, records every value either way)."""
+    limit, previous = ctx.cfg.drift.gate_max_psi, None
+    if limit > 0:
+        previous = ctx.previous_published()
+    if previous is None:
+        return
+    before = ctx.history("subscriber_features", previous, previous + dt.timedelta(days=1))
+    refused = gate.drift_reasons(drift.feature_psi(features, before, ctx.cfg.drift.bins), limit)
+    if refused:
+        raise GateRejected("quality gate refused to publish: " + "; ".join(refused))
+
+
 def run(spark: SparkSession, cfg: Config, run_date: dt.date) -> dict:
     """Score, apply the rules, re-rank, explain and write in one pass; check the counts
     (cap, contract, quality gate); then publish the run date's partition of `offers`."""
@@ -38,6 +55,7 @@ def run(spark: SparkSession, cfg: Config, run_date: dt.date) -> dict:
     features = with_subscriber_index(subscriber_features, read("subscriber_index"))
     offer_df = read("offer_features")
     offers = offer_df.toPandas().sort_values(Col.OFFER_IDX, ignore_index=True)  # the catalogue
+    refuse_on_drift(ctx, subscriber_features)
     scorer = served(load_scorer(wh, cfg, run_date, cfg.scoring.model), cfg, offers)
     k = cfg.scoring.k
     started = time.monotonic()
@@ -52,9 +70,10 @@ def run(spark: SparkSession, cfg: Config, run_date: dt.date) -> dict:
     depth = k if limit is None else k + cfg.rules.campaign_cap.spare
     sel = selection_for(cfg, scorer, people.baseline(scorer.offer_ids, run_date), offers, depth)
     contract = OffersContract(tuple(scorer.offer_ids), k)
-    passes = Passes(selection.subscriber_batch(features, offer_df,
-                                               offer_history(spark, wh, writer), cfg, run_date,
-                                               read("interactions")),
+    answers = ctx.history("responses", None, run_date + dt.timedelta(days=1))
+    batch = selection.subscriber_batch(features, offer_df, offer_history(spark, wh, writer), cfg,
+                                       run_date, read("interactions"), answers)
+    passes = Passes(batch,
                     sel, k, contract, run_date, runs.run_id(cfg, run_date), wh.table("offers"),
                     writer, phase)
     try:

@@ -28,6 +28,7 @@ class Salt:
     BAD_SELECT, BAD_KIND, BAD_VALUE, BAD_PHASE = range(90, 94)
     CATALOGUE = 100
     CONSENT = 110
+    RESPONSE = 120  # the simulated answers to offers (telcorec/synthetic/responses.py)
 
 
 def _splitmix64(x: np.ndarray) -> np.ndarray:

@@ -16,6 +16,7 @@ from telcorec.core import paths
 from telcorec.core.config.evaluation import EvaluationConfig, GateConfig
 from telcorec.core.config.features import FeaturesConfig, InteractionsConfig
 from telcorec.core.config.loader import build, check, read_yaml
+from telcorec.core.config.monitoring import DriftConfig, SimulationConfig
 from telcorec.core.config.models import (
     LIGHTFM_VARIANTS,
     EarlyStoppingConfig,
@@ -59,13 +60,13 @@ from telcorec.core.config.sources import (
 
 __all__ = [
     "CampaignCapConfig", "ColdStartConfig", "Config", "ContentWeights", "CopenhagenConfig",
-    "CsvConfig", "EXTRA_COLUMNS", "EarlyStoppingConfig", "EligibilityRule", "EnsembleConfig",
+    "CsvConfig", "DriftConfig", "EXTRA_COLUMNS", "EarlyStoppingConfig", "EligibilityRule", "EnsembleConfig",
     "EvaluationConfig", "ExperimentConfig", "FatigueConfig", "FeaturesConfig", "GateConfig",
     "GeneratorConfig", "INPUT_SOURCES", "IbmTelcoConfig", "IngestConfig", "InputsConfig",
     "InteractionsConfig", "InteractionsSourceConfig", "LIGHTFM_VARIANTS", "LightFMConfig",
     "NCFConfig", "OperatorSourceConfig", "PseudonymisationConfig", "ReasonsConfig",
     "RerankConfig", "RerankWeights", "RuleCondition", "RulesConfig", "SOURCE_FORMATS",
-    "ScoringConfig", "StorageConfig", "TableSourceConfig", "TrainConfig", "TuningConfig",
+    "ScoringConfig", "SimulationConfig", "StorageConfig", "TableSourceConfig", "TrainConfig", "TuningConfig",
     "from_dict", "load", "variant_model_name",
 ]
 
@@ -94,6 +95,8 @@ class Config:
     rerank: RerankConfig = field(default_factory=RerankConfig)
     reasons: ReasonsConfig = field(default_factory=ReasonsConfig)
     experiment: ExperimentConfig = field(default_factory=ExperimentConfig)
+    drift: DriftConfig = field(default_factory=DriftConfig)
+    simulation: SimulationConfig = field(default_factory=SimulationConfig)
 
     def __post_init__(self) -> None:
         check(bool(self.warehouse), "warehouse", "must be a non-empty path")

@@ -51,9 +51,13 @@ class InteractionsConfig:
     split: str = "leave_one_out"
     cutoff_days: int = 90
     test_share: float = 0.2
+    # an offer the subscriber accepted (`responses`) is a pair of at least this confidence
+    accepted_weight: float = 41.0
 
     def __post_init__(self) -> None:
         check(self.alpha >= 0, "interactions.alpha", "must be >= 0")
+        check(self.accepted_weight >= 1, "interactions.accepted_weight",
+               "must be >= 1 (the confidence of a pair seen once)")
         check(self.decay_days > 0, "interactions.decay_days", "must be > 0")
         check(0 < self.usage_quantile <= 1, "interactions.usage_quantile", "must be in (0, 1]")
         check(self.split in ("leave_one_out", "temporal", "random"), "interactions.split",

@@ -74,9 +74,13 @@ class TrainConfig:
     # hold (telcorec/models/lightfm/history.py), each weighing history_weight / sqrt(n)
     representation: str = "features+history"
     history_weight: float = 1.0
+    # the simulated campaign (telcorec/stages/simulate.py) retrains every this many days; on
+    # the days between, score and evaluate use the newest model trained before (load_scorer)
+    every_days: int = 1
 
     def __post_init__(self) -> None:
         check(1 <= self.shards <= 4096, "train.shards", "must be in [1, 4096]")
+        check(1 <= self.every_days <= 366, "train.every_days", "must be in [1, 366]")
         check(self.shard_key in ("subscriber_id", "region", "segment"), "train.shard_key",
                "must be subscriber_id (hash of the id), region or segment")
         check(len(self.models) > 0 and set(self.models) <= set(LIGHTFM_VARIANTS),

@@ -105,13 +105,20 @@ _SEGMENT_RULE = "a segment name is letters, digits, space and _ . / + - (at most
 @dataclass(frozen=True)
 class FatigueConfig:
     """An offer published to a subscriber at rank <= `ranks` in the `days` days before the run
-    date is not offered to them again (days = 0: off)."""
+    date is not offered to them again (days = 0: off); nor one they declined in the
+    `decline_days` days, or accepted in the `accept_days` days, before it (from `responses`)."""
     days: int = 7
     ranks: int = 1
+    decline_days: int = 30
+    accept_days: int = 30
 
     def __post_init__(self) -> None:
         check(0 <= self.days <= 366, "rules.fatigue.days", "must be in [0, 366] (0 = off)")
         check(self.ranks >= 1, "rules.fatigue.ranks", "must be >= 1")
+        check(0 <= self.decline_days <= 366, "rules.fatigue.decline_days",
+               "must be in [0, 366] (0 = declines do not count)")
+        check(0 <= self.accept_days <= 366, "rules.fatigue.accept_days",
+               "must be in [0, 366] (0 = an accepted offer may be offered again at once)")
 
 
 @dataclass(frozen=True)
@@ -190,12 +197,23 @@ class ReasonsConfig:
 
 @dataclass(frozen=True)
 class ExperimentConfig:
-    """Arms by hash of salt and subscriber id; the `control` arm gets the baseline's offers."""
+    """Arms by hash of salt and subscriber id; the `control` arm gets the baseline's offers.
+    The results (telcorec/evaluation/experiment.py) cover the offers of the `window_days` run
+    dates before the run date, with `confidence` intervals, the minimum detectable effect at
+    `power`, and a sample-ratio mismatch flagged when its p-value is below `srm_alpha`."""
     salt: str = "telcorec-offers-1"
     arms: dict[str, float] = field(default_factory=lambda: {"model": 0.9, "control": 0.1})
     control: str = "control"
+    window_days: int = 7
+    confidence: float = 0.95
+    power: float = 0.8
+    srm_alpha: float = 0.001
 
     def __post_init__(self) -> None:
+        check(1 <= self.window_days <= 366, "experiment.window_days", "must be in [1, 366]")
+        check(0.5 <= self.confidence < 1, "experiment.confidence", "must be in [0.5, 1)")
+        check(0.5 <= self.power < 1, "experiment.power", "must be in [0.5, 1)")
+        check(0 < self.srm_alpha < 0.5, "experiment.srm_alpha", "must be in (0, 0.5)")
         check(bool(self.salt), "experiment.salt", "must be a non-empty string")
         check(len(self.arms) > 0 and all(_RULE_NAME.match(a) for a in self.arms),
                "experiment.arms", "name at least one arm, in lower-case letters, digits and _")

@@ -69,6 +69,8 @@ class OperatorSourceConfig:
     catalogue: TableSourceConfig = field(default_factory=TableSourceConfig)
     subscriptions: TableSourceConfig = field(default_factory=TableSourceConfig)
     cdr: TableSourceConfig = field(default_factory=TableSourceConfig)
+    # answers to published offers; no file at this path = no responses (nothing rejected)
+    responses: TableSourceConfig = field(default_factory=lambda: TableSourceConfig("responses"))
 
     def __post_init__(self) -> None:
         check(self.format in SOURCE_FORMATS, "inputs.operator.format",
