@@ -9,6 +9,8 @@ from telcorec.core import schemas
 from telcorec.core.columns import Col
 from telcorec.core.config import FeaturesConfig
 from telcorec.features import subscriber, usage
+from telcorec.features.daily import daily_usage
+from telcorec.features.window import SlidingWindow, settled_state, window_totals
 from telcorec.io import storage
 
 RUN = dt.date(2026, 11, 1)
@@ -37,9 +39,17 @@ def cdr_rows():
     ]
 
 
+def window_of(cdr, months=MONTHS):
+    """The window's sums at RUN in one go, as a full recompute builds them."""
+    window = SlidingWindow(months * 30, CFG.late_days)
+    daily = daily_usage(cdr)
+    unsettled = daily.filter(F.col(Col.DAY) > window.last_settled(RUN))
+    return window_totals(settled_state(daily, RUN, window), unsettled, RUN, window)
+
+
 def profile_of(spark, rows=None):
     cdr = spark.createDataFrame(rows or cdr_rows(), schemas.full("cdr"))
-    return usage.usage_profile(usage.cdr_aggregate(cdr, RUN, MONTHS), MONTHS, CFG)
+    return usage.usage_profile(window_of(cdr), MONTHS, CFG)
 
 
 def test_usage_profile_exact_on_literal_rows(spark):
@@ -66,7 +76,7 @@ def test_usage_profile_exact_on_literal_rows(spark):
 
 def test_trend_unknown_when_the_window_cannot_hold_two_halves(spark):
     cdr = spark.createDataFrame(cdr_rows(), schemas.full("cdr"))
-    three = usage.usage_profile(usage.cdr_aggregate(cdr, RUN, 3), 3, CFG)
+    three = usage.usage_profile(window_of(cdr, 3), 3, CFG)
     assert {r[Col.DATA_TREND] for r in three.collect()} == {"unknown"}
 
 
@@ -229,21 +239,6 @@ def test_fit_stats_quantiles_on_known_values(spark):
     assert stats.offer_medians == (5.0, 100.0, 50.0)
     # value score of subscriber i: 0.4 min(i/95, 1) + 0.3 min(i/95, 1) + 0.3 min(i/95, 1)
     assert stats.value_edges == pytest.approx((25 / 95, 50 / 95, 75 / 95))
-
-
-def test_cdr_is_scanned_once_by_the_feature_plan(spark, tmp_path, capsys):
-    path = tmp_path / "cdr"
-    cdr = spark.createDataFrame([(RUN,) + r for r in cdr_rows()], schemas.accepted("cdr"))
-    storage.replace_partition(cdr, path, schemas.accepted("cdr"), RUN)
-    subs, plans, catalogue = full_inputs(spark)
-    read = storage.read_table(spark, path, schemas.accepted("cdr"), RUN)
-    profile = usage.usage_profile(usage.cdr_aggregate(read, RUN, MONTHS), MONTHS, CFG)
-    out = features.subscriber_features(subs, profile, features.current_plans(plans, RUN),
-                                       catalogue, STATS, CFG, RUN)
-    out.explain(mode="formatted")
-    tree = capsys.readouterr().out.split("\n\n")[0]  # the operator tree, before node details
-    assert tree.count("Scan parquet") == 1, tree
-    assert out.count() == 2
 
 
 def test_feature_stats_round_trip(tmp_path):

@@ -49,6 +49,11 @@ class Col:
     DURATION_S = "duration_s"
     DATA_MB = "data_mb"
 
+    # usage_daily / usage_window (telcorec/features/daily.py, window.py)
+    DAY = "day"                  # the calendar day of the events a usage_daily row sums
+    FULL_FROM = "full_from"      # the run date of the full recompute a window state descends from
+    EVENTS_WINDOW = "events_window"  # CDR rows of the subscriber inside the window
+
     # generator truth (hidden preferences, used only by the oracle baseline)
     DATA_NEED_GB = "data_need_gb"
     VOICE_NEED_MIN = "voice_need_min"
@@ -295,3 +300,22 @@ OFFER_CATEGORICALS = (
     Col.PRICE_TIER,
     Col.DATA_TIER,
 )
+
+
+# The integer sums of one subscriber's CDR rows of one day (usage_daily), all `long`: data
+# volume in kilobytes and voice in milliseconds so that the sliding window adds and removes
+# days without rounding drift. Calls per hour of day, then the behaviour counts.
+HOURS = 24
+MONTH_DAYS = 30  # the features' buckets: 30-day months counted back from the run date
+HOUR_CALLS = tuple(f"calls_h{h}" for h in range(HOURS))
+BEHAVIOUR_COUNTS = ("calls_missed", "calls_missed_known", "calls_zero", "roaming",
+                    "roaming_known", "international", "international_known")
+MONTHLY_SUMS = ("data_kb", "voice_ms", "sms", "events")
+DAILY_SUMS = (*MONTHLY_SUMS, *HOUR_CALLS, *BEHAVIOUR_COUNTS)
+
+
+def window_sums(months: int) -> tuple[str, ...]:
+    """The per-subscriber sums of the sliding window (usage_window): each monthly sum per 30-day
+    month (`data_kb_0` is the 30 days before the run date), then the sums over the whole window."""
+    per_month = tuple(f"{name}_{m}" for m in range(months) for name in MONTHLY_SUMS)
+    return (*per_month, *HOUR_CALLS, *BEHAVIOUR_COUNTS, Col.EVENTS_WINDOW)

@@ -7,7 +7,7 @@ schema; jobs check their inputs with `require_columns` (metadata only, no Spark 
 from pyspark.sql import DataFrame
 from pyspark.sql import types as T
 
-from telcorec.core.columns import LIGHTFM_KNOBS, Col
+from telcorec.core.columns import DAILY_SUMS, LIGHTFM_KNOBS, Col, window_sums
 from telcorec.core.exceptions import SchemaError
 
 
@@ -94,6 +94,22 @@ SUBSCRIBER_FEATURES = _schema(
     # issue 7: consent (False where the source has no consent data); rules.CONSENT enforces it
     (Col.MARKETING_OPT_OUT, B, False),
 )
+# The feature stage's incremental state (README "Daily runs"). usage_daily: one row per subscriber
+# and day, partitioned by the run date that aggregated it (a run writes the days it read, so a
+# rerun replaces only its own rows); usage_window: one row per subscriber, the window's sums on
+# the days settled at that run date (older than features.late_days), partitioned by run date.
+USAGE_DAILY = _schema(
+    (Col.RUN_DATE, DT, False), (Col.DAY, DT, False), (Col.SUBSCRIBER_ID, S, False),
+    *((name, L, False) for name in DAILY_SUMS),
+)
+
+
+def usage_window(months: int) -> T.StructType:
+    """The window state table for a window of `months` 30-day months."""
+    return _schema((Col.RUN_DATE, DT, False), (Col.FULL_FROM, DT, False),
+                   (Col.SUBSCRIBER_ID, S, False), *((name, L, False) for name in window_sums(months)))
+
+
 OFFER_FEATURES = _schema(
     (Col.RUN_DATE, DT, False), (Col.OFFER_ID, S, False), (Col.OFFER_IDX, I, False),
     (Col.PRICE, D, False), (Col.DATA_GB, D, False), (Col.VOICE_MIN, D, False),
@@ -227,6 +243,7 @@ TABLES = {
     **{name: accepted(name) for name in [*INPUTS, *FEEDBACK]},
     "rejects": REJECTS,
     "subscriber_features": SUBSCRIBER_FEATURES,
+    "usage_daily": USAGE_DAILY,
     "offer_features": OFFER_FEATURES,
     "subscriber_index": SUBSCRIBER_INDEX,
     "interactions": INTERACTIONS,

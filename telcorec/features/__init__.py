@@ -1,8 +1,9 @@
 """Stage 2, features: subscriber and offer features with one definition for training and scoring.
 
-Reading order: `usage` (the one aggregation of the CDR and the usage/behaviour features derived
-from it row by row), `subscriber` (lifecycle, value, plan fit, attributes), `churn` (classifier or
-rule), `offers`, and `stats` (the fitted numbers, saved as JSON beside the tables and reused).
+Reading order: `daily` (the one aggregation of the CDR, per subscriber and day), `window` (those
+days summed over the sliding window, kept and moved one day per run), `usage` (the usage and
+behaviour features derived from the window's sums row by row), `subscriber` (lifecycle, value,
+plan fit, attributes), `churn` (classifier or rule), `offers`, and `stats` (the fitted numbers, saved as JSON beside the tables and reused).
 `run` reads the validated tables and writes `subscriber_features` and `offer_features`.
 """
 from __future__ import annotations
@@ -37,10 +38,11 @@ from telcorec.features.subscriber import (
     tenure_stage,
     weighted_score,
 )
-from telcorec.features.usage import cdr_aggregate, months_in_window, usage_profile
+from telcorec.features.usage import usage_profile
+from telcorec.features.window import months_in_window
 
 __all__ = ["ChurnModel", "FeatureStats", "INTENSITY_LABELS", "PRICE_TIERS", "UNKNOWN",
-           "bin_label", "cdr_aggregate", "current_plans", "data_tier", "fit_stats", "household",
+           "bin_label", "current_plans", "data_tier", "fit_stats", "household",
            "months_in_window", "offer_features", "subscriber_features", "tenure_stage",
            "usage_profile"]
 log = logging.getLogger(__name__)

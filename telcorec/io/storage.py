@@ -33,6 +33,7 @@ import pyarrow.parquet as pq
 from deltalake import DeltaTable, write_deltalake
 from deltalake.exceptions import TableNotFoundError
 from deltalake.writer import AddAction, get_file_stats_from_metadata
+from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import types as T
 from pyspark.sql.pandas.types import to_arrow_schema
@@ -328,20 +329,27 @@ def summed(summaries: Iterable[str]) -> dict[str, int]:
 def read_table(spark: SparkSession, path: str | Path, schema: T.StructType,
                run_date: dt.date | None = None, writer: str = "delta-rs") -> DataFrame:
     """Read a Delta table's current snapshot (optionally one run date) as a Spark DataFrame."""
+    return read_partitions(spark, path, schema, None if run_date is None else [run_date],
+                           writer)
+
+
+def read_partitions(spark: SparkSession, path: str | Path, schema: T.StructType,
+                    run_dates: Sequence[dt.date] | None, writer: str = "delta-rs") -> DataFrame:
+    """Read the partitions of these run dates (every one when None) in one scan."""
     table_path = str(Path(path).resolve())
     partitioned = Col.RUN_DATE in schema.fieldNames()
     if writer == "spark":
         df = spark.read.format("delta").load(table_path)
-        if run_date is not None:
-            df = df.filter(df[Col.RUN_DATE] == run_date)
+        if run_dates is not None:
+            df = df.filter(df[Col.RUN_DATE].isin(list(run_dates)))
         return df.select(*schema.fieldNames())
     try:
         table = DeltaTable(table_path)
     except TableNotFoundError as exc:
         raise PublishError(f"no Delta table at {table_path}; run the stage that writes it "
                            "first (./spark-submit.sh pipeline runs them all)") from exc
-    filters = ([(Col.RUN_DATE, "=", run_date.isoformat())]
-               if partitioned and run_date is not None else None)
+    filters = ([(Col.RUN_DATE, "in", [d.isoformat() for d in run_dates])]
+               if partitioned and run_dates is not None else None)
     uris = table.file_uris(partition_filters=filters)
     if not uris:
         return spark.createDataFrame([], schema)
@@ -351,6 +359,27 @@ def read_table(spark: SparkSession, path: str | Path, schema: T.StructType,
         # basePath lets Spark read them back into the run_date column of the given schema.
         reader = reader.option("basePath", table_path)
     return reader.parquet(*uris).select(*schema.fieldNames())
+
+
+def partition_rows(spark: SparkSession, path: str | Path, run_date: dt.date,
+                   writer: str = "delta-rs") -> int:
+    """Rows in one run date's partition, from the Delta log's per-file record counts (no data
+    file is read; Delta on Spark answers the count from the same statistics). 0 when the table
+    or the partition does not exist."""
+    table_path = _table_path(path)
+    if writer == "spark":
+        try:
+            df = spark.read.format("delta").load(table_path)
+        except AnalysisException:  # no table there yet
+            return 0
+        return df.filter(df[Col.RUN_DATE] == run_date).count()
+    if not is_delta_table(table_path):
+        return 0
+    actions = DeltaTable(table_path).get_add_actions(flatten=True).to_pydict()
+    day = run_date.isoformat()
+    return sum(int(rows) for rows, value in zip(actions["num_records"],
+                                               actions[f"partition.{Col.RUN_DATE}"])
+               if str(value) == day)
 
 
 def write_small(rows: pa.Table, path: str | Path, predicate: str | None) -> None:

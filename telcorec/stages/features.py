@@ -1,30 +1,47 @@
-"""The features stage: read the validated tables, aggregate the CDR once, fit the feature statistics
-(or reuse the saved ones) and write `subscriber_features` and `offer_features`
-(the transforms live in telcorec/features)."""
+"""The features stage: read the validated tables, bring the CDR's sliding window to the run date
+(one new day and the late days, or a full recompute), fit the feature statistics (or reuse the
+saved ones) and write `subscriber_features` and `offer_features` (the transforms live in
+telcorec/features; how a daily run works: README "Daily runs")."""
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import logging
+import operator
 import time
 
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 
 from telcorec.core import schemas
+from telcorec.core.columns import Col
 from telcorec.core.config import Config
+from telcorec.core.exceptions import ConfigError
 from telcorec.features import fit_stats
 from telcorec.features.churn import fit_churn_model, has_label, with_churn
+from telcorec.features.daily import daily_usage
 from telcorec.features.offers import offer_features
 from telcorec.features.stats import FeatureStats, newest_saved
 from telcorec.features.subscriber import current_plans, subscriber_base
-from telcorec.features.usage import cdr_aggregate, months_in_window, usage_profile
+from telcorec.features.usage import usage_profile
+from telcorec.features.window import (
+    DAY,
+    SlidingWindow,
+    advance_state,
+    settled_state,
+    window_totals,
+)
 from telcorec.io import storage
 from telcorec.stages.context import StageContext
 
 log = logging.getLogger(__name__)
 
 
-def run(spark: SparkSession, cfg: Config, run_date: dt.date) -> dict[str, object]:
+def run(spark: SparkSession, cfg: Config, run_date: dt.date, *,
+        full: bool = False) -> dict[str, object]:
+    """`full`: recompute the window from the run date's whole CDR partition even when the
+    previous day's state would let this run read only the new and late days."""
     ctx = StageContext.open(spark, cfg, run_date)
     wh, writer, read = ctx.wh, ctx.writer, ctx.read
     catalogue, subscribers = read("catalogue"), read("subscribers")
@@ -33,10 +50,11 @@ def run(spark: SparkSession, cfg: Config, run_date: dt.date) -> dict[str, object
     def phase(done: str) -> None:  # minutes at CDR scale: say where the time goes
         log.info("features: %s (%.1f s)", done, time.monotonic() - started)
 
-    months = months_in_window(cfg.ingest.cdr_window_days)
-    profile = usage_profile(cdr_aggregate(read("cdr"), run_date, months), months,
-                            cfg.features).cache()  # one row per subscriber; the CDR is read once
-    phase(f"CDR aggregated: {profile.count():,} subscribers with usage over {months} months")
+    window = SlidingWindow(cfg.ingest.cdr_window_days, cfg.features.late_days)
+    totals, mode = usage_totals(ctx, window, full)
+    profile = usage_profile(in_fixed_order(totals), window.months, cfg.features).cache()
+    phase(f"CDR window ({mode}): {profile.count():,} subscribers with usage over "
+          f"{window.months} months")
     stats_path = wh.feature_stats(run_date)
     if cfg.features.fit_stats:
         stats = fit_stats(profile, catalogue, cfg.features)
@@ -61,7 +79,143 @@ def run(spark: SparkSession, cfg: Config, run_date: dt.date) -> dict[str, object
                                          run_date, writer)
     profile.unpersist()
     result: dict[str, object] = {"subscriber_features": n_subs, "offer_features": n_offers,
-                                 "feature_stats_version": stats.version}
+                                 "feature_stats_version": stats.version, "usage_window": mode}
     if stats.churn is not None:
         result["churn_holdout_auc"] = round(stats.churn.holdout_auc or float("nan"), 4)
     return result
+
+
+def run_range(spark: SparkSession, cfg: Config, first: dt.date, last: dt.date, *,
+              full: bool = False) -> dict[str, object]:
+    """Backfill: every run date from `first` to `last` in order. The first one recomputes the
+    window unless the day before it has a state; each later one moves it by one day. `full`
+    recomputes every date."""
+    if last < first:
+        raise ConfigError(f"--from {first} is after --to {last}; give an earlier --from")
+    results = {}
+    day = first
+    while day <= last:
+        results[day.isoformat()] = run(spark, cfg, day, full=full)
+        day += DAY
+    return results
+
+
+def in_fixed_order(totals: DataFrame) -> DataFrame:
+    """The same rows in the same partitions and order whichever path built them: the quantile
+    sketches fitted next (approxQuantile) depend on the order they see the rows in, and the
+    incremental and full runs must fit the same edges. A numbered repartition, which adaptive
+    execution leaves as it is; 100k-1M rows, one small shuffle."""
+    partitions = int(totals.sparkSession.conf.get("spark.sql.shuffle.partitions"))
+    return totals.repartition(partitions, Col.SUBSCRIBER_ID).sortWithinPartitions(Col.SUBSCRIBER_ID)
+
+
+def usage_totals(ctx: StageContext, window: SlidingWindow, full: bool) -> tuple[DataFrame, str]:
+    """The window's sums per subscriber at the run date, and how they were obtained."""
+    reason = "forced (--full)" if full else None
+    if reason is None:
+        previous = _previous_state(ctx, window)
+        if isinstance(previous, str):
+            reason = previous
+        else:
+            outcome = _incremental(ctx, window, *previous)
+            if not isinstance(outcome, str):
+                return outcome, "incremental"
+            reason = outcome
+    log.warning("features: full recompute of the CDR window for %s: %s", ctx.run_date, reason)
+    return _full(ctx, window), f"full: {reason}"
+
+
+def _previous_state(ctx: StageContext, window: SlidingWindow) -> tuple[DataFrame, dt.date] | str:
+    """S(run_date - 1) and the run date of the full recompute it descends from, or why this run
+    cannot continue from it."""
+    before = ctx.run_date - DAY
+    path = ctx.wh.table(window.state_table)
+    if storage.partition_rows(ctx.spark, path, before, ctx.writer) == 0:
+        return (f"no window state for {before} in {window.state_table} (a first run, a missed "
+                "day, or ingest.cdr_window_days / features.late_days changed since)")
+    state = storage.read_table(ctx.spark, path, schemas.usage_window(window.months), before,
+                               ctx.writer)
+    full_from = state.select(Col.FULL_FROM).first()[0]  # one value per partition: one row read
+    for source in sorted({window.daily_source(d, full_from)
+                          for d in window.moved_days(ctx.run_date)}):
+        if storage.partition_rows(ctx.spark, ctx.wh.table("usage_daily"), source,
+                                  ctx.writer) == 0:
+            return (f"usage_daily has no partition run_date={source}, which holds days the "
+                    f"window state of {before} must move")
+    return state.drop(Col.FULL_FROM), full_from
+
+
+def _incremental(ctx: StageContext, window: SlidingWindow, previous: DataFrame,
+                 full_from: dt.date) -> DataFrame | str:
+    """Aggregate the day that settles now and the late days, move the state by one day; or say
+    why the CDR partition holds rows the state does not account for."""
+    settling_day = window.last_settled(ctx.run_date)
+    # a pushed-down filter: row groups of older days are skipped, not read
+    first = F.to_timestamp(F.lit(settling_day.isoformat()))
+    daily = _write_daily(ctx, ctx.read("cdr").filter(F.col(Col.EVENT_TS) >= first))
+    moved = _read_days(ctx, {d: window.daily_source(d, full_from)
+                             for d in window.moved_days(ctx.run_date)})
+    settling = daily.filter(F.col(Col.DAY) == settling_day)
+    unsettled = daily.filter(F.col(Col.DAY) > settling_day)
+    state = advance_state(previous, moved, settling, ctx.run_date, window).cache()
+    in_partition = storage.partition_rows(ctx.spark, ctx.wh.table("cdr"), ctx.run_date,
+                                          ctx.writer)
+    settled = state.agg(F.sum(Col.EVENTS_WINDOW)).first()[0] or 0
+    recent = unsettled.agg(F.sum("events")).first()[0] or 0
+    if settled + recent != in_partition:
+        state.unpersist()
+        return (f"the cdr partition run_date={ctx.run_date} holds {in_partition:,} rows but "
+                f"the window state and the {window.late_days} late days account for "
+                f"{settled + recent:,}: CDR older than features.late_days="
+                f"{window.late_days} days changed (raise features.late_days if they often "
+                "arrive this late)")
+    written = _write_state(ctx, window, state, full_from)
+    state.unpersist()
+    return window_totals(written, unsettled, ctx.run_date, window)
+
+
+def _full(ctx: StageContext, window: SlidingWindow) -> DataFrame:
+    """The window from the run date's whole CDR partition (read once), the state started anew."""
+    daily = _write_daily(ctx, ctx.read("cdr"))
+    last = window.last_settled(ctx.run_date)
+    state = _write_state(ctx, window, settled_state(daily, ctx.run_date, window), ctx.run_date)
+    return window_totals(state, daily.filter(F.col(Col.DAY) > last), ctx.run_date, window)
+
+
+def _read_daily(ctx: StageContext, run_date: dt.date) -> DataFrame:
+    return storage.read_table(ctx.spark, ctx.wh.table("usage_daily"), schemas.USAGE_DAILY,
+                              run_date, ctx.writer)
+
+
+def _read_days(ctx: StageContext, sources: dict[dt.date, dt.date]) -> DataFrame:
+    """The usage_daily rows of each day from its source partition, in one scan (day and run
+    date are filters on sorted and partition columns: the other row groups are skipped)."""
+    daily = storage.read_partitions(ctx.spark, ctx.wh.table("usage_daily"), schemas.USAGE_DAILY,
+                                    sorted(set(sources.values())), ctx.writer)
+    wanted = functools.reduce(operator.or_, [
+        (F.col(Col.DAY) == day) & (F.col(Col.RUN_DATE) == source)
+        for day, source in sources.items()])
+    return daily.filter(F.col(Col.DAY).isin(list(sources)) & wanted)
+
+
+def _write_daily(ctx: StageContext, cdr: DataFrame) -> DataFrame:
+    """Aggregate the CDR rows per subscriber and day into this run's usage_daily partition (the
+    one pass over them) and read it back: later runs read single days of it, and rows sorted
+    by day let them skip the row groups of the others."""
+    daily = (daily_usage(cdr).withColumn(Col.RUN_DATE, F.lit(ctx.run_date))
+             .sortWithinPartitions(Col.DAY))
+    storage.replace_partition(daily, ctx.wh.table("usage_daily"), schemas.USAGE_DAILY,
+                              ctx.run_date, ctx.writer)
+    return _read_daily(ctx, ctx.run_date)
+
+
+def _write_state(ctx: StageContext, window: SlidingWindow, state: DataFrame,
+                 full_from: dt.date) -> DataFrame:
+    """Write S(run_date) and read it back (one row per subscriber, cheaper to read than to
+    compute again)."""
+    schema, path = schemas.usage_window(window.months), ctx.wh.table(window.state_table)
+    rows = state.select(F.lit(ctx.run_date).alias(Col.RUN_DATE),
+                        F.lit(full_from).alias(Col.FULL_FROM), *state.columns)
+    storage.replace_partition(rows, path, schema, ctx.run_date, ctx.writer)
+    return storage.read_table(ctx.spark, path, schema, ctx.run_date,
+                              ctx.writer).drop(Col.RUN_DATE, Col.FULL_FROM)

@@ -20,6 +20,7 @@ class FeaturesConfig:
     churn_bands: tuple[float, ...] = (0.3, 0.6)
     churn_holdout: float = 0.2
     fit_stats: bool = True
+    late_days: int = 3
 
     def __post_init__(self) -> None:
         check(self.intensity_bins == 5, "features.intensity_bins",
@@ -38,6 +39,9 @@ class FeaturesConfig:
         check(len(self.churn_bands) == 2 and 0 < self.churn_bands[0] < self.churn_bands[1] < 1,
                "features.churn_bands", "must be two increasing probabilities in (0, 1)")
         check(0 < self.churn_holdout < 0.5, "features.churn_holdout", "must be in (0, 0.5)")
+        # below 29, a day is settled before it can move from the first 30-day month to the next
+        check(0 <= self.late_days <= 28, "features.late_days",
+              "must be in [0, 28] (days of CDR aggregated again each run, for late arrivals)")
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,132 @@
+"""The sliding window of the usage features, kept per subscriber and moved one day per run.
+
+At run date R the features read the CDR of the window's days R - window_days .. R - 1, in 30-day
+months counted back from R (month 0: R-30 .. R-1). A day's CDR may still change for
+`late_days` days after it (late arrivals from mediation); older days are *settled*.
+
+The window state S(R) (`usage_window`) holds, per subscriber, the sums of the settled days only
+(R - window_days .. R - 1 - late_days), each in the month it falls in at R. Moving from S(R-1)
+to S(R) touches a few days, never the whole window:
+- the day R - 1 - late_days settles: it is added (from this run's aggregation);
+- a settled day whose month changes (it crosses from month m to m + 1) or that leaves the
+  window is removed at its place for R - 1 and added at its place for R (nothing, if it left):
+  one day per month boundary plus the day leaving, about one day per month of the window.
+The features then add the unsettled days R - late_days .. R - 1, aggregated again this run,
+to the state (`window_totals`). Every sum is an integer (daily.py), so a state moved N times
+equals the state built in one go; the full recompute builds it in one go (`settled_state`).
+"""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from telcorec.core.columns import (
+    BEHAVIOUR_COUNTS,
+    HOUR_CALLS,
+    MONTH_DAYS,
+    MONTHLY_SUMS,
+    Col,
+    window_sums,
+)
+from telcorec.core.exceptions import ConfigError
+
+DAY = dt.timedelta(days=1)
+
+
+def months_in_window(window_days: int) -> int:
+    """Whole 30-day months the accepted CDR can cover (ingest rejects older events)."""
+    return max(1, window_days // MONTH_DAYS)
+
+
+@dataclass(frozen=True)
+class SlidingWindow:
+    days: int       # ingest.cdr_window_days
+    late_days: int  # features.late_days
+
+    def __post_init__(self) -> None:
+        if self.days <= self.late_days + 1:
+            raise ConfigError(
+                f"ingest.cdr_window_days={self.days} must be larger than features.late_days + 1 "
+                f"= {self.late_days + 1}: the window would hold no settled day; lower "
+                "features.late_days or widen the window")
+
+    @property
+    def months(self) -> int:
+        return months_in_window(self.days)
+
+    @property
+    def state_table(self) -> str:
+        """The state's table: one per window shape, so that a changed window or late_days finds
+        no state to continue from (and recomputes) instead of a state of another shape."""
+        return f"usage_window_{self.days}d_{self.late_days}late"
+
+    def last_settled(self, run_date: dt.date) -> dt.date:
+        return run_date - (self.late_days + 1) * DAY
+
+    def moved_days(self, run_date: dt.date) -> list[dt.date]:
+        """Settled days of S(run_date - 1) whose place differs at run_date: each crosses a month
+        boundary or leaves the window (days back from R-1: 30 m + 29, or window_days - 1)."""
+        back = {MONTH_DAYS * m + MONTH_DAYS - 1 for m in range(self.months)} | {self.days - 1}
+        return sorted(run_date - (2 + b) * DAY for b in back)
+
+    def daily_source(self, day: dt.date, full_from: dt.date) -> dt.date:
+        """The usage_daily partition (run date) that holds the settled version of `day` in a
+        state descending from the full recompute of `full_from`: that recompute's own, or the
+        run that settled the day after it."""
+        return full_from if day <= self.last_settled(full_from) else day + (self.late_days + 1) * DAY
+
+
+def contributions(daily: DataFrame, run_date: dt.date, window: SlidingWindow,
+                  sign: int = 1) -> DataFrame:
+    """Each usage_daily row as its (signed) part of the window sums at `run_date`: its sums in
+    the columns of the month it falls in, and in the whole-window sums; 0 outside the window."""
+    days_back = F.datediff(F.lit(run_date), F.col(Col.DAY)) - 1
+    in_window = (days_back >= 0) & (days_back < window.days)
+    month = F.floor(days_back / MONTH_DAYS)
+
+    def part(name: str, where) -> F.Column:
+        return F.when(where, F.col(name) * sign).otherwise(F.lit(0)).cast("long")
+
+    cols = [part(name, in_window & (month == m)).alias(f"{name}_{m}")
+            for m in range(window.months) for name in MONTHLY_SUMS]
+    cols += [part(name, in_window).alias(name) for name in (*HOUR_CALLS, *BEHAVIOUR_COUNTS)]
+    cols.append(part("events", in_window).alias(Col.EVENTS_WINDOW))
+    return daily.select(Col.SUBSCRIBER_ID, *cols)
+
+
+def summed(parts: list[DataFrame], months: int) -> DataFrame:
+    """The parts' rows summed per subscriber (one shuffle of rows already one per subscriber
+    and day at most)."""
+    names = window_sums(months)
+    rows = parts[0].select(Col.SUBSCRIBER_ID, *names)
+    for other in parts[1:]:
+        rows = rows.unionByName(other.select(Col.SUBSCRIBER_ID, *names))
+    return (rows.groupBy(Col.SUBSCRIBER_ID)
+            .agg(*[F.sum(name).cast("long").alias(name) for name in names])
+            .filter(F.col(Col.EVENTS_WINDOW) > 0))  # no settled CDR row left: not in the window
+
+
+def settled_state(daily: DataFrame, run_date: dt.date, window: SlidingWindow) -> DataFrame:
+    """S(run_date) in one go, from the daily sums of every day of the window (full recompute)."""
+    settled = daily.filter(F.col(Col.DAY) <= window.last_settled(run_date))
+    return summed([contributions(settled, run_date, window)], window.months)
+
+
+def advance_state(previous: DataFrame, moved: DataFrame, settling: DataFrame,
+                  run_date: dt.date, window: SlidingWindow) -> DataFrame:
+    """S(run_date) from S(run_date - 1): `moved` are the usage_daily rows of
+    `window.moved_days(run_date)` as S(run_date - 1) holds them, `settling` the rows of the day
+    that settles now (`window.last_settled(run_date)`)."""
+    before = run_date - DAY
+    return summed([previous, contributions(moved, before, window, sign=-1),
+                   contributions(moved, run_date, window),
+                   contributions(settling, run_date, window)], window.months)
+
+
+def window_totals(state: DataFrame, unsettled: DataFrame, run_date: dt.date,
+                  window: SlidingWindow) -> DataFrame:
+    """One row per subscriber with CDR in the window: the state plus the unsettled days."""
+    return summed([state, contributions(unsettled, run_date, window)], window.months)
