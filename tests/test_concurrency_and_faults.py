@@ -199,7 +199,9 @@ UNPREDICATED_OVERWRITES = {
     ("telcorec/io/storage.py", "replace_table", "mode"):
         "replace_table: the Spark writer's whole-table replace of a single-owner table",
 }
-REPLACE_TABLE_CALLERS = {"telcorec/stages/generate.py"}  # the demo's generated input tables
+# the demo's generated input tables, written by the generator and by the simulated campaign,
+# which replaces them with the next day's (telcorec/stages/simulate.py; generated data only)
+REPLACE_TABLE_CALLERS = {"telcorec/stages/generate.py", "telcorec/stages/simulate.py"}
 
 
 def _overwrite_calls(source: str) -> list[tuple[str, str, bool]]:
