@@ -131,7 +131,7 @@ def day_line(day: dict, cfg: Config) -> str:
     sample-ratio check and drift alerts."""
     head = f"{day['day']}  answers {day['answers']:>6,}"
     if "rejected" in day:
-        head += f"  NOT PUBLISHED ({day['rejected'].split(': ', 1)[-1]})"
+        head += f"  not published ({day['rejected'].split(': ', 1)[-1]})"
     arms = day.get("experiment", {})
     parts = [f"{a} {r[Col.ACCEPTED]}/{r[Col.OFFERED]}" + (
              f" = {r[Col.CONVERSION]:.2%}" if r[Col.CONVERSION] is not None else "")
