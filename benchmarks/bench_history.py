@@ -32,6 +32,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import yaml
 import pandas as pd
 import scipy.sparse as sp
 from lightfm import LightFM
@@ -60,6 +61,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--ks", default="5,10", help="evaluation.ks (default 5,10)")
     parser.add_argument("--raw", action="store_true",
                         help="also fit plain LightFM, identity-only and features-only")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a config override (YAML value), e.g. train.lightfm.no_components=64")
     parser.add_argument("--out", default=str(RESULTS))
     return parser.parse_args(argv)
 
@@ -127,6 +130,7 @@ def main(argv=None) -> dict:
                      "scoring.k": max(base.scoring.k, max(ks))}
         if base.inputs.source == "generated":
             overrides["generator.subscribers"] = args.subscribers
+        overrides.update({k: yaml.safe_load(v) for k, v in (s.split("=", 1) for s in args.set)})
         cfg = base.with_overrides(**overrides)
         spark = (SparkSession.builder.master("local[2]").appName("bench_history")
                  .config("spark.sql.shuffle.partitions", "4")
@@ -137,7 +141,7 @@ def main(argv=None) -> dict:
             if pipeline.skip_reason(cfg, name) is None:
                 pipeline.STAGES[name](spark, cfg, RUN)
         data_seconds = time.monotonic() - started
-        result = {"config": args.conf, "subscribers": args.subscribers if
+        result = {"config": args.conf, "overrides": args.set, "subscribers": args.subscribers if
                   base.inputs.source == "generated" else None, "k": ks[0],
                   "data_seconds": round(data_seconds, 1), "by_representation": {}}
         for representation in args.representations.split(","):
@@ -175,7 +179,8 @@ def main(argv=None) -> dict:
                    "python": platform.python_version()})
     out = Path(args.out)
     previous = json.loads(out.read_text()) if out.is_file() else {}
-    label = f"{args.conf},subscribers={result['subscribers']},ks={args.ks}"
+    label = (f"{args.conf},subscribers={result['subscribers']},ks={args.ks}"
+             + "".join(f",{s}" for s in args.set))
     previous[label] = result
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(previous, indent=2, sort_keys=True))
