@@ -25,16 +25,15 @@ import datetime as dt
 import json
 import logging
 import os
-import platform
 import resource
 import sys
 import time
 from pathlib import Path
 
-import psutil
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
+from common import jvm_peak_mb, machine, session
 from telcorec.core import config, schemas
 from telcorec.core.columns import Col
 from telcorec.io import storage
@@ -44,14 +43,6 @@ from telcorec.synthetic.generate import generate
 
 RUN = dt.date(2026, 11, 23)
 RESULTS = Path(__file__).resolve().parent / "results" / "bench_features.json"
-
-
-def session(memory: str, partitions: int) -> SparkSession:
-    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    return (SparkSession.builder.master("local[2]").appName("bench-features")
-            .config("spark.driver.memory", memory).config("spark.ui.enabled", "false")
-            .config("spark.sql.shuffle.partitions", str(partitions))
-            .config("spark.sql.session.timeZone", "UTC").getOrCreate())
 
 
 def ensure_data(spark: SparkSession, cfg: config.Config, wh: Warehouse) -> int:
@@ -78,16 +69,6 @@ def floor_seconds(spark: SparkSession, wh: Warehouse) -> float:
     started = time.monotonic()
     bare.write.format("noop").mode("overwrite").save()
     return time.monotonic() - started
-
-
-def jvm_peak_mb() -> float | None:
-    """Peak RSS (VmHWM) of the driver JVM this Python process started."""
-    for child in psutil.Process().children(recursive=True):
-        if "java" in child.name():
-            for line in Path(f"/proc/{child.pid}/status").read_text().splitlines():
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    return None
 
 
 def run_key(subscribers: int, usage_scale: float) -> str:
@@ -120,7 +101,7 @@ def main() -> None:
         "warehouse": str(root), "generator.subscribers": args.subscribers,
         "generator.bad_row_rate": 0.0, "generator.usage_scale": args.usage_scale})
     wh = Warehouse.from_config(cfg.warehouse, cfg.inputs.path)
-    spark = session(args.driver_memory, args.shuffle_partitions)
+    spark = session("bench-features", args.driver_memory, args.shuffle_partitions)
     spark.sparkContext.setLogLevel("ERROR")
     started = time.monotonic()
     cdr_rows = ensure_data(spark, cfg, wh)
@@ -147,11 +128,7 @@ def main() -> None:
         "driver_jvm_peak_rss_mb": jvm_peak_mb(),
         "subscriber_features": result["subscriber_features"],
         "generate_seconds_if_generated_now": round(generate_seconds, 1),
-        "machine": {"cores": os.cpu_count(), "master": "local[2]", "python":
-                    platform.python_version(), "driver_memory": args.driver_memory,
-                    "shuffle_partitions": args.shuffle_partitions,
-                    "load_average_before": [round(x, 2) for x in load_before],
-                    "load_average_after": [round(x, 2) for x in os.getloadavg()]},
+        "machine": machine(args.driver_memory, args.shuffle_partitions, load_before),
         "measured_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }
     spark.stop()

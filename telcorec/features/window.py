@@ -80,20 +80,27 @@ class SlidingWindow:
 
 
 def contributions(daily: DataFrame, run_date: dt.date, window: SlidingWindow,
-                  sign: int = 1) -> DataFrame:
-    """Each usage_daily row as its (signed) part of the window sums at `run_date`: its sums in
-    the columns of the month it falls in, and in the whole-window sums; 0 outside the window."""
-    days_back = F.datediff(F.lit(run_date), F.col(Col.DAY)) - 1
-    in_window = (days_back >= 0) & (days_back < window.days)
-    month = F.floor(days_back / MONTH_DAYS)
+                  removed_from: dt.date | None = None) -> DataFrame:
+    """Each usage_daily row as its part of the window sums at `run_date`: its sums in the
+    columns of the month it falls in, and in the whole-window sums; 0 outside the window. With
+    `removed_from`, minus its part at that run date (a day moving between months, in one
+    pass over the rows)."""
+    places = [(run_date, 1)] + ([(removed_from, -1)] if removed_from is not None else [])
 
-    def part(name: str, where) -> F.Column:
-        return F.when(where, F.col(name) * sign).otherwise(F.lit(0)).cast("long")
+    def part(name: str, month: int | None) -> F.Column:
+        total = F.lit(0).cast("long")
+        for day, sign in places:
+            days_back = F.datediff(F.lit(day), F.col(Col.DAY)) - 1
+            where = (days_back >= 0) & (days_back < window.days)
+            if month is not None:
+                where = where & (F.floor(days_back / MONTH_DAYS) == month)
+            total = total + F.when(where, F.col(name) * sign).otherwise(F.lit(0))
+        return total.cast("long")
 
-    cols = [part(name, in_window & (month == m)).alias(f"{name}_{m}")
+    cols = [part(name, m).alias(f"{name}_{m}")
             for m in range(window.months) for name in MONTHLY_SUMS]
-    cols += [part(name, in_window).alias(name) for name in (*HOUR_CALLS, *BEHAVIOUR_COUNTS)]
-    cols.append(part("events", in_window).alias(Col.EVENTS_WINDOW))
+    cols += [part(name, None).alias(name) for name in (*HOUR_CALLS, *BEHAVIOUR_COUNTS)]
+    cols.append(part("events", None).alias(Col.EVENTS_WINDOW))
     return daily.select(Col.SUBSCRIBER_ID, *cols)
 
 
@@ -120,9 +127,7 @@ def advance_state(previous: DataFrame, moved: DataFrame, settling: DataFrame,
     """S(run_date) from S(run_date - 1): `moved` are the usage_daily rows of
     `window.moved_days(run_date)` as S(run_date - 1) holds them, `settling` the rows of the day
     that settles now (`window.last_settled(run_date)`)."""
-    before = run_date - DAY
-    return summed([previous, contributions(moved, before, window, sign=-1),
-                   contributions(moved, run_date, window),
+    return summed([previous, contributions(moved, run_date, window, removed_from=run_date - DAY),
                    contributions(settling, run_date, window)], window.months)
 
 

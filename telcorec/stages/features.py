@@ -160,8 +160,9 @@ def _incremental(ctx: StageContext, window: SlidingWindow, previous: DataFrame,
     state = advance_state(previous, moved, settling, ctx.run_date, window).cache()
     in_partition = storage.partition_rows(ctx.spark, ctx.wh.table("cdr"), ctx.run_date,
                                           ctx.writer)
-    settled = state.agg(F.sum(Col.EVENTS_WINDOW)).first()[0] or 0
-    recent = unsettled.agg(F.sum("events")).first()[0] or 0
+    sums = state.agg(F.sum(Col.EVENTS_WINDOW).alias("settled")).crossJoin(
+        unsettled.agg(F.sum("events").alias("recent"))).first()  # two one-row sums, one job
+    settled, recent = sums["settled"] or 0, sums["recent"] or 0
     if settled + recent != in_partition:
         state.unpersist()
         return (f"the cdr partition run_date={ctx.run_date} holds {in_partition:,} rows but "
