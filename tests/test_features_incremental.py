@@ -99,7 +99,7 @@ def write_inputs(spark, cfg, run_date, late=None):
            if first <= r[3].date() < run_date and late.get(r[0], r[3].date() + DAY) <= run_date]
     subs = [(run_date, s, "youth", "north", dt.date(2024, 1, 1), "mid", "prepaid", None, 1,
              None, None, None, None, None) for s in SUBSCRIBERS]
-    plans = [(run_date, "S2", "O1", dt.date(2025, 1, 1), None, None)]
+    plans = [(run_date, "S2", "O1", dt.date(2025, 1, 1), None, None, None)]
     catalogue = [(run_date, "O1", "a", 5.0, 1.0, 100.0, 50, 0, "residential", "prepaid", "4G",
                   False), (run_date, "O2", "b", 25.0, 4.0, 10.0, 200, 12, "premium", "postpaid",
                            "5G", True)]
