@@ -32,6 +32,7 @@ import scipy.sparse as sp
 from telcorec.core.columns import OFFER_CATEGORICALS, SUBSCRIBER_CATEGORICALS, Col
 from telcorec.core.config import ColdStartConfig
 from telcorec.models.encoding import Vocabulary
+from telcorec.models.lightfm import history
 from telcorec.models.lightfm.scorer import LightFMScorer
 from telcorec.models.scoring import EnsembleScorer, Scorer
 from telcorec.models.topk import top_k_columns
@@ -170,15 +171,9 @@ class Explainer:
         score (null where the model has no history tokens or none adds anything)."""
         best = np.full(len(rows), -1)
         if self.history_terms is not None and len(rows):
-            held = batch[Col.HISTORY_IDX].to_numpy()[rows]
-            lengths = np.fromiter((0 if h is None else len(h) for h in held), np.int64, len(rows))
-            width = max(int(lengths.max()), 1)
-            padded_held = np.full((len(rows), width), -1, dtype=np.int64)
-            if lengths.sum():
-                padded_held[np.repeat(np.arange(len(rows)), lengths),
-                            np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths,
-                                                                 lengths)] = np.concatenate(
-                    [np.asarray(h, dtype=np.int64) for h in held if h is not None and len(h)])
+            held = history.batch_histories(batch[Col.HISTORY_IDX].iloc[rows])
+            padded_held, _ = padded(history.history_block(held, len(self.offer_ids), 1.0))
+            lengths = (padded_held >= 0).sum(axis=1)
             shard = batch[Col.SHARD].to_numpy()[rows]
             for s, table in self.history_terms.items():
                 mine = np.flatnonzero((shard == s) & (lengths > 0))
@@ -197,7 +192,8 @@ class Explainer:
                    offers: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """For each (batch row, offer index) pair, the terms u_a v_b (e_a . f_b) of its score
         (pairs x user tokens x item tokens) and the token indices along both axes (-1 pads,
-        whose terms are 0). The terms sum to the score without its two biases."""
+        whose terms are 0). The terms sum to the score without its two biases (and, for a
+        history-aware model, without its history tokens' part: history_reason)."""
         user_tokens, user_weights = padded(self.user_vocab.encode(batch))
         u_tok, u_weight = user_tokens[rows], user_weights[rows]
         terms = np.zeros((len(rows), u_tok.shape[1], self.offer_tokens.shape[1]))
