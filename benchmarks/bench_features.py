@@ -23,17 +23,15 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import logging
 import os
 import resource
-import sys
 import time
 from pathlib import Path
 
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from common import jvm_peak_mb, machine, session
+from common import generated_warehouse, jvm_peak_mb, machine, session
 from telcorec.core import config, schemas
 from telcorec.core.columns import Col
 from telcorec.io import storage
@@ -92,15 +90,9 @@ def main() -> None:
                    help="write the data and stop (time later, on a quiet machine)")
     args = p.parse_args()
     # the stage's phase lines (telcorec.features) on stderr: where the job's time goes
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
-                        format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
-    logging.getLogger("telcorec").setLevel(logging.INFO)
     key = run_key(args.subscribers, args.usage_scale)
     root = Path(args.warehouse) / key
-    cfg = config.load("conf/local.yaml").with_overrides(**{
-        "warehouse": str(root), "generator.subscribers": args.subscribers,
-        "generator.bad_row_rate": 0.0, "generator.usage_scale": args.usage_scale})
-    wh = Warehouse.from_config(cfg.warehouse, cfg.inputs.path)
+    cfg, wh = generated_warehouse(root, args.subscribers, args.usage_scale)
     spark = session("bench-features", args.driver_memory, args.shuffle_partitions)
     spark.sparkContext.setLogLevel("ERROR")
     started = time.monotonic()

@@ -23,10 +23,8 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import logging
 import os
 import resource
-import sys
 import time
 from pathlib import Path
 
@@ -34,7 +32,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from common import jvm_peak_mb, machine, session
+from common import generated_warehouse, jvm_peak_mb, machine, session
 from telcorec.core import config, schemas
 from telcorec.core.columns import Col
 from telcorec.io import storage
@@ -125,15 +123,9 @@ def main() -> None:
     p.add_argument("--generate-only", action="store_true",
                    help="write the data and stop (time later, on a quiet machine)")
     args = p.parse_args()
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
-                        format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
-    logging.getLogger("telcorec").setLevel(logging.INFO)
     key = f"subscribers={args.subscribers},usage={args.usage_scale},layout={args.layout}"
     root = Path(args.warehouse) / key
-    cfg = config.load("conf/local.yaml").with_overrides(**{
-        "warehouse": str(root), "generator.subscribers": args.subscribers,
-        "generator.bad_row_rate": 0.0, "generator.usage_scale": args.usage_scale})
-    wh = Warehouse.from_config(cfg.warehouse, cfg.inputs.path)
+    cfg, wh = generated_warehouse(root, args.subscribers, args.usage_scale)
     spark = session("bench-incremental-features", args.driver_memory, args.shuffle_partitions)
     spark.sparkContext.setLogLevel("ERROR")
     started = time.monotonic()

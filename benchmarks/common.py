@@ -2,6 +2,7 @@
 machine record written beside every figure."""
 from __future__ import annotations
 
+import logging
 import os
 import platform
 import sys
@@ -9,6 +10,10 @@ from pathlib import Path
 
 import psutil
 from pyspark.sql import SparkSession
+
+from telcorec.core import config
+from telcorec.core.config import Config
+from telcorec.io.warehouse import Warehouse
 
 
 def session(app: str, memory: str, partitions: int) -> SparkSession:
@@ -35,3 +40,15 @@ def machine(driver_memory: str, partitions: int, load_before: tuple[float, ...])
             "driver_memory": driver_memory, "shuffle_partitions": partitions,
             "load_average_before": [round(x, 2) for x in load_before],
             "load_average_after": [round(x, 2) for x in os.getloadavg()]}
+
+
+def generated_warehouse(root: Path, subscribers: int, usage_scale: float) -> tuple[Config, Warehouse]:
+    """The demo config generating `subscribers` at `usage_scale` (no bad rows) into `root`, with
+    telcorec's own log lines (phases, counts) on stderr: what the feature benchmarks share."""
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
+                        format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    logging.getLogger("telcorec").setLevel(logging.INFO)
+    cfg = config.load("conf/local.yaml").with_overrides(**{
+        "warehouse": str(root), "generator.subscribers": subscribers,
+        "generator.bad_row_rate": 0.0, "generator.usage_scale": usage_scale})
+    return cfg, Warehouse.from_config(cfg.warehouse, cfg.inputs.path)
