@@ -77,7 +77,7 @@ RESULTS = ROOT / "benchmarks" / "results" / "bench_scoring.json"
 USER = "user"    # the contiguous integer id of a (copied) subscriber: copy x base size + base
 FLOOR_TABLE = "bench_floor"
 PREDICT_THREADS = 2  # LightFM.predict's OpenMP threads: the two cores numpy's BLAS also uses
-# Issue 6, acceptance 2: a bare broadcast matrix product + partial sort + Parquet write (no
+# A bare broadcast matrix product + partial sort + Parquet write (no
 # features, rules or reasons) measured at 1M subscribers
 REFERENCE = {"subscribers": 1_000_000, "bare_broadcast_topk_parquet_seconds": 10.4,
              "write_floor_seconds": 6.9, "als_recommend_all_seconds": 74.6}

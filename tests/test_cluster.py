@@ -1,4 +1,4 @@
-"""Cluster mode for real (issue 8): the pipeline on a standalone master and worker on 127.0.0.1.
+"""Cluster mode for real: the pipeline on a standalone master and worker on 127.0.0.1.
 
 Everything goes through the launcher, as an operator would run it: `./spark-submit.sh cluster up`,
 then `./spark-submit.sh pipeline --master spark://127.0.0.1:PORT` (telcorec/ shipped as

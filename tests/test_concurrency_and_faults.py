@@ -1,4 +1,4 @@
-"""Issue 7, tests 4, 6 and 7: concurrent runs, task failures and determinism.
+"""Concurrent runs, task failures and determinism.
 
 4. Runs started together: of two runs writing the same run date exactly one commits, the other
    is refused with a message saying what happened; different run dates both commit; no write
@@ -189,7 +189,7 @@ def test_whole_table_replaces_started_together_exactly_one_commits(spark, tmp_pa
 # Overwrites that need no predicate, each with the reason it is safe. Anything else that
 # overwrites must carry a predicate (delta-rs `predicate`, `partition_filters`, Spark's
 # `replaceWhere`): an unpredicated overwrite from a stale snapshot silently drops rows a
-# concurrent writer appended (issue 7).
+# concurrent writer appended.
 UNPREDICATED_OVERWRITES = {
     ("telcorec/io/storage.py", "_commit", "write_new_deltalake"):
         "creates a table that does not exist yet, under the commit lock",

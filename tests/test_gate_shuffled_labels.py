@@ -1,4 +1,4 @@
-"""Issue 7, test 11: the quality gate blocks a real LightFM model trained on shuffled labels and
+"""The quality gate blocks a real LightFM model trained on shuffled labels and
 lets an identical, normally trained model through.
 
 "Shuffled labels": the training rows of `interactions` keep their subscriber side while the

@@ -1,6 +1,6 @@
-"""Issue 7, input side and personal data: schema drift (test 8), malformed CDR lines (test 9),
-a canary PII sweep over everything a run leaves behind (test 12), pseudonymisation (test 13)
-and marketing consent (test 16). Every test prints its figure."""
+"""The input side and personal data: schema drift, malformed CDR lines, a canary PII sweep over
+everything a run leaves behind, pseudonymisation and marketing consent. Every test prints its
+figure."""
 from __future__ import annotations
 
 import datetime as dt
@@ -87,7 +87,7 @@ def write_parquet(frame: pd.DataFrame, path: Path, schema: pa.Schema | None = No
     pq.write_table(pa.Table.from_pandas(frame, schema=schema, preserve_index=False), path)
 
 
-# ---- test 8: schema drift on every input table ---------------------------------------------
+# ---- schema drift on every input table ---------------------------------------------
 
 # the column each drift kind touches, per table (a required one, and a numeric/date one)
 DRIFT_COLUMN = {"subscribers": Col.SEGMENT, "catalogue": Col.PRICE,
@@ -228,7 +228,7 @@ def test_contract_tables_source_detects_drift_too(spark, tmp_path, tiny_frames):
     print("contract tables: retyped duration_s refused before any write")
 
 
-# ---- test 9: malformed CDR lines and semantic faults -----------------------------------------
+# ---- malformed CDR lines and semantic faults -----------------------------------------
 
 def faulty_cdr_lines(cdr: pd.DataFrame) -> tuple[list[str], dict[str, int]]:
     """The clean CDR as CSV lines plus injected faults; the expected reject reasons."""
@@ -305,7 +305,7 @@ def test_malformed_cdr_lines_counts_hold_for_every_projection(spark, tmp_path, t
     assert counts["cdr"].read == read and stored == expected
 
 
-# ---- test 13: pseudonymisation ----------------------------------------------------------------
+# ---- pseudonymisation ----------------------------------------------------------------
 
 def plain_hashes(value: str):
     """sha256, sha1 and md5 of an identifier, hex, cut to the pseudonym's length (a pseudonym
@@ -383,7 +383,7 @@ def test_rejects_keep_no_source_value_of_unparsable_rows_when_pseudonymised(spar
     assert len(records) >= 4 and leaks == []
 
 
-# ---- test 16: consent --------------------------------------------------------------------------
+# ---- consent --------------------------------------------------------------------------
 
 def test_opted_out_subscribers_get_no_offers_and_the_rule_counts_them(spark, tmp_path):
     from deltalake import DeltaTable
@@ -430,7 +430,7 @@ def test_generator_flags_the_configured_share_and_ingest_carries_it(spark):
     assert abs(share - 0.05) < 0.015
 
 
-# ---- test 12: canary PII sweep ---------------------------------------------------------------
+# ---- canary PII sweep ---------------------------------------------------------------
 
 CANARY_BASE = 4570000000  # +4570000001 .. : the subscribers' MSISDNs in the canary run
 CANARY = re.compile(rb"4570000\d{3}|4\.570000\d")  # +45..., 0045..., 45..., and as a float

@@ -1,4 +1,4 @@
-"""The NCF paper's protocol on generic interaction data, from config alone (issue 5).
+"""The NCF paper's protocol on generic interaction data, from config alone.
 
 conf/interactions_ncf.yaml maps a public implicit-feedback set through the generic interactions
 adapter; this test points that config at a small literal data set and runs the whole pipeline:

@@ -1,5 +1,4 @@
-"""Publishing `offers` survives faults and refuses bad rows (issue 7 tests 1, 2, 3, 5, 10; issue 6
-acceptance 3): kill -9 at random points, reruns, a row of another date, backfill, the output
+"""Publishing `offers` survives faults and refuses bad rows: kill -9 at random points, reruns, a row of another date, backfill, the output
 contract, and the clean-up of what a killed writer leaves behind (telcorec/io/maintenance.py).
 
 The fast tests work on small literal tables. The slow ones (marked) build one tiny warehouse with
@@ -90,7 +89,7 @@ def partition_hashes(path) -> dict[str, str]:
     return {d: rows_hash(rows) for d, rows in by_date.items()}
 
 
-# ---- test 3: a row of another run date -------------------------------------------------------
+# ---- a row of another run date -------------------------------------------------------
 
 def test_publish_holding_a_row_of_another_run_date_is_refused_with_0_new_versions(spark,
                                                                                    tmp_path):
@@ -109,7 +108,7 @@ def test_publish_holding_a_row_of_another_run_date_is_refused_with_0_new_version
     assert partition_hashes(path) == before[1]
 
 
-# ---- test 5: backfill ------------------------------------------------------------------------
+# ---- backfill ------------------------------------------------------------------------
 
 def test_backfill_of_an_older_run_date_after_a_newer_one_is_written_not_skipped(spark, tmp_path):
     path = tmp_path / "offers"
@@ -128,7 +127,7 @@ def test_backfill_of_an_older_run_date_after_a_newer_one_is_written_not_skipped(
     assert hashes == expected
 
 
-# ---- test 10: the output contract --------------------------------------------------------------
+# ---- the output contract --------------------------------------------------------------
 
 def _break(rows, rule):
     offer, rank, score = Col.OFFER_ID, Col.RANK, Col.SCORE
@@ -494,7 +493,7 @@ def score_job(conf: Path) -> list[str]:
 @pytest.mark.slow
 def test_kill_9_while_publishing_leaves_old_or_new_offers_never_success_and_cleanup_removes_orphans(
         tiny, tmp_path):
-    """Issue 7 test 1 and issue 6 acceptance 3: 20 kills of the publish path (target) and 5
+    """20 kills of the publish path (target) and 5
     of the real score job (3 at random moments, 2 once its first data file is in the table),
     predicate overwrite (RUN again) and append (new dates)."""
     seed = 20261123
@@ -593,7 +592,7 @@ def test_kill_9_while_publishing_leaves_old_or_new_offers_never_success_and_clea
 @pytest.mark.slow
 def test_rerun_of_a_date_3_times_and_after_a_kill_adds_one_version_each_no_duplicates(
         spark, tiny, tmp_path):
-    """Issue 7 test 2: reruns of one date replace it; another date's files are never touched."""
+    """Reruns of one date replace it; another date's files are never touched."""
     other = RUN + dt.timedelta(days=50)
     rows = spark.read.schema(schemas.OFFERS).parquet(str(tiny.staged))
 

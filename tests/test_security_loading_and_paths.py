@@ -1,4 +1,4 @@
-"""Issue 7, tests 14 and 15: hostile model files, configured paths, run dates and names.
+"""Hostile model files, configured paths, run dates and names.
 
 Model loading (14): a crafted pickle in place of an artifact, a wrong checksum, object arrays and
 a malicious torch checkpoint are refused and nothing in them runs (a marker file that their
@@ -40,7 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SOURCE_DIRS = ("telcorec", "jobs", "benchmarks")
 
 
-# ---- test 14: model loading ---------------------------------------------------------------
+# ---- model loading ---------------------------------------------------------------
 
 class Payload:
     """Unpickling this creates `marker`: the proof that a loader executed the file's code."""
@@ -201,7 +201,7 @@ def test_no_source_file_loads_anything_through_pickle():
     assert found == []
 
 
-# ---- test 15: SQL text and Delta predicates -----------------------------------------------
+# ---- SQL text and Delta predicates -----------------------------------------------
 
 # upper-case SQL words, or a comparison with a quoted value (`col = '...'`), in the literal
 # parts of an assembled string (messages use lower case; HTML attributes have no spaces)
@@ -385,7 +385,7 @@ def test_hostile_segment_names_in_the_config_are_refused(key, overrides):
         config.from_dict(data)
 
 
-# ---- test 15: configured paths --------------------------------------------------------------
+# ---- configured paths --------------------------------------------------------------
 
 _WATCHED = ("open", "os.mkdir", "os.listdir", "os.scandir", "os.rename", "os.remove",
             "os.rmdir", "os.symlink", "os.truncate", "os.chmod", "os.utime", "shutil.copyfile")

@@ -18,6 +18,7 @@ from pyspark.sql import types as T
 
 from telcorec.core import schemas
 from telcorec.core.columns import SUBSCRIBER_CATEGORICALS
+from telcorec.features.stats import quantiles
 
 SHARE_FLOOR = 1e-4
 NULL_BIN = "null"
@@ -50,8 +51,8 @@ def quantile_edges(reference: DataFrame, numeric: list[str], bins: int) -> dict[
     if not numeric:
         return {}
     probs = [i / bins for i in range(1, bins)]
-    found = reference.approxQuantile(numeric, probs, 0.001)
-    return {c: sorted(set(edges)) for c, edges in zip(numeric, found)}
+    found = quantiles(reference, numeric, probs)
+    return {c: sorted(set(edges.values())) for c, edges in found.items()}
 
 
 def _bin(column: str, edges: list[float] | None) -> Column:

@@ -86,8 +86,16 @@ def fit_churn_model(base: DataFrame, cfg: FeaturesConfig, seed: int) -> ChurnMod
     rows = train.count()
     assembled.unpersist()
     log.info("churn classifier: %d training rows, holdout AUC %s", rows, auc)
-    return ChurnModel(tuple(names), tuple(float(c) for c in model.coefficients),
-                      float(model.intercept), rows, auc)
+    return ChurnModel(tuple(names), tuple(_settled(c) for c in model.coefficients),
+                      _settled(model.intercept), rows, None if auc is None else _settled(auc))
+
+
+def _settled(value: float) -> float:
+    """The fitted number to 6 significant digits. Spark sums the gradients of its partitions in
+    the order their tasks finish, so the last bits of a fit differ from run to run and with the
+    partitioning; the solver's own tolerance is 1e-6, and the digits below it are noise that
+    would change the feature stats' version (and the model version) on a rerun."""
+    return float(f"{float(value):.6g}")
 
 
 def churn_probability(model: ChurnModel | None) -> Column:

@@ -28,6 +28,7 @@ from telcorec.core import schemas
 from telcorec.core.columns import Col, Outcome, Split
 from telcorec.core.config import InteractionsConfig
 from telcorec.core.exceptions import DataError
+from telcorec.features.stats import quantiles
 
 
 def subscriber_index(features: DataFrame, run_date: dt.date) -> DataFrame:
@@ -76,8 +77,8 @@ def accepted_confidence(weighted: DataFrame, accepted_weight: float) -> DataFram
 
 def usage_scale(pairs_df: DataFrame, quantile: float) -> float:
     """The usage that normalises to 1 (a fitted quantile; one small job)."""
-    values = pairs_df.approxQuantile(Col.USAGE, [quantile], 0.001)
-    return float(values[0]) if values else 1.0
+    found = quantiles(pairs_df, [Col.USAGE], [quantile])[Col.USAGE]
+    return float(found[quantile]) if found else 1.0
 
 
 def confidence(pairs_df: DataFrame, cfg: InteractionsConfig, scale: float,

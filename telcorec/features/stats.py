@@ -104,11 +104,23 @@ def _probabilities(bins: int) -> list[float]:
 
 def quantiles(df: DataFrame, columns: list[str],
               probabilities: list[float]) -> dict[str, dict[float, float]]:
-    """approxQuantile of several columns in one job: {column: {probability: value}}."""
-    if not columns:
-        return {}
-    rows = df.approxQuantile(columns, probabilities, QUANTILE_ERROR)
-    return {c: dict(zip(probabilities, values)) for c, values in zip(columns, rows)}
+    """approxQuantile of each column, a function of the values alone: {column: {p: value}}.
+
+    approxQuantile's sketch answers differently for the same values seen in another order or
+    split into other partitions, so a rerun with other shuffle partitions or cores would move a
+    bin edge (and with it features, stats version and model version). Each column is shuffled
+    into one partition, sorted there and streamed through the sketch in that order: the same
+    values give the same edges wherever they ran, and memory stays bounded (no collect; the
+    task's sort spills to disk like any Spark sort). One job per column, a column of one value per
+    subscriber at most; NULLs are left out as approxQuantile does.
+    """
+    found = {}
+    for column in columns:
+        ordered = (df.select(column).where(F.col(column).isNotNull())
+                   .repartition(1).sortWithinPartitions(column))
+        values = ordered.approxQuantile(column, probabilities, QUANTILE_ERROR)
+        found[column] = dict(zip(probabilities, values))
+    return found
 
 
 def pick(q: dict[float, float], probabilities: list[float]) -> tuple[float, ...]:

@@ -11,8 +11,6 @@ those, and so on. A month counts as observed for a subscriber when it holds any 
 """
 from __future__ import annotations
 
-import datetime as dt
-
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 

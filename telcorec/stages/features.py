@@ -52,7 +52,7 @@ def run(spark: SparkSession, cfg: Config, run_date: dt.date, *,
 
     window = SlidingWindow(cfg.ingest.cdr_window_days, cfg.features.late_days)
     totals, mode = usage_totals(ctx, window, full)
-    profile = usage_profile(in_fixed_order(totals), window.months, cfg.features).cache()
+    profile = usage_profile(totals, window.months, cfg.features).cache()
     phase(f"CDR window ({mode}): {profile.count():,} subscribers with usage over "
           f"{window.months} months")
     stats_path = wh.feature_stats(run_date)
@@ -98,15 +98,6 @@ def run_range(spark: SparkSession, cfg: Config, first: dt.date, last: dt.date, *
         results[day.isoformat()] = run(spark, cfg, day, full=full)
         day += DAY
     return results
-
-
-def in_fixed_order(totals: DataFrame) -> DataFrame:
-    """The same rows in the same partitions and order whichever path built them: the quantile
-    sketches fitted next (approxQuantile) depend on the order they see the rows in, and the
-    incremental and full runs must fit the same edges. A numbered repartition, which adaptive
-    execution leaves as it is; 100k-1M rows, one small shuffle."""
-    partitions = int(totals.sparkSession.conf.get("spark.sql.shuffle.partitions"))
-    return totals.repartition(partitions, Col.SUBSCRIBER_ID).sortWithinPartitions(Col.SUBSCRIBER_ID)
 
 
 def usage_totals(ctx: StageContext, window: SlidingWindow, full: bool) -> tuple[DataFrame, str]:
