@@ -11,7 +11,6 @@ from telcorec.core.config import FeaturesConfig
 from telcorec.features import subscriber, usage
 from telcorec.features.daily import daily_usage
 from telcorec.features.window import SlidingWindow, settled_state, window_totals
-from telcorec.io import storage
 
 RUN = dt.date(2026, 11, 1)
 MONTHS = 6
