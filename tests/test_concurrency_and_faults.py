@@ -322,10 +322,11 @@ def digests(wh: Warehouse) -> dict[str, dict]:
     return {name: table_digest(wh.table(name), RUN) for name in DIGESTED}
 
 
-@pytest.mark.slow  # several pipeline runs at 300 subscribers, one in a Spark session of its own
+@pytest.mark.slow  # four runs at the default size (8,000 subscribers), one with task failures
 def test_features_sampling_and_scoring_are_deterministic(spark, tmp_path):
-    cfg = config.load("conf/local.yaml").with_overrides(**{
-        "warehouse": str(tmp_path / "wh"), "generator.subscribers": 300})
+    # At 300 subscribers every quantile sketch was exact and this passed while reruns of the
+    # default pipeline published another model_version: the size is the default on purpose.
+    cfg = config.load("conf/local.yaml").with_overrides(warehouse=str(tmp_path / "wh"))
     wh = Warehouse.from_config(cfg.warehouse, cfg.inputs.path)
     for name in ("generate", "ingest"):  # the same inputs for every run below
         pipeline.STAGES[name](spark, cfg, RUN)
