@@ -69,7 +69,7 @@ def test_the_launcher_refuses_a_header_only_file_with_one_line_and_no_trace(tmp_
     assert done.returncode == 2, output[-2000:]
     assert errors == [f"error: inputs.ibm_telco: {path} has a header but no data rows. Check the "
                       "export that writes it, or point inputs.ibm_telco.path at the right file"]
-    assert "Traceback" not in output and "Exception" not in output
+    assert "Traceback" not in output and "Py4JJavaError" not in output and "\tat " not in output
     assert not (tmp_path / "wh").exists()
 
 
@@ -154,6 +154,12 @@ def test_a_directory_is_empty_only_when_no_file_has_a_row(tmp_path):
     assert preflight.inspect_csv(src) == ["id0", "msisdn", "_c2", "id3"]
 
 
+def test_an_empty_parquet_source_is_refused_naming_it(tmp_path):
+    (tmp_path / "part-0.parquet").write_bytes(b"")
+    with pytest.raises(EmptyInput, match=r"inputs\.operator\.cdr: .* is empty \(0 bytes\)"):
+        preflight.require_bytes(str(tmp_path), "inputs.operator.cdr")
+
+
 @pytest.mark.parametrize("encoding", ["utf-16", "no-such-codec"])
 def test_an_encoding_that_cannot_be_read_line_by_line_is_refused(encoding):
     with pytest.raises(ConfigError, match="inputs.ibm_telco.encoding"):
@@ -173,3 +179,12 @@ def test_decoded_lines_flag_exactly_the_lines_that_do_not_decode(spark, tmp_path
     assert got["cp1252"] == [("a", False), ("été", False), ("\ufffdx", True),
                              ("ok ï¿½", False)]
     assert [flag for _, flag in got["latin-1"]] == [False] * 4
+
+
+def test_too_many_undecodable_rows_suggest_the_encoding_key():
+    from telcorec.sources.validate import TableCounts, unparsable_columns
+    counts = TableCounts("subscribers", 10, 2, {"invalid_encoding": 8})
+    text = unparsable_columns(None, "subscribers", counts)  # no Spark work for this reason
+    assert text == (" 8 row(s) hold bytes that do not decode in the configured encoding: if the "
+                    "file is in another one, name it in the source's `encoding` key (e.g. "
+                    "inputs.operator.csv.encoding: cp1252).")
