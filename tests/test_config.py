@@ -1,3 +1,6 @@
+import datetime as dt
+from pathlib import Path
+
 import pytest
 
 from telcorec.core import config
@@ -89,3 +92,53 @@ def test_a_stage_job_refuses_a_stage_its_config_leaves_out_with_the_reason():
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 2
     assert "error: ncf.enabled is false in this config" in done.stderr
+
+
+EXAMPLE = Path("conf/interactions_example.yaml").resolve()
+
+
+def child_of_example(tmp_path, events_columns: str):
+    child = tmp_path / "child.yaml"
+    child.write_text(f"extends: {EXAMPLE}\ninputs:\n  interactions:\n    events:\n"
+                     f"      columns: {events_columns}\n")
+    return config.load(child)
+
+
+def test_extends_keeps_an_inherited_column_mapping_the_child_does_not_repeat(tmp_path):
+    cfg = child_of_example(tmp_path, "{user: uid, item: iid, timestamp: ts}")
+    assert cfg.inputs.interactions.events.columns == {
+        "user": "uid", "item": "iid", "timestamp": "ts", "weight": "rating"}
+    assert cfg.inputs.interactions.events.path == "ratings.csv"  # a sibling key survives too
+
+
+def test_extends_null_removes_an_inherited_key(tmp_path):
+    cfg = child_of_example(tmp_path, "{weight: null}")
+    assert cfg.inputs.interactions.events.columns == {
+        "user": "userId", "item": "movieId", "timestamp": "timestamp"}
+    # a whole mapping is replaced by nulling the inherited keys it does not want
+    cfg = child_of_example(tmp_path, "{user: u, item: i, timestamp: ~, weight: ~}")
+    assert cfg.inputs.interactions.events.columns == {"user": "u", "item": "i"}
+
+
+def test_null_setting_falls_back_to_the_code_default(tmp_path):
+    (tmp_path / "parent.yaml").write_text("scoring: {k: 12}\nseed: 3\n")
+    (tmp_path / "child.yaml").write_text("extends: parent.yaml\nscoring: {k: null}\n")
+    cfg = config.load(tmp_path / "child.yaml")
+    assert (cfg.scoring.k, cfg.seed) == (config.ScoringConfig().k, 3)
+    (tmp_path / "alone.yaml").write_text("seed: ~\n")  # no parent: null means "not set" too
+    assert config.load(tmp_path / "alone.yaml").seed == config.Config().seed
+
+
+def test_unweighted_events_weigh_one_each(spark, tmp_path):
+    from telcorec.core.columns import Col
+    from telcorec.sources import interactions
+
+    cfg = child_of_example(tmp_path, "{weight: null}").inputs.interactions
+    raw = spark.createDataFrame([("u1", "m1", "1700000000", "4.5"),
+                                 ("u1", "m2", "1700000100", "0.5")],
+                                ["userId", "movieId", "timestamp", "rating"])
+    rows = interactions.events(raw, cfg, dt.date(2026, 11, 23)).collect()
+    assert sorted((r[Col.OFFER_ID], r[Col.USAGE]) for r in rows) == [("m1", 1.0), ("m2", 1.0)]
+    weighted = config.load(EXAMPLE).inputs.interactions
+    rows = interactions.events(raw, weighted, dt.date(2026, 11, 23)).collect()
+    assert sorted((r[Col.OFFER_ID], r[Col.USAGE]) for r in rows) == [("m1", 4.5), ("m2", 0.5)]

@@ -237,3 +237,40 @@ def test_unmapped_required_column_fails_before_anything_is_written(spark, tmp_pa
                                           "timestamp\\) is missing"):
         ingest_stage.run(spark, bad, CORPUS_RUN)
     assert not (tmp_path / "wh").exists()
+
+
+@pytest.mark.parametrize("encoding, accent, undecodable", [
+    ("utf-8", "é".encode("utf-8"), b"\xff"),
+    # the Python-codec path; tests/test_bad_inputs.py checks its decoding on literal lines fast
+    pytest.param("cp1252", "é".encode("cp1252"), b"\x81", marks=pytest.mark.slow)])
+def test_undecodable_bytes_make_their_row_an_invalid_encoding_reject(spark, tmp_path, encoding,
+                                                                     accent, undecodable):
+    cfg = corpus_config(tmp_path)
+    cfg = cfg.with_overrides(**{"inputs.operator.csv": {**config.CsvConfig().__dict__,
+                                                       "encoding": encoding}})
+    src = tmp_path / "src"
+    extra = {"subscribers": [b"S7,youth" + accent + b",north,2024-01-01,mid,postpaid,,1,",
+                             b"S8" + undecodable + b",youth,north,2024-01-01,mid,postpaid,,1,"],
+             "cdr": [b"E20,S1" + undecodable + b",MOC,2026-10-20 10:00:00,60,,"]}
+    for name, lines in extra.items():
+        with (src / f"{name}.csv").open("ab") as handle:
+            handle.write(b"\n".join(lines) + b"\n")
+    counts = {c.table: c for c in ingest_stage.run(spark, cfg, CORPUS_RUN)}
+    for name in CORPUS:
+        want = Counter(r for _, r in expected(name) if r)
+        if name in extra:
+            want["invalid_encoding"] += 1
+        c = counts[name]
+        assert c.read == len(CORPUS[name]) - 1 + len(extra.get(name, [])), name
+        assert c.read == c.accepted + c.rejected and c.rejected_by_reason == dict(want), name
+    wh = Warehouse.from_config(cfg.warehouse, cfg.inputs.path)
+    subs = storage.read_table(spark, wh.table("subscribers"), schemas.accepted("subscribers"),
+                              CORPUS_RUN).collect()
+    assert {r[Col.SUBSCRIBER_ID]: r[Col.SEGMENT] for r in subs}["S7"] == "youthé"
+    for name in CORPUS:
+        rows = storage.read_table(spark, wh.table(name), schemas.accepted(name), CORPUS_RUN)
+        assert not any("\ufffd" in str(v) for r in rows.collect() for v in r), name
+    rejects = storage.read_table(spark, wh.table("rejects"), schemas.REJECTS, CORPUS_RUN)
+    bad = rejects.filter(F.col(Col.REASON) == "invalid_encoding").collect()
+    assert sorted(r[Col.SOURCE_TABLE] for r in bad) == ["cdr", "subscribers"]
+    assert all('"_unparsable":"invalid_encoding"' in r[Col.RECORD] for r in bad)

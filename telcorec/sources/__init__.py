@@ -15,6 +15,7 @@ judges every row the same way whatever its source. Config alone selects the adap
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from pathlib import Path
 
 from pyspark.sql import DataFrame, SparkSession
@@ -26,7 +27,9 @@ from telcorec.io.warehouse import Warehouse
 from telcorec.sources import copenhagen, ibm_telco, interactions
 from telcorec.sources.files import read_delta, read_source, require_path, resolve
 from telcorec.sources.parse import empty_parse_columns, map_table
+from telcorec.sources.preflight import CsvSource, EmptyInput
 
+log = logging.getLogger(__name__)
 TABLES = tuple(schemas.INPUTS)
 
 
@@ -55,7 +58,8 @@ def operator_tables(spark: SparkSession, cfg: Config, writer: str) -> dict[str, 
         source: TableSourceConfig = getattr(op, name)
         key = f"inputs.operator.{name}"
         path = require_path(resolve(op.path, source.path), f"{key}.path")
-        out[name] = map_table(read_source(spark, op.format, path, op.csv, writer), name,
+        src = CsvSource(path, key, op.csv, "inputs.operator.csv", tuple(source.columns.values()))
+        out[name] = map_table(read_source(spark, op.format, src, writer), name,
                               source, op.csv, key, typed=op.format != "csv",
                               extra_columns=cfg.ingest.extra_columns)
     return out
@@ -104,6 +108,14 @@ def read_responses(spark: SparkSession, cfg: Config, writer: str) -> DataFrame:
     path = resolve(op.path, op.responses.path)
     if not Path(path).exists():
         return no_responses(spark)
-    return map_table(read_source(spark, op.format, path, op.csv, writer), "responses",
+    key = "inputs.operator.responses"
+    try:
+        raw = read_source(spark, op.format, CsvSource(path, key, op.csv, "inputs.operator.csv",
+                                                      tuple(op.responses.columns.values())),
+                          writer)
+    except EmptyInput as exc:  # a day without answers may well be exported as an empty file
+        log.warning("%s; reading it as no responses", exc)
+        return no_responses(spark)
+    return map_table(raw, "responses",
                      op.responses, op.csv, "inputs.operator.responses", typed=op.format != "csv",
                      extra_columns=cfg.ingest.extra_columns)

@@ -25,6 +25,7 @@ from telcorec.core.config import CopenhagenConfig, CsvConfig
 from telcorec.core.exceptions import SchemaError
 from telcorec.sources.files import read_csv, require_path, resolve
 from telcorec.sources.parse import parse_text, text, with_parse_columns
+from telcorec.sources.preflight import CsvSource
 
 STUDY_DAYS = 28
 MISSED_DURATION = -1
@@ -84,12 +85,18 @@ def _conform(df: DataFrame, name: str) -> DataFrame:
                        .cast(f.dataType).alias(f.name) for f in fields])
 
 
+def _read(spark: SparkSession, cfg: CopenhagenConfig, part: str,
+          columns: tuple[str, ...]) -> DataFrame:
+    key = f"inputs.copenhagen.{part}"
+    path = require_path(resolve("", getattr(cfg, part)), key)
+    return read_csv(spark, CsvSource(path, key, CsvConfig(encoding=cfg.encoding),
+                                     "inputs.copenhagen", columns, key, fixed_delimiter=True))
+
+
 def tables(spark: SparkSession, cfg: CopenhagenConfig, run_date: dt.date) -> dict[str, DataFrame]:
     start = study_start(cfg, run_date)
-    calls = read_csv(spark, require_path(resolve("", cfg.calls), "inputs.copenhagen.calls"),
-                     CsvConfig())
-    sms = read_csv(spark, require_path(resolve("", cfg.sms), "inputs.copenhagen.sms"),
-                   CsvConfig())
+    calls = _read(spark, cfg, "calls", ("timestamp", "from", "to", "duration"))
+    sms = _read(spark, cfg, "sms", ("timestamp", "from", "to"))
     cdr = _events(calls, EventType.VOICE, start).unionByName(_events(sms, EventType.SMS, start))
     return {"subscribers": subscribers(cdr, start, cfg.segment),
             "catalogue": _conform(spark.createDataFrame([], schemas.CATALOGUE), "catalogue"),

@@ -26,9 +26,10 @@ from pyspark.sql import types as T
 from telcorec.core import schemas
 from telcorec.core.columns import Col
 from telcorec.core.config import CsvConfig, IbmTelcoConfig
-from telcorec.core.exceptions import SchemaError
+from telcorec.core.exceptions import DataError, SchemaError
 from telcorec.sources.files import read_csv, require_path, resolve
 from telcorec.sources.parse import parse_text, text, with_parse_columns
+from telcorec.sources.preflight import CsvSource
 
 # offer_id: (source column, value meaning "held", plan_type, network, contract months)
 SERVICES = {
@@ -111,9 +112,13 @@ def subscriptions(customers: DataFrame, snapshot: dt.date) -> DataFrame:
     return schemas.conform(out, _with_parse(schemas.full("subscriptions")))
 
 
-def service_prices(customers: DataFrame) -> dict[str, float]:
+def service_prices(customers: DataFrame, path: str) -> dict[str, float]:
     """Monthly price per offer: least squares of MonthlyCharges on the offers held."""
     rows = customers.filter(F.col(Col.PARSE_ERROR).isNull() & F.col("MonthlyCharges").isNotNull())
+    if rows.limit(1).count() == 0:  # the fit would fail with "Training dataset is empty"
+        raise DataError(f"inputs.ibm_telco.path: no row of {path} has a readable "
+                        "MonthlyCharges, so no offer price can be estimated. Is it the "
+                        "Telco-Customer-Churn.csv file, in inputs.ibm_telco.encoding?")
     rows = rows.select(F.col("MonthlyCharges").alias("label"),
                        *[_held(o).cast("double").alias(o) for o in SERVICES])
     features = VectorAssembler(inputCols=list(SERVICES), outputCol="features").transform(rows)
@@ -136,8 +141,10 @@ def _with_parse(schema: T.StructType) -> T.StructType:
 def tables(spark: SparkSession, cfg: IbmTelcoConfig, run_date: dt.date) -> dict[str, DataFrame]:
     path = require_path(resolve("", cfg.path), "inputs.ibm_telco.path")
     snapshot = dt.date.fromisoformat(cfg.snapshot_date) if cfg.snapshot_date else run_date
-    customers = parse(read_csv(spark, path, CsvConfig())).cache()
+    src = CsvSource(path, "inputs.ibm_telco", CsvConfig(encoding=cfg.encoding),
+                    "inputs.ibm_telco", tuple(NEEDED), fixed_delimiter=True)
+    customers = parse(read_csv(spark, src)).cache()
     cdr = spark.createDataFrame([], _with_parse(schemas.full("cdr")))
     return {"subscribers": subscribers(customers, snapshot),
-            "catalogue": catalogue(spark, service_prices(customers)),
+            "catalogue": catalogue(spark, service_prices(customers, path)),
             "subscriptions": subscriptions(customers, snapshot), "cdr": cdr}

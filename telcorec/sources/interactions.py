@@ -25,7 +25,8 @@ from telcorec.core.columns import Col
 from telcorec.core.config import InteractionsSourceConfig
 from telcorec.core.exceptions import ConfigError, SchemaError
 from telcorec.sources.files import read_source, require_path, resolve
-from telcorec.sources.parse import CORRUPT, map_table, parse_text, text, with_parse_columns
+from telcorec.sources.parse import READER_COLUMNS, map_table, parse_text, text, with_parse_columns
+from telcorec.sources.preflight import CsvSource
 
 EVENT_KEYS = ("user", "item", "timestamp", "weight")
 KEY = "inputs.interactions"
@@ -55,7 +56,7 @@ def events(raw: DataFrame, cfg: InteractionsSourceConfig, run_date: dt.date) -> 
     for key, src in cols.items():
         if src not in raw.columns:
             raise SchemaError(f"{KEY}.events.columns.{key}: the source has no column '{src}'; "
-                              f"columns present: {sorted(c for c in raw.columns if c != CORRUPT)}")
+                              f"columns present: {sorted(c for c in raw.columns if c not in READER_COLUMNS)}")
     src = {k: text(F.col(f"`{v}`")) for k, v in cols.items()}
     ts = _timestamp(src["timestamp"], cfg) if "timestamp" in src else None
     weight = src["weight"].try_cast("double") if "weight" in src else None
@@ -78,7 +79,8 @@ def _attributes(spark: SparkSession, cfg: InteractionsSourceConfig, part: str, n
     if not source.path:
         return None
     path = require_path(resolve(cfg.path, source.path), f"{KEY}.{part}.path")
-    raw = read_source(spark, cfg.format, path, cfg.csv, writer)
+    raw = read_source(spark, cfg.format, CsvSource(path, f"{KEY}.{part}", cfg.csv, f"{KEY}.csv",
+                                                   tuple(source.columns.values())), writer)
     return map_table(raw, name, source, cfg.csv, f"{KEY}.{part}", required=(key_col,))
 
 
@@ -102,7 +104,9 @@ def _entities(ids: DataFrame, attrs: DataFrame | None, key_col: str, name: str,
 def tables(spark: SparkSession, cfg: InteractionsSourceConfig, run_date: dt.date,
            writer: str) -> dict[str, DataFrame]:
     path = require_path(resolve(cfg.path, cfg.events.path), f"{KEY}.events.path")
-    subs = events(read_source(spark, cfg.format, path, cfg.csv, writer), cfg, run_date)
+    src = CsvSource(path, f"{KEY}.events", cfg.csv, f"{KEY}.csv",
+                    tuple(cfg.events.columns.values()))
+    subs = events(read_source(spark, cfg.format, src, writer), cfg, run_date)
     ok = subs.filter(F.col(Col.PARSE_ERROR).isNull() & F.col(Col.SUBSCRIBER_ID).isNotNull())
     first = (ok.groupBy(Col.SUBSCRIBER_ID).agg(F.min(Col.START_DATE).alias("_first")))
     users = _entities(first, _attributes(spark, cfg, "users", "subscribers", Col.SUBSCRIBER_ID,

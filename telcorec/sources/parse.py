@@ -5,7 +5,9 @@ here column by column with Spark's `try_*` functions; a non-empty value that doe
 sets the row's `_parse_error` to the names of the contract columns that failed, so ingest
 quarantines the row as `unparsable_value` with its raw values. Empty strings are missing
 values (NULL), which ingest judges with its own rules (null_key, missing_attribute). A row the
-CSV reader could not split into the header's columns is flagged `malformed_row`.
+CSV reader could not split into the header's columns is flagged `malformed_row`, one whose
+bytes did not decode in the configured encoding `invalid_encoding` (its values hold U+FFFD:
+the row is never accepted).
 Error messages name columns and types, never values.
 
 Schema drift (`check_columns`, the one place that judges a source's columns against the
@@ -30,6 +32,9 @@ from telcorec.core.exceptions import ConfigError, SchemaError
 
 log = logging.getLogger(__name__)
 CORRUPT = "_corrupt_record"
+UNDECODABLE = "_undecodable"  # the CSV reader's flag: the line did not decode (files.read_csv)
+READER_COLUMNS = (CORRUPT, UNDECODABLE)
+INVALID_ENCODING = "invalid_encoding"
 TRUE_WORDS = ("true", "t", "yes", "y", "1")
 FALSE_WORDS = ("false", "f", "no", "n", "0")
 _NUMERIC = (T.IntegerType, T.LongType, T.DoubleType, T.FloatType, T.ShortType, T.DecimalType)
@@ -106,7 +111,7 @@ def check_columns(present: T.StructType, name: str, columns: dict[str, str], key
     "fail" | "ignore" | None (not checked: an adapter for a fixed public file reads what it
     needs of it)."""
     contract = {f.name: f.dataType for f in schemas.full(name).fields}
-    types = {f.name: f.dataType for f in present.fields if f.name != CORRUPT}
+    types = {f.name: f.dataType for f in present.fields if f.name not in READER_COLUMNS}
     by_lower = {}
     for c in types:
         by_lower.setdefault(c.lower(), []).append(c)
@@ -194,12 +199,15 @@ def map_table(df: DataFrame, name: str, source: TableSourceConfig, csv: CsvConfi
 
 def with_parse_columns(df: DataFrame, values: list[Column], failures: list[Column],
                        raw_columns: list[str]) -> DataFrame:
-    """Select `values` plus _parse_error (failed column names or malformed_row) and, only for
-    rows that failed, _raw_record: the source values as JSON, kept for the rejects table."""
+    """Select `values` plus _parse_error (failed column names, malformed_row or
+    invalid_encoding) and, only for rows that failed, _raw_record: the source values as JSON,
+    kept for the rejects table."""
     failed = F.concat_ws(",", *failures) if failures else F.lit("")
     error = F.when(F.length(failed) > 0, failed)
     if CORRUPT in df.columns:
         error = F.when(F.col(CORRUPT).isNotNull(), F.lit("malformed_row")).otherwise(error)
+    if UNDECODABLE in df.columns:
+        error = F.when(F.col(UNDECODABLE), F.lit(INVALID_ENCODING)).otherwise(error)
     raw = F.struct(*[F.col(f"`{c}`").cast("string").alias(c) for c in raw_columns],
                    *([F.col(CORRUPT).alias("line")] if CORRUPT in df.columns else []),
                    error.alias("_unparsable"))

@@ -5,8 +5,8 @@ The configured adapter (`telcorec.adapters`, chosen by `inputs.source`) supplies
 tables in the input contract; a missing or mistyped column fails there, before anything is
 written. With `pseudonymisation.enabled` subscriber (and event) ids are replaced by their keyed
 hash first. Each rule is a named boolean Column; a row's reject reason is the first rule it
-breaks, in the order listed (a value the adapter could not parse comes first:
-unparsable_value). Accepted rows go to the validated tables of this run date, the others to
+breaks, in the order listed (a line whose bytes did not decode in the configured encoding
+comes first: invalid_encoding; then a value the adapter could not parse: unparsable_value). Accepted rows go to the validated tables of this run date, the others to
 `rejects` with the reason and the row as JSON (with pseudonymisation on, for tables of
 subscriber data, only the pseudonymised keys, dates, timestamps, flags and the names of columns
 that failed to parse: no value of a possibly malformed row that could be a phone number). For
@@ -23,6 +23,7 @@ from pyspark.sql import functions as F
 
 from telcorec.core import schemas
 from telcorec.core.columns import Col, EventType, Outcome
+from telcorec.sources.parse import INVALID_ENCODING
 
 log = logging.getLogger(__name__)
 MAX_DURATION_S = 24 * 3600
@@ -44,7 +45,8 @@ class TableCounts:
 
 def _first_failing(rules: list[tuple[str, Column]], df: DataFrame | None = None) -> Column:
     if df is not None and Col.PARSE_ERROR in df.columns:
-        rules = [("unparsable_value", F.col(Col.PARSE_ERROR).isNotNull()), *rules]
+        rules = [(INVALID_ENCODING, F.col(Col.PARSE_ERROR) == INVALID_ENCODING),
+                 ("unparsable_value", F.col(Col.PARSE_ERROR).isNotNull()), *rules]
     reason = F.lit(None).cast("string")
     for name, broken in reversed(rules):
         reason = F.when(broken, F.lit(name)).otherwise(reason)
@@ -210,16 +212,21 @@ def unparsable_columns(tagged: DataFrame, table: str, counts: TableCounts) -> st
     """For a failing run: how many rows each column failed to parse in, and the columns that
     parsed in no row at all (a column whose type or content changed: schema drift in a CSV).
     Column names only, never values."""
+    text = ""
+    if counts.rejected_by_reason.get(INVALID_ENCODING):
+        text = (f" {counts.rejected_by_reason[INVALID_ENCODING]} row(s) hold bytes that do not "
+                "decode in the configured encoding: if the file is in another one, name it in "
+                "the source's `encoding` key (e.g. inputs.operator.csv.encoding: cp1252).")
     if not counts.rejected_by_reason.get("unparsable_value"):
-        return ""
-    rows = (tagged.where(F.col(Col.PARSE_ERROR).isNotNull())
+        return text
+    rows = (tagged.where(F.col(Col.REASON) == "unparsable_value")
             .select(F.explode(F.split(Col.PARSE_ERROR, ",")).alias("column"))
             .groupBy("column").count().collect())
     failed = {r["column"]: r["count"] for r in rows}
     types = {f.name: f.dataType.simpleString() for f in schemas.full(table).fields}
     everywhere = [f"'{c}' (expected {types[c]})" for c, n in sorted(failed.items())
                   if n == counts.read and c in types]
-    text = f" Unparsable values per column: {dict(sorted(failed.items()))}."
+    text += f" Unparsable values per column: {dict(sorted(failed.items()))}."
     if everywhere:
         text += (f" Column(s) {', '.join(everywhere)} parsed in none of the {counts.read} rows: "
                  "the source's column type or content changed.")

@@ -1,7 +1,11 @@
 """The typed YAML loader: a mapping (a YAML file following `extends:`) into frozen dataclasses.
 
 A config file may name a parent with `extends:` (relative to itself); mappings are merged key by
-key, the child winning. Unknown keys and values of the wrong type are refused with a message
+key, the child winning, so a child that sets one key of a mapping keeps the parent's others. A
+key set to null (`weight: null` or `~`) removes what the parent set there: a setting falls back
+to its code default, an entry of a free mapping (a column mapping) is gone. To replace a whole
+inherited mapping, set each inherited key you do not want to null. (No custom YAML tag such as
+`!replace`: the launcher and other tools read these files with plain `yaml.safe_load`.) Unknown keys and values of the wrong type are refused with a message
 naming the full key, so a typo fails at start-up instead of silently using a default. Nothing
 here knows telcorec's settings: each area declares its own dataclasses beside it in this package."""
 from __future__ import annotations
@@ -66,12 +70,15 @@ def build(cls: type, data: dict[str, Any], prefix: str = "") -> Any:
 
 
 def merge(base: dict[str, Any], child: dict[str, Any]) -> dict[str, Any]:
+    """`child` over `base` key by key: mappings merge recursively, null removes the key."""
     out = dict(base)
     for key, value in child.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
+        if value is None:
+            out.pop(key, None)
+        elif isinstance(value, dict) and isinstance(out.get(key), dict):
             out[key] = merge(out[key], value)
         else:
-            out[key] = value
+            out[key] = merge({}, value) if isinstance(value, dict) else value
     return out
 
 
@@ -82,6 +89,5 @@ def read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     data = yaml.safe_load(path.read_text()) or {}
     check(isinstance(data, dict), str(path), "the file must hold a mapping")
     parent = data.pop("extends", None)
-    if parent is None:
-        return data
-    return merge(read_yaml(path.parent / parent, seen + (path.resolve(),)), data)
+    base = {} if parent is None else read_yaml(path.parent / parent, seen + (path.resolve(),))
+    return merge(base, data)

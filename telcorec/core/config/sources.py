@@ -2,6 +2,7 @@
 files, the public-data adapters), their validation, pseudonymisation and the Delta writer."""
 from __future__ import annotations
 
+import codecs
 from dataclasses import dataclass, field
 
 from telcorec.core.config.loader import check
@@ -39,6 +40,22 @@ SOURCE_FORMATS = ("csv", "parquet", "delta")
 EXTRA_COLUMNS = ("fail", "ignore")
 
 
+_ENCODING_RULE = ("must be a text encoding in which newline, comma, semicolon, tab, pipe and "
+                  "quote are their single ASCII bytes (utf-8, latin-1, cp1252, iso8859-15, ...); "
+                  "convert UTF-16/32 files to UTF-8 first")
+
+
+def text_encoding(name: str) -> bool:
+    """Lines are split on the byte 0x0A before they are decoded, so only encodings that write
+    the CSV control characters as those ASCII bytes can be read line by line."""
+    controls = "\n,;\t|\""
+    try:
+        codecs.lookup(name)
+        return controls.encode(name) == controls.encode("ascii")
+    except (LookupError, UnicodeError):
+        return False
+
+
 @dataclass(frozen=True)
 class CsvConfig:
     """How CSV inputs are read: every value as a string, then parsed with these formats."""
@@ -46,9 +63,12 @@ class CsvConfig:
     delimiter: str = ","
     timestamp_format: str = "yyyy-MM-dd HH:mm:ss"
     date_format: str = "yyyy-MM-dd"
+    # bytes that do not decode in it make their row a reject (invalid_encoding)
+    encoding: str = "utf-8"
 
     def __post_init__(self) -> None:
         check(len(self.delimiter) == 1, "inputs.*.csv.delimiter", "must be one character")
+        check(text_encoding(self.encoding), "inputs.*.csv.encoding", _ENCODING_RULE)
 
 
 @dataclass(frozen=True)
@@ -82,8 +102,10 @@ class IbmTelcoConfig:
     """inputs.source = ibm_telco: IBM's Telco Customer Churn CSV (one row per customer)."""
     path: str = "../shared/data/ibm-telco-churn/Telco-Customer-Churn.csv"
     snapshot_date: str = ""   # the date tenure counts back from (YYYY-MM-DD); "" = run date
+    encoding: str = "utf-8"
 
     def __post_init__(self) -> None:
+        check(text_encoding(self.encoding), "inputs.ibm_telco.encoding", _ENCODING_RULE)
         check(_iso_or_empty(self.snapshot_date), "inputs.ibm_telco.snapshot_date",
                "must be YYYY-MM-DD or empty (the run date)")
 
@@ -95,8 +117,10 @@ class CopenhagenConfig:
     sms: str = "../shared/data/copenhagen-calls/sms.csv"
     start: str = ""           # study second 0 as YYYY-MM-DD[THH:MM:SS]; "" = run date - 28 days
     segment: str = "student"
+    encoding: str = "utf-8"
 
     def __post_init__(self) -> None:
+        check(text_encoding(self.encoding), "inputs.copenhagen.encoding", _ENCODING_RULE)
         check(_iso_or_empty(self.start), "inputs.copenhagen.start",
                "must be YYYY-MM-DD or YYYY-MM-DDTHH:MM:SS, or empty")
         check(bool(_SEGMENT_NAME.match(self.segment)), "inputs.copenhagen.segment",
