@@ -5,8 +5,6 @@ from telcorec.cli import main, run_date_arg
 from telcorec.sources.pseudonymise import resolve_secret
 from telcorec.stages import simulate
 
-DEFAULT_SUBSCRIBERS = 4000  # 7 days in about a quarter of an hour on 2 cores (README)
-
 
 def options(p):
     p.add_argument("--days", type=int, default=7, help="days to simulate (default 7)")
@@ -15,11 +13,6 @@ def options(p):
 
 
 def campaign(spark, cfg, args):
-    if args.subscribers is None:
-        cfg = cfg.with_overrides(**{"generator.subscribers": DEFAULT_SUBSCRIBERS})
-    # the daily gate needs the full-ranking metrics only; the sampled protocol would add
-    # minutes a day and change no decision of the campaign
-    cfg = cfg.with_overrides(**{"evaluation.sampled_negatives": 0})
     started = time.monotonic()
     for day in simulate.run(spark, cfg, args.start or args.run_date, args.days,
                             secret=resolve_secret(cfg)):
@@ -31,4 +24,4 @@ if __name__ == "__main__":
     main("simulate", "Simulate a campaign over --days days from --start on generated data: the "
          "inputs of each day, the answers to yesterday's offers, features, retraining every "
          "train.every_days, scoring, drift and experiment results; one line per day.",
-         campaign, extra=options)
+         campaign, extra=options, default_conf="conf/simulate.yaml")

@@ -24,10 +24,11 @@ def run_date_arg(text: str) -> dt.date:
         raise argparse.ArgumentTypeError(f"run date must be YYYY-MM-DD, got {text!r}") from None
 
 
-def parser(job: str, description: str) -> argparse.ArgumentParser:
+def parser(job: str, description: str,
+           default_conf: str = DEFAULT_CONF) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=f"./spark-submit.sh {job}", description=description)
-    p.add_argument("--conf", default=DEFAULT_CONF,
-                   help=f"YAML config (default {DEFAULT_CONF}; see conf/base.yaml for every key)")
+    p.add_argument("--conf", default=default_conf,
+                   help=f"YAML config (default {default_conf}; see conf/base.yaml for every key)")
     p.add_argument("--run-date", type=run_date_arg, default=dt.date.today(),
                    help="the business date of the run, YYYY-MM-DD (default today); a rerun of "
                         "the same date replaces that date's rows")
@@ -58,11 +59,12 @@ def configure_logging() -> None:
 def main(job: str, description: str, body: Callable[[SparkSession, Config, argparse.Namespace],
                                                      str | None],
          extra: Callable[[argparse.ArgumentParser], None] | None = None,
-         refuse: Callable[[Config], str | None] | None = None) -> None:
+         refuse: Callable[[Config], str | None] | None = None,
+         default_conf: str = DEFAULT_CONF) -> None:
     """Parse, validate config, start Spark, run `body`, print what it returns; exit 2 on a
     user-actionable error with its message instead of a stack trace. `refuse(cfg)` returns why
     the job must not run with this config (checked before Spark starts), or None."""
-    p = parser(job, description)
+    p = parser(job, description, default_conf)
     if extra is not None:
         extra(p)
     args = p.parse_args()
