@@ -68,17 +68,37 @@ def run(spark: SparkSession, cfg: Config, run_date: dt.date, *,
     stages = {**STAGES, "ingest": functools.partial(ingest.run, secret=secret)}
 
     def every_stage(results: dict[str, object]) -> None:
-        for name, stage in stages.items():
+        for name in stages:
             reason = skip_reason(cfg, name)
             if reason:
                 log.info("stage %s: skipped (%s)", name, reason.split(":")[0])
-                continue
+        running = [name for name in stages if skip_reason(cfg, name) is None]
+        began = time.monotonic()
+        for number, name in enumerate(running, start=1):
+            step = f"[{number}/{len(running)}] {name}"
+            log.info("%s ...", step)
             started = time.monotonic()
-            log.info("stage %s: starting", name)
-            results[name] = stage(spark, cfg, run_date)
-            log.info("stage %s: done in %.1fs", name, time.monotonic() - started)
+            results[name] = stages[name](spark, cfg, run_date)
+            log.info("%s done in %s (run %s)%s", step, _elapsed(time.monotonic() - started),
+                     _elapsed(time.monotonic() - began), _brief(results[name]))
 
     return runs.recorded(wh.table("runs"), wh.table("metrics"), cfg, run_date, every_stage)
+
+
+def _elapsed(seconds: float) -> str:
+    """12 s, 3 min 05 s: for people."""
+    seconds = round(seconds)
+    return f"{seconds} s" if seconds < 60 else f"{seconds // 60} min {seconds % 60:02d} s"
+
+
+def _brief(result: object, width: int = 70) -> str:
+    """A stage's counts in a few words for its progress line (the summary has them all)."""
+    if not isinstance(result, dict):
+        return ""
+    counts = ", ".join(f"{k} {v:,}" for k, v in result.items()
+                       if isinstance(v, int) and not isinstance(v, bool))
+    return "" if not counts else ": " + (counts if len(counts) <= width
+                                         else counts[:width - 3].rsplit(", ", 1)[0] + ", ...")
 
 
 def summary(cfg: Config, run_date: dt.date, results: dict[str, object]) -> str:
