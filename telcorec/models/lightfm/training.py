@@ -295,3 +295,22 @@ def write_manifest(out_dir: Path, name: str, run_date: dt.date, cfg: TrainConfig
     return manifest
 
 
+
+
+def fit_local(rows: pd.DataFrame, offers: pd.DataFrame, user_vocab: Vocabulary,
+              item_vocab: Vocabulary, cfg: TrainConfig, seed: int, out_root: Path,
+              run_date: dt.date) -> list[str]:
+    """Train every configured variant in this process on pandas `training_rows` (a shard
+    column included): each shard by the function a Spark task of `train_lightfm` runs, then
+    the manifest, so out_root/<model> is a model directory as the train stage writes it. For
+    small data (tests, a notebook); the names of the models written come back."""
+    trainer = make_shard_trainer(variant_params(cfg, seed), cfg.early_stopping, user_vocab,
+                                 item_feature_matrix(offers, item_vocab), str(out_root), seed,
+                                 cfg.history)
+    results = pd.concat([trainer(part) for _, part in rows.groupby(Col.SHARD, sort=True)])
+    names = sorted(results[Col.MODEL].unique())
+    for name in names:
+        mine = results[results[Col.MODEL] == name].sort_values(Col.SHARD)
+        write_manifest(out_root / name, name, run_date, cfg, mine.to_dict(orient="records"),
+                       user_vocab, item_vocab, offers, feature_stats_version="local")
+    return names
