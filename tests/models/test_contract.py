@@ -10,6 +10,7 @@ import pytest
 
 from telcorec.core.columns import SUBSCRIBER_CATEGORICALS, Col
 from telcorec.core.config.models import KNOWN_MODELS
+from telcorec.core.exceptions import DataError
 from telcorec.models.contract import SavedModel
 from telcorec.models.scoring import load_saved, rank_frame, recommend
 
@@ -67,6 +68,15 @@ def test_an_unknown_subscriber_gets_finite_scores_whatever_the_unseen_values(
     first = scorer.score(unknown_subscribers(batch, "never-seen"))
     assert np.isfinite(first).all()
     np.testing.assert_array_equal(scorer.score(unknown_subscribers(batch, "other-unseen")), first)
+
+
+@pytest.mark.parametrize("representation", ["features", "history"])
+def test_lightfm_refuses_a_subscriber_of_a_shard_it_has_no_model_for(representation, models,
+                                                                      contract_data):
+    rows = contract_data["batch"].iloc[:3].copy()
+    rows[Col.SHARD] = [0, 1, 2]  # trained with two shards
+    with pytest.raises(DataError, match=r"shard\(s\) \[2\]"):
+        models[f"lightfm_warp/{representation}"].score(rows)
 
 
 @pytest.mark.parametrize("kind", ["gmf", "mlp", "neumf"])

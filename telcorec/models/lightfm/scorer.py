@@ -94,6 +94,12 @@ class LightFMScorer:
         features = self.user_features(batch)
         out = np.empty((len(batch), len(self.offer_ids)), dtype=np.float32)
         shard_col = batch[Col.SHARD].to_numpy()
+        unknown = sorted(set(pd.unique(shard_col).tolist()) - set(self.users))
+        if unknown:  # their rows would be left unscored
+            raise DataError(f"{self.version} has models for shards {sorted(self.users)} but the "
+                            f"batch has subscribers of shard(s) {unknown}: score with the "
+                            "train.shards and train.shard_key the model was trained with, or "
+                            "retrain it")
         for shard, (emb, bias) in self.users.items():
             rows = np.flatnonzero(shard_col == shard)
             if rows.size:
