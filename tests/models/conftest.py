@@ -234,3 +234,9 @@ def spark_frame(spark, batch: pd.DataFrame):
                   for c, v in zip(batch.columns, row))
             for row in batch.itertuples(index=False)]
     return spark.createDataFrame(rows, ddl)
+
+
+@pytest.fixture
+def as_spark(spark):
+    """`spark_frame` on the session's SparkSession."""
+    return lambda batch: spark_frame(spark, batch)

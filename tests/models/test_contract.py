@@ -14,8 +14,6 @@ from telcorec.core.exceptions import DataError
 from telcorec.models.contract import SavedModel
 from telcorec.models.scoring import load_saved, rank_frame, recommend
 
-from .conftest import spark_frame
-
 K = 5
 ALWAYS_SAVED = ("lightfm_", "ncf_", "ensemble_", "popularity")
 
@@ -94,11 +92,11 @@ def test_ncf_scores_an_unseen_index_from_the_features_alone(kind, models, contra
 
 
 def test_scoring_inside_a_spark_task_equals_scoring_locally(model_id, models, contract_data,
-                                                           spark):
+                                                           as_spark):
     scorer, batch = models[model_id], contract_data["batch"]
     key = [Col.SUBSCRIBER_ID, Col.RANK]
     local = rank_frame(batch, scorer, K).sort_values(key).reset_index(drop=True)
-    remote = (recommend(spark_frame(spark, batch), scorer, K).toPandas()
+    remote = (recommend(as_spark(batch), scorer, K).toPandas()
               .sort_values(key).reset_index(drop=True))
     assert len(local) == len(batch) * K
     pd.testing.assert_frame_equal(remote, local, check_exact=True)
