@@ -138,7 +138,7 @@ def test_trials_table_one_row_per_trial_and_rerun_replaces_it(tuned, spark):
 @pytest.mark.slow
 def test_train_stage_uses_the_best_trial(tuned):
     cfg, wh, first, _, _, trained = tuned
-    best = json.loads(tuning.best_path(wh, RUN).read_text())
+    best = json.loads(tune_stage.best_path(wh, RUN).read_text())
     rows = DeltaTable(str(wh.table("trials"))).to_pandas()
     winner = rows.loc[rows[Col.BEST]].iloc[0]
     assert best["trial"] == first["best_trial"] == winner[Col.TRIAL]

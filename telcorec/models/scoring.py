@@ -6,8 +6,10 @@ subscribers' features into representations, multiplies them with the offer matri
 masks the excluded offers and keeps the top K with a partial sort. No subscriber x offer cross
 join is ever materialised in Spark.
 
-Every model and baseline is a `Scorer`: given a pandas batch of subscribers it returns an
-(n x offers) score matrix in offer_idx order, so ranking, exclusion and evaluation are shared.
+Every model and baseline is a `Scorer` (the contract: telcorec/models/contract.py): given a
+pandas batch of subscribers it returns an (n x offers) score matrix in offer_idx order, so
+ranking, exclusion and evaluation are shared. `REGISTRY` maps a model name's family to the
+class that loads a saved model and to how the score stage finds it in the warehouse.
 """
 from __future__ import annotations
 
@@ -15,7 +17,8 @@ import datetime as dt
 import hashlib
 import json
 from dataclasses import dataclass
-from typing import Iterator, Protocol
+from pathlib import Path
+from typing import Callable, Iterator
 
 import numpy as np
 import pandas as pd
@@ -24,10 +27,13 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from telcorec.core.columns import Col
-from telcorec.core.config import Config, variant_model_name
+from telcorec.core.config import Config, parse_model_name
+from telcorec.core.config import model_names as configured_names
 from telcorec.core.exceptions import DataError
+from telcorec.io import artifacts
 from telcorec.io.artifacts import ENSEMBLE_WEIGHTS
 from telcorec.io.warehouse import Warehouse
+from telcorec.models.contract import SavedModel, Scorer
 from telcorec.models.lightfm.scorer import LightFMScorer
 from telcorec.models.topk import top_k_columns
 
@@ -37,15 +43,6 @@ RANKED = T.StructType([
     T.StructField(Col.RANK, T.IntegerType(), False),
     T.StructField(Col.SCORE, T.DoubleType(), False),
 ])
-
-
-class Scorer(Protocol):
-    name: str
-    version: str
-    offer_ids: list[str]
-
-    def score(self, batch: pd.DataFrame) -> np.ndarray:
-        """Scores (len(batch) x len(offer_ids)), higher is better."""
 
 
 def row_minmax(s: np.ndarray) -> np.ndarray:
@@ -81,6 +78,47 @@ class EnsembleScorer:
                              else 1.0 / (self.rrf_k + row_ranks(s)))
         return out
 
+    def save(self, directory: Path) -> Path:
+        """Each member in a directory named after it, and ensemble.json (mode and weights)."""
+        directory.mkdir(parents=True, exist_ok=True)
+        for member in self.members:
+            member.save(directory / member.name)
+        spec = {"model": self.name, "model_version": self.version, "mode": self.mode,
+                "rrf_k": self.rrf_k, "offer_ids": list(self.offer_ids),
+                "members": [m.name for m in self.members], "weights": list(self.weights)}
+        (directory / ENSEMBLE).write_text(json.dumps(spec, indent=2))
+        return directory
+
+    @classmethod
+    def load(cls, directory: Path) -> "EnsembleScorer":
+        path = directory / ENSEMBLE
+        if not path.is_file():
+            raise DataError(f"no {ENSEMBLE} in {directory}: save the ensemble there first")
+        spec = json.loads(path.read_text())
+        members = [load_saved(n, directory / n) for n in spec["members"]]
+        return cls(spec["model"], spec["model_version"], spec["offer_ids"], members,
+                   spec["weights"], spec["mode"], spec["rrf_k"])
+
+
+ENSEMBLE = "ensemble.json"
+
+
+def ensemble_of(name: str, members: list[Scorer], weights: list[float],
+                rrf_k: int) -> EnsembleScorer:
+    """The ensemble `name` (ensemble_weighted, ensemble_rrf) of trained members over one offer
+    order; its version names the members' versions and the weights (re-tuned weights make
+    another version)."""
+    for member in members[1:]:
+        if list(member.offer_ids) != list(members[0].offer_ids):
+            raise DataError(f"{member.version} ranks offers in another order than "
+                            f"{members[0].version}: retrain both")
+    names = [m.name for m in members]
+    tag = hashlib.sha256(json.dumps(dict(zip(names, weights)), sort_keys=True).encode())
+    version = (f"{name}-" + "+".join(m.version.rsplit("-", 1)[-1] for m in members)
+               + f"-w{tag.hexdigest()[:8]}")
+    return EnsembleScorer(name, version, members[0].offer_ids, members, weights,
+                          parse_model_name(name)[1], rrf_k)
+
 
 @dataclass
 class PopularityScorer:
@@ -93,6 +131,15 @@ class PopularityScorer:
 
     def score(self, batch: pd.DataFrame) -> np.ndarray:
         return np.broadcast_to(self.counts.astype(np.float32), (len(batch), len(self.counts)))
+
+    def save(self, directory: Path) -> Path:
+        return artifacts.save(directory, {"counts": np.asarray(self.counts)}, {
+            "model": self.name, "model_version": self.version, "offer_ids": list(self.offer_ids)})
+
+    @classmethod
+    def load(cls, directory: Path) -> "PopularityScorer":
+        arrays, meta = artifacts.load(directory)
+        return cls(meta["offer_ids"], arrays["counts"], meta["model"], meta["model_version"])
 
 
 def _excluded_at_neg_inf(s: np.ndarray, exclude: pd.Series | None) -> np.ndarray:
@@ -175,23 +222,19 @@ def trained_on(wh: Warehouse, run_date: dt.date, name: str) -> dt.date:
     return max(earlier) if earlier else run_date
 
 
-def load_scorer(wh: Warehouse, cfg: Config, run_date: dt.date, name: str) -> Scorer:
-    """A trained LightFM variant (lightfm_*), an NCF model (ncf_gmf, ncf_mlp, ncf_neumf) or an
-    ensemble (ensemble_weighted/rrf) of the trained models that have a weight; each the newest
-    trained at or before the run date (`trained_on`)."""
-    if name.startswith("ncf_"):
-        from telcorec.models.ncf.scorer import NCFScorer  # torch is imported only when NCF is used
-        return NCFScorer.load(wh.models(trained_on(wh, run_date, name), name))
-    if not name.startswith("ensemble_"):
-        return LightFMScorer.load(wh.models(trained_on(wh, run_date, name), name))
+def _trained(wh: Warehouse, cfg: Config, run_date: dt.date, name: str) -> Scorer:
+    """A trained model, the newest at or before the run date (`trained_on`)."""
+    return load_saved(name, wh.models(trained_on(wh, run_date, name), name))
+
+
+def _configured_ensemble(wh: Warehouse, cfg: Config, run_date: dt.date,
+                         name: str) -> EnsembleScorer:
+    """An ensemble of the trained models that have a weight in ensemble.weights (or, with
+    ensemble.tune_weights, the weights the tune stage found for this mode)."""
     trained = set(model_names(cfg))
     names = sorted(n for n in cfg.ensemble.weights if n in trained)
     members = [load_scorer(wh, cfg, run_date, n) for n in names]
-    for member in members[1:]:
-        if list(member.offer_ids) != list(members[0].offer_ids):
-            raise DataError(f"{member.version} ranks offers in another order than "
-                            f"{members[0].version}: retrain both for run date {run_date}")
-    mode, weights = name.split("_", 1)[1], cfg.ensemble.weights
+    mode, weights = parse_model_name(name)[1], cfg.ensemble.weights
     if cfg.ensemble.tune_weights:  # found on validation by the tune stage (telcorec/models/lightfm/tuning.py)
         tuned = wh.models_root(run_date) / ENSEMBLE_WEIGHTS
         found = json.loads(tuned.read_text())["modes"] if tuned.is_file() else {}
@@ -200,20 +243,46 @@ def load_scorer(wh: Warehouse, cfg: Config, run_date: dt.date, name: str) -> Sco
                             f"weights: run the tune stage for run date {run_date} first, or "
                             "set ensemble.tune_weights: false to use ensemble.weights")
         weights = found[mode]["weights"]
-    used = [weights[n] for n in names]
-    # the weights are part of what is served: re-tuned weights make another version
-    tag = hashlib.sha256(json.dumps(dict(zip(names, used)), sort_keys=True).encode())
-    version = (f"{name}-" + "+".join(m.version.rsplit("-", 1)[-1] for m in members)
-               + f"-w{tag.hexdigest()[:8]}")
-    return EnsembleScorer(name, version, members[0].offer_ids, members, used, mode,
-                          cfg.ensemble.rrf_k)
+    try:
+        return ensemble_of(name, members, [weights[n] for n in names], cfg.ensemble.rrf_k)
+    except DataError as exc:
+        raise DataError(f"{exc} for run date {run_date}") from None
+
+
+def _ncf_scorer() -> type:
+    from telcorec.models.ncf.scorer import NCFScorer  # torch is imported only when NCF is used
+    return NCFScorer
+
+
+@dataclass(frozen=True)
+class Family:
+    """A model family of the name grammar: the class that saves and loads one model, and how
+    the score and evaluate stages get the model of a run date from the warehouse."""
+    saved: Callable[[], type[SavedModel]]
+    from_warehouse: Callable[[Warehouse, Config, dt.date, str], Scorer]
+
+
+REGISTRY: dict[str, Family] = {
+    "lightfm": Family(lambda: LightFMScorer, _trained),
+    "ncf": Family(_ncf_scorer, _trained),
+    "ensemble": Family(lambda: EnsembleScorer, _configured_ensemble),
+}
+
+
+def load_scorer(wh: Warehouse, cfg: Config, run_date: dt.date, name: str) -> Scorer:
+    """The model `name` for `run_date`: a trained LightFM variant or NCF model, or an ensemble
+    of the trained models; a name outside the grammar is refused, naming the known ones."""
+    return REGISTRY[parse_model_name(name)[0]].from_warehouse(wh, cfg, run_date, name)
+
+
+def load_saved(name: str, directory: Path) -> SavedModel:
+    """The model `name` saved under `directory` by its class's `save`."""
+    return REGISTRY[parse_model_name(name)[0]].saved().load(directory)
 
 
 def model_names(cfg: Config) -> list[str]:
     """Every model this config trains or combines, in a stable order."""
-    return ([variant_model_name(v) for v in cfg.train.models]
-            + [f"ensemble_{m}" for m in cfg.ensemble.modes]
-            + ([f"ncf_{m}" for m in cfg.ncf.models] if cfg.ncf.enabled else []))
+    return configured_names(cfg.train, cfg.ensemble, cfg.ncf)
 
 
 def with_subscriber_index(features: DataFrame, index: DataFrame) -> DataFrame:

@@ -10,39 +10,14 @@ import logging
 from pyspark.sql import SparkSession
 
 from telcorec.core.columns import OFFER_CATEGORICALS, SUBSCRIBER_CATEGORICALS, Col
-from telcorec.core.config import Config, TrainConfig
-from telcorec.io.artifacts import TUNED_BEST
-from telcorec.io.warehouse import Warehouse
+from telcorec.core.config import Config
 from telcorec.models.encoding import fit_vocabulary
-from telcorec.models.lightfm.training import train_lightfm, training_rows, write_manifest
+from telcorec.models.lightfm.training import (train_lightfm, training_rows, tuned_overrides,
+                                              write_manifest)
 from telcorec.stages.context import StageContext
 
 log = logging.getLogger(__name__)
 
-
-def latest_tuned(wh: Warehouse, run_date: dt.date) -> dict | None:
-    """The newest best configuration the tune stage persisted at or before `run_date`."""
-    found = []
-    for path in wh.tuning_dir(run_date).parent.glob(f"run_date=*/{TUNED_BEST}"):
-        day = dt.date.fromisoformat(path.parent.name.split("=", 1)[1])
-        if day <= run_date:
-            found.append((day, path))
-    return json.loads(max(found)[1].read_text()) if found else None
-
-def tuned_overrides(wh: Warehouse, run_date: dt.date, cfg: TrainConfig) -> dict[str, dict]:
-    """{model name: tuned knobs} for train.lightfm_from_tuning; {} (YAML values, said so in
-    the log) when nothing was tuned yet or the tuned variant is not trained."""
-    best = latest_tuned(wh, run_date)
-    if best is None or best["variant"] not in cfg.models:
-        log.warning("train.lightfm_from_tuning: no tuning result at or before %s under %s for "
-                    "train.models %s; training with the YAML hyperparameters (run the tune "
-                    "stage with tuning.enabled: true)", run_date, wh.tuning_dir(run_date).parent,
-                    list(cfg.models))
-        return {}
-    log.info("%s: hyperparameters %s from tuning trial %d of run date %s (validation %s %.4f)",
-             best["model"], best["params"], best["trial"], best["run_date"], best["metric"],
-             best["value"])
-    return {best["model"]: best["params"]}
 
 def run(spark: SparkSession, cfg: Config, run_date: dt.date) -> dict:
     ctx = StageContext.open(spark, cfg, run_date)

@@ -21,10 +21,14 @@ from telcorec.core.config.models import (
     LIGHTFM_VARIANTS,
     EarlyStoppingConfig,
     EnsembleConfig,
+    NCF_KINDS,
     LightFMConfig,
     NCFConfig,
     TrainConfig,
     TuningConfig,
+    model_name,
+    model_names,
+    parse_model_name,
     variant_model_name,
 )
 from telcorec.core.config.offers import (
@@ -63,11 +67,11 @@ __all__ = [
     "CsvConfig", "DriftConfig", "EXTRA_COLUMNS", "EarlyStoppingConfig", "EligibilityRule", "EnsembleConfig",
     "EvaluationConfig", "ExperimentConfig", "FatigueConfig", "FeaturesConfig", "GateConfig",
     "GeneratorConfig", "INPUT_SOURCES", "IbmTelcoConfig", "IngestConfig", "InputsConfig",
-    "InteractionsConfig", "InteractionsSourceConfig", "LIGHTFM_VARIANTS", "LightFMConfig",
+    "InteractionsConfig", "InteractionsSourceConfig", "LIGHTFM_VARIANTS", "LightFMConfig", "NCF_KINDS",
     "NCFConfig", "OperatorSourceConfig", "PseudonymisationConfig", "ReasonsConfig",
     "RerankConfig", "RerankWeights", "RuleCondition", "RulesConfig", "SOURCE_FORMATS",
     "ScoringConfig", "SimulationConfig", "StorageConfig", "TableSourceConfig", "TrainConfig", "TuningConfig",
-    "from_dict", "load", "variant_model_name",
+    "from_dict", "load", "model_name", "model_names", "parse_model_name", "variant_model_name",
 ]
 
 
@@ -103,10 +107,7 @@ class Config:
         paths.check_config_paths(self)  # the path rule lives in telcorec/core/paths.py
         check(self.scoring.k >= max(self.evaluation.ks), "scoring.k",
                f"must be >= the largest evaluation.ks ({max(self.evaluation.ks)})")
-        publishable = {variant_model_name(v) for v in self.train.models}
-        publishable |= {f"ensemble_{m}" for m in self.ensemble.modes}
-        if self.ncf.enabled:
-            publishable |= {f"ncf_{m}" for m in self.ncf.models}
+        publishable = set(model_names(self.train, self.ensemble, self.ncf))
         check(self.scoring.model in publishable, "scoring.model",
                f"must be a model this config trains: one of {sorted(publishable)}")
         members = set(self.ensemble.weights) & publishable

@@ -103,9 +103,37 @@ class TrainConfig:
         return dataclasses.replace(self.lightfm, loss=name)
 
 
+# ---- the model-name grammar: <family>_<variant without dashes> --------------------------------
+# The one place model names are built and parsed (metrics, offers.model_version, directories
+# under warehouse/models, scoring.model, ensemble.weights): lightfm_warp, lightfm_warpkos,
+# lightfm_deep, ncf_gmf, ncf_neumf, ensemble_rrf, ...
+NCF_KINDS = ("gmf", "mlp", "neumf")
+ENSEMBLE_MODES = ("weighted", "rrf")
+MODEL_FAMILIES = {"lightfm": LIGHTFM_VARIANTS, "ncf": NCF_KINDS, "ensemble": ENSEMBLE_MODES}
+
+
+def model_name(family: str, variant: str) -> str:
+    """The name of one model: `family`_`variant` with the variant's dashes dropped."""
+    if variant not in MODEL_FAMILIES.get(family, ()):
+        raise ConfigError(f"no model {family!r} {variant!r}: the families and their variants "
+                          f"are {MODEL_FAMILIES}")
+    return f"{family}_{variant.replace('-', '')}"
+
+
 def variant_model_name(variant: str) -> str:
-    """Model name in `metrics` and `offers.model_version`: lightfm_warp, lightfm_warpkos, ..."""
-    return "lightfm_" + variant.replace("-", "")
+    """A LightFM variant's name: lightfm_warp, lightfm_warpkos, ..."""
+    return model_name("lightfm", variant)
+
+
+KNOWN_MODELS = {model_name(f, v): (f, v) for f, variants in MODEL_FAMILIES.items()
+                for v in variants}
+
+
+def parse_model_name(name: str) -> tuple[str, str]:
+    """(family, variant) of a model name: ("lightfm", "warp-kos") for lightfm_warpkos."""
+    if name not in KNOWN_MODELS:
+        raise ConfigError(f"model name {name!r} is unknown; use one of {sorted(KNOWN_MODELS)}")
+    return KNOWN_MODELS[name]
 
 
 @dataclass(frozen=True)
@@ -121,8 +149,8 @@ class EnsembleConfig:
     max_combinations: int = 500
 
     def __post_init__(self) -> None:
-        check(set(self.modes) <= {"weighted", "rrf"}, "ensemble.modes",
-               "must be a subset of weighted, rrf")
+        check(set(self.modes) <= set(ENSEMBLE_MODES), "ensemble.modes",
+               f"must be a subset of {', '.join(ENSEMBLE_MODES)}")
         check(all(w >= 0 for w in self.weights.values()), "ensemble.weights", "must be >= 0")
         check(self.rrf_k >= 1, "ensemble.rrf_k", "must be >= 1")
         check(len(self.weight_grid) >= 2 and all(w >= 0 for w in self.weight_grid)
@@ -201,8 +229,8 @@ class NCFConfig:
     validation_subscribers: int = 600
 
     def __post_init__(self) -> None:
-        check(len(self.models) > 0 and set(self.models) <= {"gmf", "mlp", "neumf"},
-               "ncf.models", "must be a non-empty subset of gmf, mlp, neumf")
+        check(len(self.models) > 0 and set(self.models) <= set(NCF_KINDS),
+               "ncf.models", f"must be a non-empty subset of {', '.join(NCF_KINDS)}")
         check(self.embedding_dim >= 1, "ncf.embedding_dim", "must be >= 1")
         check(len(self.mlp_layers) >= 1 and all(x >= 1 for x in self.mlp_layers),
                "ncf.mlp_layers", "must be a non-empty list of positive sizes")
@@ -221,3 +249,11 @@ class NCFConfig:
                "must be true when ncf.use_features is false (a subscriber needs IDs or features)")
         check(self.batch_size >= self.processes, "ncf.batch_size",
                "must be >= ncf.processes (it is split evenly across the processes)")
+
+
+def model_names(train: TrainConfig, ensemble: EnsembleConfig, ncf: NCFConfig) -> list[str]:
+    """Every model these settings train or combine, in a stable order: the LightFM variants,
+    the ensembles, then the NCF models (when ncf.enabled)."""
+    return ([variant_model_name(v) for v in train.models]
+            + [model_name("ensemble", m) for m in ensemble.modes]
+            + ([model_name("ncf", k) for k in ncf.models] if ncf.enabled else []))

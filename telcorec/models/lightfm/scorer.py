@@ -11,7 +11,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from telcorec.core.columns import Col
-from telcorec.core.exceptions import DataError
+from telcorec.core.exceptions import DataError, ModelError
 from telcorec.io import artifacts
 from telcorec.io.artifacts import MANIFEST
 from telcorec.models.encoding import Vocabulary
@@ -31,9 +31,14 @@ class LightFMScorer:
     item_features: sp.csr_matrix                     # offers x item tokens, offer_idx order
     item_embeddings: dict[int, np.ndarray]           # shard -> item feature embeddings
     history_weight: float | None = None              # None: features only (history.py)
+    # what `save` writes besides the above (set by `load`): shard -> item feature biases, and
+    # the offer rows the item vocabulary encodes
+    item_biases: dict[int, np.ndarray] | None = None
+    offer_rows: list[dict] | None = None
 
     @classmethod
     def load(cls, model_dir: Path) -> "LightFMScorer":
+        """The model directory the train stage writes (one artifact per shard + manifest)."""
         manifest = json.loads((model_dir / MANIFEST).read_text())
         item_vocab = Vocabulary.from_json(manifest["item_vocabulary"])
         users, items = {}, {}
@@ -48,7 +53,29 @@ class LightFMScorer:
         return cls(manifest["model"], manifest["model_version"], manifest["offer_ids"],
                    Vocabulary.from_json(manifest["user_vocabulary"]), users, item_reprs,
                    item_vocab, item_features, {s: emb for s, (emb, _) in items.items()},
-                   manifest.get("history_weight"))
+                   manifest.get("history_weight"), {s: b for s, (_, b) in items.items()},
+                   manifest["offer_rows"])
+
+    def save(self, directory: Path) -> Path:
+        """The layout `load` reads: shard=NNNN/ arrays per shard and the manifest's scoring keys
+        (the train stage writes the same, with its training record beside them)."""
+        if self.item_biases is None or self.offer_rows is None:
+            raise ModelError(f"{self.version} was built in memory without its item biases and "
+                             "offer rows; save it from a scorer made by LightFMScorer.load")
+        shard_paths = {}
+        for shard, (embeddings, biases) in self.users.items():
+            sub = f"shard={shard:04d}"
+            artifacts.save(directory / sub, {
+                "user_embeddings": embeddings, "user_biases": biases,
+                "item_embeddings": self.item_embeddings[shard],
+                "item_biases": self.item_biases[shard]}, {"model": self.name, "shard": shard})
+            shard_paths[str(shard)] = sub
+        manifest = {"model": self.name, "model_version": self.version,
+                    "shard_paths": shard_paths, "user_vocabulary": self.user_vocab.to_json(),
+                    "item_vocabulary": self.item_vocab.to_json(), "offer_ids": self.offer_ids,
+                    "offer_rows": self.offer_rows, "history_weight": self.history_weight}
+        (directory / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str))
+        return directory
 
     def user_features(self, batch: pd.DataFrame) -> sp.csr_matrix:
         """The batch's user rows as the model was fitted on them: feature tokens, and for a
@@ -67,6 +94,12 @@ class LightFMScorer:
         features = self.user_features(batch)
         out = np.empty((len(batch), len(self.offer_ids)), dtype=np.float32)
         shard_col = batch[Col.SHARD].to_numpy()
+        unknown = sorted(set(pd.unique(shard_col).tolist()) - set(self.users))
+        if unknown:  # their rows would be left unscored
+            raise DataError(f"{self.version} has models for shards {sorted(self.users)} but the "
+                            f"batch has subscribers of shard(s) {unknown}: score with the "
+                            "train.shards and train.shard_key the model was trained with, or "
+                            "retrain it")
         for shard, (emb, bias) in self.users.items():
             rows = np.flatnonzero(shard_col == shard)
             if rows.size:

@@ -30,7 +30,8 @@ from pyspark.sql import types as T
 from telcorec.core.columns import SUBSCRIBER_CATEGORICALS, Col, Split
 from telcorec.core.config import EarlyStoppingConfig, TrainConfig, variant_model_name
 from telcorec.io import artifacts
-from telcorec.io.artifacts import MANIFEST
+from telcorec.io.artifacts import MANIFEST, TUNED_BEST
+from telcorec.io.warehouse import Warehouse
 from telcorec.models.encoding import Vocabulary
 from telcorec.models.lightfm import history
 from telcorec.models.lightfm.model import LightFMRecommender
@@ -257,6 +258,32 @@ def variant_params(cfg: TrainConfig, seed: int,
             for v in cfg.models}
 
 
+def latest_tuned(wh: Warehouse, run_date: dt.date) -> dict | None:
+    """The newest best configuration the tune stage persisted at or before `run_date`."""
+    found = []
+    for path in wh.tuning_dir(run_date).parent.glob(f"run_date=*/{TUNED_BEST}"):
+        day = dt.date.fromisoformat(path.parent.name.split("=", 1)[1])
+        if day <= run_date:
+            found.append((day, path))
+    return json.loads(max(found)[1].read_text()) if found else None
+
+
+def tuned_overrides(wh: Warehouse, run_date: dt.date, cfg: TrainConfig) -> dict[str, dict]:
+    """{model name: tuned knobs} for train.lightfm_from_tuning; {} (YAML values, said so in
+    the log) when nothing was tuned yet or the tuned variant is not trained."""
+    best = latest_tuned(wh, run_date)
+    if best is None or best["variant"] not in cfg.models:
+        log.warning("train.lightfm_from_tuning: no tuning result at or before %s under %s for "
+                    "train.models %s; training with the YAML hyperparameters (run the tune "
+                    "stage with tuning.enabled: true)", run_date, wh.tuning_dir(run_date).parent,
+                    list(cfg.models))
+        return {}
+    log.info("%s: hyperparameters %s from tuning trial %d of run date %s (validation %s %.4f)",
+             best["model"], best["params"], best["trial"], best["run_date"], best["metric"],
+             best["value"])
+    return {best["model"]: best["params"]}
+
+
 def train_lightfm(rows: DataFrame, offers: pd.DataFrame, user_vocab: Vocabulary,
                   item_vocab: Vocabulary, cfg: TrainConfig, seed: int,
                   out_root: Path, tuned: dict[str, dict] | None = None) -> list[dict]:
@@ -295,3 +322,22 @@ def write_manifest(out_dir: Path, name: str, run_date: dt.date, cfg: TrainConfig
     return manifest
 
 
+
+
+def fit_local(rows: pd.DataFrame, offers: pd.DataFrame, user_vocab: Vocabulary,
+              item_vocab: Vocabulary, cfg: TrainConfig, seed: int, out_root: Path,
+              run_date: dt.date) -> list[str]:
+    """Train every configured variant in this process on pandas `training_rows` (a shard
+    column included): each shard by the function a Spark task of `train_lightfm` runs, then
+    the manifest, so out_root/<model> is a model directory as the train stage writes it. For
+    small data (tests, a notebook); the names of the models written come back."""
+    trainer = make_shard_trainer(variant_params(cfg, seed), cfg.early_stopping, user_vocab,
+                                 item_feature_matrix(offers, item_vocab), str(out_root), seed,
+                                 cfg.history)
+    results = pd.concat([trainer(part) for _, part in rows.groupby(Col.SHARD, sort=True)])
+    names = sorted(results[Col.MODEL].unique())
+    for name in names:
+        mine = results[results[Col.MODEL] == name].sort_values(Col.SHARD)
+        write_manifest(out_root / name, name, run_date, cfg, mine.to_dict(orient="records"),
+                       user_vocab, item_vocab, offers, feature_stats_version="local")
+    return names

@@ -40,7 +40,8 @@ from pyspark.sql.pandas.types import to_arrow_schema
 
 from telcorec.core import schemas
 from telcorec.core.columns import LIGHTFM_KNOBS, Col
-from telcorec.core.config import Config, EarlyStoppingConfig, TuningConfig, variant_model_name
+from telcorec.core.config import (Config, EarlyStoppingConfig, TuningConfig, model_name,
+                                  variant_model_name)
 from telcorec.core.exceptions import DataError
 from telcorec.io import artifacts, runs, storage
 from telcorec.io.warehouse import Warehouse
@@ -288,7 +289,7 @@ def tune_weights(rows: DataFrame, cfg: Config, user_vocab: Vocabulary,
     out = wh.models_root(run_date)
     out.mkdir(parents=True, exist_ok=True)
     (out / artifacts.ENSEMBLE_WEIGHTS).write_text(json.dumps(record, indent=2))
-    return {f"ensemble_{m}": {n: round(w, 3) for n, w in v["weights"].items()}
+    return {model_name("ensemble", m): {n: round(w, 3) for n, w in v["weights"].items()}
             for m, v in record["modes"].items()}
 
 

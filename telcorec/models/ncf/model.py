@@ -15,19 +15,21 @@ import numpy as np
 import torch
 from torch import nn
 
+from telcorec.core.config import NCF_KINDS
+from telcorec.core.config import model_name as family_model_name
 from telcorec.core.exceptions import ModelError
 from telcorec.io import artifacts
 from telcorec.models.ncf import networks
 from telcorec.models.ncf.losses import log_loss
 
-KINDS = ("gmf", "mlp", "neumf")
+KINDS = NCF_KINDS
 WEIGHTS = "model.pt"
 SCORE_CHUNK_PAIRS = 1 << 16  # (subscriber, offer) pairs per forward pass when scoring
 
 
 def model_name(kind: str) -> str:
     """The name in the `metrics` table and under warehouse/models: ncf_gmf, ncf_mlp, ncf_neumf."""
-    return f"ncf_{kind}"
+    return family_model_name("ncf", kind)
 
 
 class NCFRecommender:

@@ -1,4 +1,4 @@
-"""`NCFScorer`: an NCF model behind the `telcorec.scoring.Scorer` protocol.
+"""`NCFScorer`: an NCF model behind the model contract (telcorec/models/contract.py).
 
 It is broadcast to the executors by `scoring.recommend` (or `sampled_protocol.sampled_metrics`) as
 plain arrays (the state_dict as numpy) and rebuilds the network once per Python worker; every
@@ -51,6 +51,15 @@ class NCFScorer:
     def load(cls, model_dir: Path) -> "NCFScorer":
         model, meta = NCFRecommender.load(model_dir)
         return cls.from_model(model, meta)
+
+    def save(self, directory: Path) -> Path:
+        """model.pt + metadata.json with what `load` needs (the NCF stage's save adds its
+        training record to the same metadata)."""
+        meta = {"model": self.name, "model_version": self.version,
+                "offer_ids": list(self.offer_ids),
+                "user_vocabulary": None if self.user_vocab is None else self.user_vocab.to_json(),
+                "item_codes": None if self.item_codes is None else self.item_codes.tolist()}
+        return self.model().save(directory, meta)
 
     def __getstate__(self) -> dict:
         return {**self.__dict__, "_model": None}  # broadcast arrays, not the torch module
