@@ -3,11 +3,20 @@ from telcorec.cli import main
 from telcorec.sources.pseudonymise import resolve_secret
 from telcorec.stages import pipeline
 
+
+def body(spark, cfg, args) -> str:
+    """The summary; when the quality gate refused, it is printed and the refusal raised (exit 2)."""
+    outcome = pipeline.attempt(spark, cfg, args.run_date, secret=resolve_secret(cfg))
+    text = pipeline.summary(cfg, args.run_date, outcome.results, outcome.refusal)
+    if outcome.refusal is None:
+        return text
+    print(text)
+    raise outcome.refusal
+
+
 if __name__ == "__main__":
     main("pipeline",
          "Run the whole pipeline for one run date: (generate) -> ingest -> features -> "
          "interactions -> train -> (ncf) -> evaluate -> score (quality gate, then offers), "
-         "then print a summary.",
-         lambda spark, cfg, args: pipeline.summary(
-             cfg, args.run_date,
-             pipeline.run(spark, cfg, args.run_date, secret=resolve_secret(cfg))))
+         "then print a summary (the gate's verdict first).",
+         body)

@@ -28,6 +28,8 @@ from matplotlib.figure import Figure
 
 from telcorec.core.columns import Cohort, Col
 from telcorec.core.config import Config
+from telcorec.evaluation import report_sections as words
+from telcorec.evaluation.report_sections import OffersOutcome, note
 from telcorec.io import artifacts, metrics_store, runs
 from telcorec.io.artifacts import MANIFEST
 from telcorec.io.warehouse import Warehouse
@@ -42,6 +44,7 @@ CURVES = ("precision", "recall", "ndcg", "hit_rate", "map")
 SEGMENT_METRIC = ("precision", HEADLINE_K)
 COHORT_METRICS = (("precision", HEADLINE_K), ("recall", HEADLINE_K), ("ndcg", HEADLINE_K))
 BASELINES = ("content", "popularity", "random", "oracle")  # drawn dashed, listed last
+MAX_K_FOR_BARS = 3  # up to this many K values, metric against K is bars grouped by model
 HISTORY_GROUPS = ("history_0", "history_1-2", "history_3+")  # evaluation.metrics.history_groups
 NOT_SEGMENTS = (metrics_store.ALL_SEGMENTS, Cohort.WARM, Cohort.COLD_START, *HISTORY_GROUPS)
 
@@ -115,27 +118,36 @@ def _grouped_bars(ax: Axes, table: pd.DataFrame, ylabel: str) -> None:
                label=str(column))
     ax.set_xticks(x, [str(v) for v in table.index], rotation=30, ha="right", fontsize=8)
     ax.set_ylabel(ylabel)
-    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))  # beside: bars stay visible
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))  # beside: bars stay visible
 
 
 def curves_figure(metrics: pd.DataFrame) -> Figure | None:
-    """Metric against K, one line per model (baselines dashed), full protocol."""
+    """Metric against K, full protocol: with a few K values one group of bars per model (a
+    two-point line says little), else one line per model (baselines dashed)."""
     rows = _select(metrics, FULL)
     rows = rows[rows[Col.METRIC].isin(CURVES) & (rows[Col.K] > 0)]
     present = [m for m in CURVES if m in set(rows[Col.METRIC])]
     if not present:
         return None
-    figure = _figure(3.2 * len(present), 3.4)
+    bars = rows[Col.K].nunique() <= MAX_K_FOR_BARS
+    figure = _figure(3.2 * len(present) + (1.0 if bars else 0.0), 3.4)
     axes = figure.subplots(1, len(present), squeeze=False)[0]
     for ax, metric in zip(axes, present):
         mine = rows[rows[Col.METRIC] == metric]
-        for model in model_order(mine[Col.MODEL]):
-            line = mine[mine[Col.MODEL] == model].sort_values(Col.K)
-            ax.plot(line[Col.K], line[Col.VALUE], marker="o", label=model,
-                    linestyle="--" if model in BASELINES else "-")
+        if bars:
+            table = mine.pivot_table(index=Col.MODEL, columns=Col.K, values=Col.VALUE,
+                                     aggfunc="first")
+            table = table.reindex(model_order(table.index)).rename(columns=lambda k: f"K={k}")
+            _grouped_bars(ax, table, metric)
+            ax.get_legend().remove()
+        else:
+            for model in model_order(mine[Col.MODEL]):
+                line = mine[mine[Col.MODEL] == model].sort_values(Col.K)
+                ax.plot(line[Col.K], line[Col.VALUE], marker="o", label=model,
+                        linestyle="--" if model in BASELINES else "-")
+            ax.set_xlabel("K")
         ax.set_title(metric)
-        ax.set_xlabel("K")
-    axes[-1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    axes[-1].legend(fontsize=8, loc="center left", bbox_to_anchor=(1.0, 0.5))
     return figure
 
 
@@ -224,29 +236,44 @@ def _table(table: pd.DataFrame) -> str:
 
 STYLE = """body{font-family:sans-serif;margin:2em;max-width:1100px}
 table{border-collapse:collapse}td,th{padding:2px 10px;text-align:right}
-tr:nth-child(even){background:#f3f3f3}img{max-width:100%}.missing{color:#888}"""
+tr:nth-child(even){background:#f3f3f3}img{max-width:100%}.missing{color:#888}
+""" + words.STYLE
 
 
 def render(metrics: pd.DataFrame, curves: list[TrainingCurve], title: str,
-           training_label: str = "validation precision@5") -> str:
+           training_label: str = "validation precision@5",
+           outcome: OffersOutcome | None = None) -> str:
     """The whole report as one HTML string from `metrics` rows (Col.MODEL, PROTOCOL, METRIC,
-    K, SEGMENT, VALUE) and the LightFM shards' training curves."""
+    K, SEGMENT, VALUE), the LightFM shards' training curves and what scoring did with the run
+    (`outcome`; None: not scored yet). Under every table and figure, what it shows."""
+    headline = headline_table(metrics)
+    in_curves = sorted(set(_select(metrics, FULL)[Col.METRIC]) & set(CURVES))
     parts = [_section(f"Headline metrics (protocol {FULL}, all subscribers, K={HEADLINE_K})",
-                      _table(headline_table(metrics))),
-             _section("Metric against K", _image(curves_figure(metrics), "no metrics at K")),
-             _section("Per segment", _image(segments_figure(metrics), "no per-segment rows")),
+                      _table(headline) + note(words.FULL_PROTOCOL.format(k=HEADLINE_K))
+                      + words.metrics_note([c.split("@")[0] for c in headline.columns])
+                      + words.models_note(headline.index)),
+             _section("Metric against K", _image(curves_figure(metrics), "no metrics at K")
+                      + note(words.CURVES) + words.metrics_note(
+                          [m for m in in_curves if m not in HEADLINE])),
+             _section("Per segment", _image(segments_figure(metrics), "no per-segment rows")
+                      + note(words.SEGMENTS.format(k=HEADLINE_K))),
              _section("Cold start against warm subscribers, and by history length (offers held)",
-                      _image(cohorts_figure(metrics), "no cohort rows")),
+                      _image(cohorts_figure(metrics), "no cohort rows") + note(words.COHORTS)),
              _section("Training curves per shard (LightFM)",
                       _image(training_figure(curves, training_label),
-                             "no validation history (early stopping off?)"))]
+                             "no validation history (early stopping off?)")
+                      + note(words.TRAINING.format(label=training_label))
+                      + words.epoch_notes(curves))]
     for protocol in sampled_protocols(metrics):
+        n = int(protocol.removeprefix("sampled") or 0)
         parts.append(_section(f"Sampled candidates: protocol {protocol}",
                               _table(sampled_table(metrics, protocol))
-                              + _image(sampled_figure(metrics, protocol), "")))
+                              + _image(sampled_figure(metrics, protocol), "")
+                              + note(words.SAMPLED.format(protocol=protocol, n=n, n1=n + 1))))
+    parts.append(_section("Offers", words.offers_html(outcome)))
     return (f"<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>{html.escape(title)}"
             f"</title><style>{STYLE}</style></head><body>\n<h1>{html.escape(title)}</h1>\n"
-            + "".join(parts) + "</body></html>\n")
+            + words.verdict_html(outcome) + "".join(parts) + "</body></html>\n")
 
 
 def load_training_curves(models_root: Path, models: list[str]) -> list[TrainingCurve]:
@@ -265,14 +292,16 @@ def load_training_curves(models_root: Path, models: list[str]) -> list[TrainingC
     return sorted(curves, key=lambda c: (c.model, c.shard))
 
 
-def write(wh: Warehouse, cfg: Config, run_date: dt.date) -> Path:
-    """Render this run's report to reports/run_date=.../report.html; returns its path."""
+def write(wh: Warehouse, cfg: Config, run_date: dt.date,
+          outcome: OffersOutcome | None = None) -> Path:
+    """Render this run's report to reports/run_date=.../report.html; returns its path.
+    `outcome`: what the score stage did (None before scoring: the report says so)."""
     rid = runs.run_id(cfg, run_date)
     rows = metrics_store.run_metrics(wh.table("metrics"), run_date)
     metrics = rows[rows[Col.RUN_ID] == rid]  # a rerun with another config leaves older rows
     curves = load_training_curves(wh.models_root(run_date), model_names(cfg))
     text = render(metrics, curves, f"telcorec run {rid} (run date {run_date.isoformat()})",
-                  f"validation precision@{cfg.train.early_stopping.k}")
+                  f"validation precision@{cfg.train.early_stopping.k}", outcome)
     out = wh.report_dir(run_date)
     out.mkdir(parents=True, exist_ok=True)
     partial = out / f".{REPORT}.partial"

@@ -31,6 +31,8 @@ CONSENT, CURRENT_PLAN, FATIGUE, CAMPAIGN_CAP = ("consent", "current_plan", "fati
                                               "campaign_cap")
 CANDIDATE_PAIRS, ELIGIBLE_PAIRS = "candidate_pairs", "eligible_pairs"
 WITHOUT_OFFERS = "subscribers_without_offers"
+FILLABLE = "fillable_rows"   # sum over subscribers of min(K, offers the rules leave them)
+ELIGIBLE = "eligible:"       # count key prefix: subscribers the rules leave each offer index
 
 
 def condition_mask(cond: RuleCondition, subs: pd.DataFrame, offers: pd.DataFrame) -> np.ndarray:
@@ -92,6 +94,16 @@ def removed_counts(masks: dict[str, np.ndarray]) -> dict[str, int]:
         remaining &= ~mask
     counts[ELIGIBLE_PAIRS] = int(remaining.sum())
     counts[WITHOUT_OFFERS] = int((~remaining.any(axis=1)).sum())
+    return counts
+
+
+def room_counts(allowed_pairs: np.ndarray, k: int) -> dict[str, int]:
+    """What the rules leave room for in a batch (subscribers x offers allowed): rows up to K per
+    subscriber (FILLABLE) and subscribers per offer index (ELIGIBLE<idx>), from which the
+    quality gate bounds the rows a run can publish."""
+    per_offer = allowed_pairs.sum(axis=0)
+    counts = {FILLABLE: int(np.minimum(allowed_pairs.sum(axis=1), k).sum())}
+    counts.update({f"{ELIGIBLE}{o}": int(n) for o, n in enumerate(per_offer) if n})
     return counts
 
 

@@ -193,6 +193,7 @@ def offer_rows(batch: pd.DataFrame, sel: Selection, k: int,
     }
     schema = to_arrow_schema(CANDIDATES)
     counts = rules.removed_counts(ranked.masks)
+    counts.update(rules.room_counts(rules.allowed(ranked.masks), k))
     counts.update({f"{campaign_cap.ADMITTED}{o}": int(n) for o, n in enumerate(per_offer) if n})
     return pa.RecordBatch.from_arrays([columns[f.name].cast(f.type) for f in schema],
                                       schema=schema), counts

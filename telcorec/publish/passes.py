@@ -44,7 +44,7 @@ from pyspark.sql import types as T
 from telcorec.core import schemas
 from telcorec.core.columns import Col
 from telcorec.core.config import Config
-from telcorec.core.exceptions import DataError, GateRejected
+from telcorec.core.exceptions import DataError
 from telcorec.io import metrics_store, runs, storage
 from telcorec.io.warehouse import Warehouse
 from telcorec.models.scoring import PopularityScorer, Scorer
@@ -183,14 +183,16 @@ class Judged:
     stats: OutputStats
     arms: dict[str, int]      # subscribers per arm (their rank-1 rows)
     removed: dict[str, int]   # pairs each rule removed, candidate rows the cap removed
+    verdict: gate.Verdict
 
 
 def judge(summary: dict[str, int], cfg: Config, scorer: Scorer, subscribers: int, k: int,
           caps: campaign_cap.Thresholds | None, contract: OffersContract, wh: Warehouse,
-          run_date: dt.date) -> Judged:
+          run_date: dt.date, limit: int | None = None) -> Judged:
     """Everything the publishing pass counted, checked before anything is committed: the cap
-    admitted what its thresholds allow, the output contract holds, the quality gate passes.
-    Raises (GateRejected, PublishError, RuntimeError) otherwise."""
+    admitted what its thresholds allow, the output contract holds, the quality gate passes
+    (its row check against what the rules and the cap of `limit` subscribers per offer allow).
+    Raises (gate.GateRefusal, PublishError, RuntimeError) otherwise."""
     names = [rules.CANDIDATE_PAIRS, rules.CONSENT, rules.CURRENT_PLAN,
              *(r.name for r in cfg.rules.eligibility), rules.FATIGUE]
     names += [rules.ELIGIBLE_PAIRS, rules.WITHOUT_OFFERS]
@@ -199,17 +201,23 @@ def judge(summary: dict[str, int], cfg: Config, scorer: Scorer, subscribers: int
         caps.check({int(o): n for o, n in prefixed(summary, campaign_cap.ADMITTED).items()})
     removed[rules.CAMPAIGN_CAP] = caps.capped_rows if caps is not None else 0
     contract.refuse(prefixed(summary, CONTRACT))
-    offered = [o for o, n in prefixed(summary, OFFER).items() if n]
+    offered = prefixed(summary, OFFER)
+    possible = gate.possible_rows(summary.get(rules.FILLABLE, subscribers * k),
+                                  prefixed(summary, rules.ELIGIBLE).values(),
+                                  caps.limit if caps is not None else limit)
     stats = OutputStats(rows=summary.get(ROWS, 0), subscribers=subscribers, k=k,
-                        distinct_offers=len(offered), catalogue_size=len(scorer.offer_ids),
-                        non_finite_scores=summary.get(f"{CONTRACT}score_finite", 0))
+                        distinct_offers=sum(1 for n in offered.values() if n),
+                        catalogue_size=len(scorer.offer_ids),
+                        non_finite_scores=summary.get(f"{CONTRACT}score_finite", 0),
+                        possible_rows=possible)
     refused = gate.check(cfg.gate, scorer.name,
                          metrics_store.overall_metrics(wh.table("metrics"), run_date),
                          runs.last_published_metrics(wh.table("runs")), stats)
+    arms = dict(sorted(prefixed(summary, FIRST).items()))
+    verdict = gate.Verdict(tuple(refused), stats)
     if refused:
-        raise GateRejected("quality gate refused to publish: " + "; ".join(refused))
-    arms = prefixed(summary, FIRST)
-    return Judged(stats, dict(sorted(arms.items())), removed)
+        raise gate.GateRefusal(verdict, removed, arms, offered)
+    return Judged(stats, arms, removed, verdict)
 
 
 @dataclass

@@ -5,13 +5,18 @@ import datetime as dt
 import functools
 import logging
 import time
+from dataclasses import dataclass
 from typing import Callable
 
 from pyspark.sql import SparkSession
 
 from telcorec.core.config import Config
-from telcorec.io import runs
+from telcorec.core.exceptions import GateRejected
+from telcorec.evaluation import report, report_sections
+from telcorec.io import runs, storage
 from telcorec.io.warehouse import Warehouse
+from telcorec.publish import fit
+from telcorec.publish.gate import GateRefusal
 from telcorec.stages import (
     drift,
     evaluate,
@@ -25,6 +30,7 @@ from telcorec.stages import (
     train,
     tune,
 )
+from telcorec.stages.context import StageContext
 
 log = logging.getLogger(__name__)
 
@@ -59,10 +65,18 @@ def skip_reason(cfg: Config, stage: str) -> str | None:
     return None
 
 
+def check_k(spark: SparkSession, cfg: Config, run_date: dt.date) -> None:
+    """scoring.k against the catalogue, the rules and the cap, as soon as the features stage has
+    written them: a K no run can fill stops here, not at the quality gate after training."""
+    ctx = StageContext.open(spark, cfg, run_date)
+    fit.check_k(cfg, ctx.read("subscriber_features"), ctx.read("offer_features").toPandas())
+
+
 def run(spark: SparkSession, cfg: Config, run_date: dt.date, *,
-        secret: bytes | None = None) -> dict[str, object]:
+        secret: bytes | None = None, into: dict[str, object] | None = None) -> dict[str, object]:
     """Run every stage as one attempt recorded in `runs` (running -> succeeded/failed/rejected).
-    `secret` is the pseudonymisation key, resolved at the job's edge (see ingest.run)."""
+    `secret` is the pseudonymisation key, resolved at the job's edge (see ingest.run). `into`
+    receives each stage's result as it finishes, so a caller keeps them when a stage raises."""
     wh = Warehouse.from_config(cfg.warehouse, cfg.inputs.path)
     # the key is handed to the one stage that reads identifiers, never stored in config
     stages = {**STAGES, "ingest": functools.partial(ingest.run, secret=secret)}
@@ -79,8 +93,12 @@ def run(spark: SparkSession, cfg: Config, run_date: dt.date, *,
             log.info("%s ...", step)
             started = time.monotonic()
             results[name] = stages[name](spark, cfg, run_date)
+            if into is not None:
+                into[name] = results[name]
             log.info("%s done in %s (run %s)%s", step, _elapsed(time.monotonic() - started),
                      _elapsed(time.monotonic() - began), _brief(results[name]))
+            if name == "features":
+                check_k(spark, cfg, run_date)
 
     return runs.recorded(wh.table("runs"), wh.table("metrics"), cfg, run_date, every_stage)
 
@@ -101,10 +119,74 @@ def _brief(result: object, width: int = 70) -> str:
                                          else counts[:width - 3].rsplit(", ", 1)[0] + ", ...")
 
 
-def summary(cfg: Config, run_date: dt.date, results: dict[str, object]) -> str:
-    """A plain-text report of rows per stage, rejects, metrics and where the tables are."""
+@dataclass(frozen=True)
+class Outcome:
+    """A pipeline attempt: each stage's result, and the quality gate's refusal (None: the
+    offers were published)."""
+    results: dict[str, object]
+    refusal: GateRejected | None
+
+
+def attempt(spark: SparkSession, cfg: Config, run_date: dt.date, *,
+            secret: bytes | None = None) -> Outcome:
+    """`run`, with a refusal of the quality gate returned instead of raised, and the run report
+    rewritten with the gate's verdict and the offers section once the score stage has judged."""
+    results: dict[str, object] = {}
+    refusal = None
+    try:
+        run(spark, cfg, run_date, secret=secret, into=results)
+    except GateRejected as exc:
+        refusal = exc
+    if isinstance(results.get("evaluate"), dict):
+        ctx = StageContext.open(spark, cfg, run_date)
+        offers = offers_outcome(ctx, results.get("score"), refusal)
+        results["evaluate"]["report"] = str(report.write(ctx.wh, cfg, run_date, offers))
+    return Outcome(results, refusal)
+
+
+def offers_outcome(ctx: StageContext, scored: dict | None,
+                   refusal: GateRejected | None) -> report_sections.OffersOutcome:
+    """What the report's offers section shows: Spark aggregates of the published offers (or,
+    refused, the counts of the pass the gate judged), the rules' removals and the rejects."""
+    rejects = (report_sections.rejects_by_reason(ctx.read("rejects"))
+               if storage.is_delta_table(ctx.wh.table("rejects")) else None)
+    if refusal is not None:
+        counts = refusal if isinstance(refusal, GateRefusal) else None
+        return report_sections.OffersOutcome(
+            published=False, reasons=report_sections.reasons_of(refusal),
+            rows_line=counts.verdict.rows_line() if counts else "",
+            removed=counts.removed if counts else {}, first_by_arm=counts.arms if counts else {},
+            rows_by_offer=counts.offers if counts else {}, rejects=rejects)
+    # the run date's partition: this attempt has just replaced it
+    by_segment, by_arm = report_sections.offer_mix(ctx.read("offers"),
+                                                   ctx.read("subscriber_features"))
+    return report_sections.OffersOutcome(
+        published=True, reasons=(), rows_line=str((scored or {}).get("gate", "")),
+        removed=dict((scored or {}).get("rules", {})),
+        first_by_arm=dict((scored or {}).get("subscribers_by_arm", {})),
+        by_segment=by_segment, by_arm=by_arm, rejects=rejects)
+
+
+def verdict_lines(results: dict[str, object], refusal: GateRejected | None) -> list[str]:
+    """The quality gate's verdict, first in the summary: published, or refused and why."""
+    if refusal is not None:
+        lines = ["quality gate: refused, offers not published (the table keeps its last "
+                 "published rows; the run is recorded as rejected in `runs`):"]
+        lines += [f"  - {r}" for r in report_sections.reasons_of(refusal)]
+        return lines
+    scored = results.get("score")
+    if isinstance(scored, dict):
+        return [f"quality gate: passed, offers published: {scored.get('gate', '')}".rstrip(": ")]
+    return []
+
+
+def summary(cfg: Config, run_date: dt.date, results: dict[str, object],
+            refusal: GateRejected | None = None) -> str:
+    """A plain-text report of the gate's verdict, rows per stage, rejects, metrics and where the
+    tables are."""
     wh = Warehouse.from_config(cfg.warehouse, cfg.inputs.path)
-    lines = [f"telcorec run {runs.run_id(cfg, run_date)} for run date {run_date}", ""]
+    lines = [f"telcorec run {runs.run_id(cfg, run_date)} for run date {run_date}",
+             *verdict_lines(results, refusal), ""]
     if "generate" in results:
         lines.append("generated inputs: " + ", ".join(f"{k} {v:,}" for k, v in
                                                       results["generate"].items()))
@@ -115,15 +197,16 @@ def summary(cfg: Config, run_date: dt.date, results: dict[str, object]) -> str:
                      f"rejected {c.rejected:>8,}  {reasons}")
     for stage in ("features", "interactions", "tune", "train", "score", "drift", "experiment"):
         if stage in results:
-            lines.append(f"{stage}: " + _figures(results[stage]))
+            figures = {k: v for k, v in results[stage].items() if k != "gate"}
+            lines.append(f"{stage}: " + _figures(figures))
     if "evaluate" in results:
         evaluated = dict(results["evaluate"])
-        report = evaluated.pop("report")
+        path = evaluated.pop("report")
         lines.append("evaluation (held-out latest plan, full ranking):")
         for model, values in evaluated.items():
             lines.append(f"  {model:<14} " + "  ".join(f"{k} {v:.4f}"
                                                        for k, v in sorted(values.items())))
-        lines.append(f"run report (figures, per segment, cold start, training): {report}")
+        lines.append(f"run report (figures, per segment, cold start, training): {path}")
     lines += ["", f"tables (Delta) under {wh.root}: offers, metrics, rejects, ...",
               "query them:  ./spark-submit.sh sql \"SELECT * FROM offers LIMIT 20\""]
     return "\n".join(lines)

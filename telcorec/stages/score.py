@@ -17,7 +17,7 @@ from telcorec.io import runs
 from telcorec.models.scoring import load_scorer, with_subscriber_index
 from telcorec.offers import campaign_cap, selection
 from telcorec.offers.cold_start import served
-from telcorec.publish import gate
+from telcorec.publish import fit, gate
 from telcorec.publish.contract import OffersContract
 from telcorec.publish.passes import (
     Passes,
@@ -55,6 +55,7 @@ def run(spark: SparkSession, cfg: Config, run_date: dt.date) -> dict:
     features = with_subscriber_index(subscriber_features, read("subscriber_index"))
     offer_df = read("offer_features")
     offers = offer_df.toPandas().sort_values(Col.OFFER_IDX, ignore_index=True)  # the catalogue
+    fit.check_k(cfg, subscriber_features, offers)  # before the model loads: K must fit it
     refuse_on_drift(ctx, subscriber_features)
     scorer = served(load_scorer(wh, cfg, run_date, cfg.scoring.model), cfg, offers)
     k = cfg.scoring.k
@@ -89,7 +90,7 @@ def run(spark: SparkSession, cfg: Config, run_date: dt.date) -> dict:
             summary, staged = passes.publishing(caps)
         try:
             judged = judge(summary, cfg, scorer, people.subscribers, k, caps, contract, wh,
-                           run_date)
+                           run_date, limit)
         except Exception:
             if staged is not None:
                 staged.discard()
@@ -100,4 +101,5 @@ def run(spark: SparkSession, cfg: Config, run_date: dt.date) -> dict:
         passes.release()
     return {"offers": n, "model_version": scorer.version, "model": scorer.name,
             "distinct_offers": judged.stats.distinct_offers,
-            "subscribers_by_arm": judged.arms, "rules": judged.removed}
+            "subscribers_by_arm": judged.arms, "rules": judged.removed,
+            "gate": judged.verdict.rows_line()}
