@@ -64,13 +64,13 @@ class Col:
     PERSONA = "persona"
     NEXT_OFFER_ID = "next_offer_id"  # a new subscriber's first plan choice (cold-start truth)
 
-    # responses (issue 19): a subscriber's answer to an offer published on offer_run_date
+    # responses: a subscriber's answer to an offer published on offer_run_date
     OFFER_RUN_DATE = "offer_run_date"
     CHANNEL = "channel"
     RESPONDED_DATE = "responded_date"
     OUTCOME = "outcome"
 
-    # experiment_results (issue 19; telcorec/evaluation/experiment.py)
+    # experiment_results (telcorec/evaluation/experiment.py)
     WINDOW_START = "window_start"
     SUBSCRIBERS = "subscribers"
     OFFERED = "offered"
@@ -92,7 +92,7 @@ class Col:
     MDE = "mde"
     REVENUE_PER_SUBSCRIBER = "revenue_per_subscriber"
 
-    # drift (issue 19; telcorec/evaluation/drift.py)
+    # drift (telcorec/evaluation/drift.py)
     KIND = "kind"
     FEATURE = "feature"
     REFERENCE = "reference"
@@ -151,7 +151,7 @@ class Col:
     TRAIN_PAIRS = "train_pairs"
     VALIDATION_PAIRS = "validation_pairs"
 
-    # offers (issue 6): arm, score components, reasons; scoring-only helper columns
+    # offers: arm, score components, reasons; scoring-only helper columns
     ARM = "arm"
     ROUTE = "route"  # Route.* of the subscriber's row
     RELEVANCE = "relevance"
@@ -188,7 +188,7 @@ class Col:
     INTERNATIONAL = "international"
     MARKETING_OPT_OUT = "marketing_opt_out"  # consent: True = no marketing offers (rules.consent)
 
-    # subscriber features (issue 3)
+    # subscriber features
     VOICE_MIN_MONTH_STD = "voice_min_month_std"
     SMS_MONTH_STD = "sms_month_std"
     DATA_TREND = "data_trend"
@@ -215,7 +215,7 @@ class Col:
     CHURN_BAND = "churn_band"
     CHURN_SOURCE = "churn_source"
 
-    # offer features (issue 3)
+    # offer features
     OFFER_VALUE = "offer_value"
     VALUE_CATEGORY = "value_category"
     BUNDLE_RICHNESS = "bundle_richness"

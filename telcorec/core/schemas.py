@@ -39,7 +39,7 @@ CDR = _schema(
     (Col.EVENT_TS, TS, True), (Col.DURATION_S, D, True), (Col.DATA_MB, D, True),
 )
 
-# Feedback (issue 19): the operator's record of answers to published offers. Not one of the four
+# Feedback: the operator's record of answers to published offers. Not one of the four
 # inputs every adapter must supply: a source without responses has none ("no response").
 RESPONSES = _schema(
     (Col.SUBSCRIBER_ID, S, True), (Col.OFFER_ID, S, True), (Col.OFFER_RUN_DATE, DT, True),
@@ -78,7 +78,7 @@ SUBSCRIBER_FEATURES = _schema(
     (Col.SMS_MONTH, D, True), (Col.DATA_CV, D, True), (Col.USAGE_STABILITY, S, False),
     (Col.DATA_INTENSITY, S, False), (Col.CALL_INTENSITY, S, False), (Col.SMS_INTENSITY, S, False),
     (Col.CURRENT_OFFER_ID, S, True), (Col.HAS_HISTORY, B, False),
-    # issue 3: the full telecom feature set (definitions in telcorec/features/)
+    # the full telecom feature set (definitions in telcorec/features/)
     (Col.VOICE_MIN_MONTH_STD, D, True), (Col.SMS_MONTH_STD, D, True),
     (Col.DATA_TREND, S, False), (Col.DATA_TREND_PCT, D, True), (Col.USAGE_SCORE, D, True),
     (Col.PEAK_CALL_HOUR, I, True), (Col.BUSINESS_HOURS_RATIO, D, True),
@@ -91,7 +91,7 @@ SUBSCRIBER_FEATURES = _schema(
     (Col.DATA_PLAN_EFFICIENCY, D, True), (Col.VOICE_USE_RATIO, D, True),
     (Col.VOICE_PLAN_FIT, S, False), (Col.VOICE_PLAN_EFFICIENCY, D, True),
     (Col.CHURN_PROBABILITY, D, True), (Col.CHURN_BAND, S, False), (Col.CHURN_SOURCE, S, False),
-    # issue 7: consent (False where the source has no consent data); rules.CONSENT enforces it
+    # consent (False where the source has no consent data); rules.CONSENT enforces it
     (Col.MARKETING_OPT_OUT, B, False),
 )
 # The feature stage's incremental state (README "Daily runs"). usage_daily: one row per subscriber
@@ -115,7 +115,7 @@ OFFER_FEATURES = _schema(
     (Col.PRICE, D, False), (Col.DATA_GB, D, False), (Col.VOICE_MIN, D, False),
     (Col.PLAN_TYPE, S, True), (Col.PAYMENT_TYPE, S, True), (Col.NETWORK, S, True),
     (Col.FAMILY, S, False), (Col.PRICE_TIER, S, False), (Col.DATA_TIER, S, False),
-    # issue 3
+    # the full telecom offer feature set
     (Col.SMS, I, True), (Col.CONTRACT_MONTHS, I, True), (Col.OFFER_VALUE, D, False),
     (Col.VALUE_CATEGORY, S, False), (Col.BUNDLE_RICHNESS, I, False), (Col.BUNDLE_TYPE, S, False),
     (Col.CONTRACT_LENGTH, S, False),
@@ -132,7 +132,7 @@ OFFERS = _schema(
     (Col.RUN_DATE, DT, False), (Col.RUN_ID, S, False), (Col.SUBSCRIBER_ID, S, False),
     (Col.OFFER_ID, S, False), (Col.RANK, I, False), (Col.SCORE, D, False),
     (Col.MODEL_VERSION, S, False),
-    # issue 6: the experiment arm, the components of the final score (telcorec/offers/rerank.py) and
+    # the experiment arm, the components of the final score (telcorec/offers/rerank.py) and
     # the reasons (telcorec/offers/reasons.py). Partitions written before them read these as NULL.
     (Col.ARM, S, False), (Col.RELEVANCE, D, False), (Col.REVENUE, D, False),
     (Col.RETENTION, D, False), (Col.DIVERSITY, D, False),
@@ -196,7 +196,7 @@ def conform(df: DataFrame, schema: T.StructType) -> DataFrame:
     return df.select(*[df[f.name].cast(f.dataType).alias(f.name) for f in schema.fields])
 
 
-# ---- optional input columns (issue 3) -------------------------------------------------------
+# ---- optional input columns ---------------------------------------------------------------
 # Read when the source has them (an adapter maps them, or a Delta input table holds them), NULL
 # otherwise; the validated tables always carry them, so later stages need no "if present".
 OPTIONAL = {
