@@ -3,10 +3,13 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
+import telcorec
 from telcorec.launch import cluster, environment
 from telcorec.launch.daemons import Layout
 from telcorec.launch.messages import LaunchError, UsageError, log
@@ -41,8 +44,11 @@ Commands:
         all (pytest's code 5) counts as a failure.
   [LAUNCHER OPTIONS] pipeline [ARGS...]
         Submit jobs/pipeline.py.
-  [LAUNCHER OPTIONS] sql "QUERY" [--conf FILE] [--limit N]
-        Submit jobs/sql.py with QUERY as its first argument (quote the query).
+  sql "QUERY" [--format table|csv|json] [--output FILE] [--limit N] [--conf FILE]
+        One read-only query over the warehouse's tables, run in plain Python (delta-rs and
+        DuckDB, no JVM): the result alone on stdout, logs on stderr; anything but a query
+        exits 2. With --engine spark it is submitted like a job and runs on Spark SQL
+        (./spark-submit.sh sql --help).
   [LAUNCHER OPTIONS] JOB [ARGS...]  or  [LAUNCHER OPTIONS] submit JOB [ARGS...]
         Submit jobs/JOB.py with ARGS (`./spark-submit.sh JOB --help`: the job's own options).
   cluster up|add-worker|down|status [OPTIONS]
@@ -50,6 +56,8 @@ Commands:
         Spark's sbin/spark-daemon.sh; ./spark-submit.sh cluster --help tells more.
   -h, --help
         Show this help.
+  --version
+        Print telcorec's version.
 
 Jobs available now (jobs/*.py): {jobs}
 
@@ -110,6 +118,7 @@ Examples:
   ./spark-submit.sh pipeline                      # the whole pipeline on local[2]
   ./spark-submit.sh pipeline --conf conf/local.yaml --master 'local[*]' --driver-memory 8g
   ./spark-submit.sh sql "SELECT run_date, count(*) AS n FROM offers GROUP BY run_date" --limit 20
+  ./spark-submit.sh sql --format csv --output offers.csv "SELECT * FROM latest_offers"
   ./spark-submit.sh --dry-run score --master spark://spark-master:7077
   ./spark-submit.sh score --master yarn --conf conf/cluster.yaml
   ./spark-submit.sh vacuum --dry-run              # vacuum's own dry run: lists orphan files
@@ -131,7 +140,7 @@ def in_venv() -> bool:
 def runs_without_setup(argv: list[str]) -> bool:
     """Whether `argv` can run with the Python at hand, without Java or an up-to-date .venv:
     help, usage errors, cluster status/down, and --dry-run inside .venv's Python."""
-    if not argv or argv[0] in HELP:
+    if not argv or argv[0] in HELP or argv[0] == "--version":
         return True
     if argv[0] == "test":
         return False
@@ -199,6 +208,26 @@ def _cluster_note(plan: Plan, master: str) -> None:
            ": Delta's jars from conf/spark/delta.properties (Maven or TELCOREC_DELTA_JARS)."))
 
 
+def run_sql_on_spark(plan: Plan) -> int:
+    """spark-submit prints what the Python driver writes to stderr, and Spark's own start-up
+    lines, on its stdout: everything it prints goes to stderr here, and the result reaches
+    stdout through a file (unless the query has its own --output)."""
+    env = {**os.environ, **plan.env}
+    if any(a == "--output" or a.startswith("--output=") for a in plan.argv):
+        return subprocess.call(plan.argv, cwd=REPO, env=env, stdout=sys.stderr)
+    fd, result = tempfile.mkstemp(prefix="telcorec-sql-", suffix=".out")
+    os.close(fd)
+    try:
+        rc = subprocess.call([*plan.argv, "--output", result], cwd=REPO, env=env,
+                             stdout=sys.stderr)
+        if rc == 0:
+            with open(result, encoding="utf-8") as f:
+                shutil.copyfileobj(f, sys.stdout)
+        return rc
+    finally:
+        os.unlink(result)
+
+
 def run_job(argv: list[str]) -> int:
     request = parse_job_command(argv, REPO / "jobs")
     plan = build_plan(request, REPO, VENV_PYTHON, environment.project_version(REPO / "setup.py"),
@@ -217,6 +246,8 @@ def run_job(argv: list[str]) -> int:
         else:
             log(f"reusing {plan.archive} (.venv unchanged since it was packed)")
         _cluster_note(plan, request.options.master)
+    if request.job == "sql" and plan.mode != "python":
+        return run_sql_on_spark(plan)
     os.chdir(REPO)
     sys.stdout.flush()
     os.execve(plan.argv[0], plan.argv, {**os.environ, **plan.env})
@@ -231,6 +262,9 @@ def main(argv: list[str]) -> int:
             return 2
         if argv[0] in HELP:
             print(usage(), end="")
+            return 0
+        if argv[0] == "--version":
+            print(f"telcorec {telcorec.__version__}")
             return 0
         if argv[0] == "test":
             return run_tests(argv[1:])
