@@ -134,6 +134,10 @@ def duckdb_query(wh: "Warehouse", text: str, limit: int | None = None
         return list(relation.columns), relation.fetchall()
     except duckdb.Error as exc:
         raise QueryError(f"{exc}") from None
+    finally:
+        # closed here, not at interpreter exit: torn down then, DuckDB's threads scanning
+        # Arrow datasets can abort the process (SIGABRT) after the result was printed
+        con.close()
 
 
 def register_views(spark: "SparkSession", wh: "Warehouse", writer: str) -> list[str]:
