@@ -19,7 +19,7 @@ from telcorec.launch.options import (
     job_names,
     parse_job_command,
 )
-from telcorec.launch.submit import Plan, build_plan, render_dry_run, spark_env
+from telcorec.launch.submit import Plan, build_plan, python_only, render_dry_run, spark_env
 
 REPO = Path(__file__).resolve().parents[2]
 VENV = REPO / ".venv"
@@ -154,6 +154,17 @@ def runs_without_setup(argv: list[str]) -> bool:
     return request.options.dry_run and in_venv()
 
 
+def setup_needed(argv: list[str]) -> int:
+    """The answer to spark-submit.sh's --runs-without-setup: 0 when `argv` runs with the Python
+    at hand, 3 when it needs .venv but no Java (a Python-only job), 1 when it needs both."""
+    if runs_without_setup(argv):
+        return 0
+    try:
+        return 3 if python_only(parse_job_command(argv, REPO / "jobs")) else 1
+    except UsageError:
+        return 1
+
+
 def run_tests(args: list[str]) -> int:
     cmd = [VENV_PYTHON, "-m", "pytest"]
     if "--all" in args:
@@ -256,7 +267,7 @@ def run_job(argv: list[str]) -> int:
 def main(argv: list[str]) -> int:
     try:
         if argv[:1] == ["--runs-without-setup"]:
-            return 0 if runs_without_setup(argv[1:]) else 1
+            return setup_needed(argv[1:])
         if not argv:
             print(usage(), file=sys.stderr, end="")
             return 2
