@@ -22,6 +22,7 @@ import itertools
 import json
 import logging
 import math
+import os
 import re
 import sys
 from typing import TYPE_CHECKING, Any, Iterable, Sequence, TextIO
@@ -302,11 +303,14 @@ def main(argv: Sequence[str]) -> int:
         return 2
     rows = list(rows)
     cut = limit and len(rows) > limit
-    out = open(args.output, "w", newline="", encoding="utf-8") if args.output else sys.stdout
+    # submitted with spark-submit, the launcher names a file for the result: spark-submit
+    # mixes the driver's log lines into its own stdout (telcorec/launch/cli.py run_submitted)
+    target = args.output or os.environ.get("TELCOREC_RESULT_FILE")
+    out = open(target, "w", newline="", encoding="utf-8") if target else sys.stdout
     try:
         n = write_rows(columns, itertools.islice(rows, limit or None), out, args.format)
     finally:
-        if args.output:
+        if target:
             out.close()
     log.info("%d row%s%s", n, "" if n == 1 else "s",
              f" (more not shown: --limit {limit} cuts them; --limit 0 shows all)" if cut else "")

@@ -26,6 +26,7 @@ VENV = REPO / ".venv"
 # Not symlink-resolved: resolving .venv/bin/python would land on the base interpreter.
 VENV_PYTHON = str(VENV / "bin" / "python")
 HELP = ("-h", "--help", "help")
+RESULT_FILE = "TELCOREC_RESULT_FILE"   # where a submitted job writes its result (run_submitted)
 
 USAGE = """\
 Usage: ./spark-submit.sh COMMAND [ARGS...]
@@ -219,21 +220,22 @@ def _cluster_note(plan: Plan, master: str) -> None:
            ": Delta's jars from conf/spark/delta.properties (Maven or TELCOREC_DELTA_JARS)."))
 
 
-def run_sql_on_spark(plan: Plan) -> int:
-    """spark-submit prints what the Python driver writes to stderr, and Spark's own start-up
-    lines, on its stdout: everything it prints goes to stderr here, and the result reaches
-    stdout through a file (unless the query has its own --output)."""
-    env = {**os.environ, **plan.env}
-    if any(a == "--output" or a.startswith("--output=") for a in plan.argv):
-        return subprocess.call(plan.argv, cwd=REPO, env=env, stdout=sys.stderr)
-    fd, result = tempfile.mkstemp(prefix="telcorec-sql-", suffix=".out")
+def run_submitted(plan: Plan) -> int:
+    """Run a spark-submit command with a clean stdout. spark-submit copies what the Python
+    driver writes to stderr (its log lines) onto its own stdout, so everything spark-submit
+    prints goes to stderr here, and the job's result (what it prints as such: telcorec/cli.py,
+    telcorec/sql.py) reaches stdout through the file named in TELCOREC_RESULT_FILE."""
+    fd, result = tempfile.mkstemp(prefix="telcorec-result-")
     os.close(fd)
     try:
-        rc = subprocess.call([*plan.argv, "--output", result], cwd=REPO, env=env,
-                             stdout=sys.stderr)
-        if rc == 0:
-            with open(result, encoding="utf-8") as f:
-                shutil.copyfileobj(f, sys.stdout)
+        proc = subprocess.Popen(plan.argv, cwd=REPO, stdout=sys.stderr,
+                                env={**os.environ, **plan.env, RESULT_FILE: result})
+        try:
+            rc = proc.wait()
+        except KeyboardInterrupt:   # the job got the same Ctrl-C: let it stop in its own way
+            rc = proc.wait()
+        with open(result, encoding="utf-8") as f:
+            shutil.copyfileobj(f, sys.stdout)
         return rc
     finally:
         os.unlink(result)
@@ -257,8 +259,8 @@ def run_job(argv: list[str]) -> int:
         else:
             log(f"reusing {plan.archive} (.venv unchanged since it was packed)")
         _cluster_note(plan, request.options.master)
-    if request.job == "sql" and plan.mode != "python":
-        return run_sql_on_spark(plan)
+    if plan.mode != "python":
+        return run_submitted(plan)
     os.chdir(REPO)
     sys.stdout.flush()
     os.execve(plan.argv[0], plan.argv, {**os.environ, **plan.env})

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -76,3 +77,13 @@ def test_sql_help_goes_to_stdout_with_exit_0():
     run = launcher("sql", "--help")
     assert run.returncode == 0, run.stderr
     assert run.stdout.startswith("usage: ./spark-submit.sh sql") and "--engine" in run.stdout
+
+
+def test_a_submitted_job_prints_its_result_alone_on_stdout(capfd):
+    # stands in for spark-submit: log lines on its stdout, the result into the launcher's file
+    job = ("import os, sys; print('INFO a log line'); print('WARN another', file=sys.stderr); "
+           "open(os.environ['TELCOREC_RESULT_FILE'], 'a').write('n\\n3\\n'); sys.exit(4)")
+    rc = cli.run_submitted(cli.Plan([sys.executable, "-c", job], {}, "local"))
+    out, err = capfd.readouterr()
+    assert (rc, out) == (4, "n\n3\n")
+    assert "INFO a log line" in err and "WARN another" in err
