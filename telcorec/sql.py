@@ -278,14 +278,19 @@ def _run(args: argparse.Namespace, limit: int | None) -> tuple[list[str], Iterab
     wh = Warehouse.from_config(cfg.warehouse, cfg.inputs.path)
     if args.engine == "duckdb":
         return duckdb_query(wh, args.query, limit)
+    spark_statement(args.query)   # refused before a JVM starts
     from pyspark.sql import SparkSession
 
     from telcorec.io import storage
-    spark = SparkSession.getActiveSession() or \
-        SparkSession.builder.appName("telcorec-sql").getOrCreate()
-    columns, rows = spark_query(spark, wh, storage.choose_writer(spark, cfg.storage.writer),
-                                args.query, limit)
-    return columns, list(rows)
+    active = SparkSession.getActiveSession()
+    spark = active or SparkSession.builder.appName("telcorec-sql").getOrCreate()
+    try:
+        columns, rows = spark_query(spark, wh, storage.choose_writer(spark, cfg.storage.writer),
+                                    args.query, limit)
+        return columns, list(rows)
+    finally:
+        if active is None:
+            spark.stop()
 
 
 def main(argv: Sequence[str]) -> int:

@@ -76,6 +76,7 @@ to the job unchanged, after the job file; a lone -- ends the launcher options.
                          and exit 0 without running it or building anything.
 
 Relative paths in job arguments are taken from the repository root: the launcher runs there.
+A job's result is all that reaches stdout; spark-submit's and the job's log lines go to stderr.
 
 Spark settings come from conf/spark/*.properties (spark-defaults.conf format; edit them):
 common.properties for every job, then the file of the master's mode:
