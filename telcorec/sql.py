@@ -66,10 +66,25 @@ class QueryError(TelcorecError):
 # ------------------------------------------------------------------------------------------
 # What may run
 # ------------------------------------------------------------------------------------------
+# The words a query can start with; only used to word the message about a statement that
+# DuckDB's parser cannot read (another dialect's DDL, say), never to let one run.
+QUERY_WORDS = frozenset({"SELECT", "WITH", "VALUES", "FROM", "TABLE", "SHOW", "DESCRIBE", "DESC",
+                         "SUMMARIZE", "EXPLAIN", "PIVOT", "UNPIVOT"})
+_FIRST_WORD = re.compile(r"(?:\s+|--[^\n]*(?:\n|$)|/\*.*?\*/)*(\w+)", re.S)
+
+
+def _first_word(text: str) -> str | None:
+    match = _FIRST_WORD.match(text)
+    return match.group(1).upper() if match else None
+
+
 def _statements(text: str) -> list:
     try:
         return duckdb.extract_statements(text)
     except duckdb.Error as exc:
+        word = _first_word(text)
+        if word is not None and word not in QUERY_WORDS:
+            raise QueryError(f"refused a {word} statement: {READ_ONLY}") from None
         raise QueryError(f"the query does not parse: {exc} (the default engine speaks DuckDB's "
                          "SQL; --engine spark runs Spark SQL)") from None
 
@@ -95,9 +110,6 @@ def duckdb_statement(text: str) -> str:
     return text.strip().rstrip(";")
 
 
-_FIRST_WORD = re.compile(r"(?:\s+|--[^\n]*(?:\n|$)|/\*.*?\*/)*(\w+)", re.S)
-
-
 def spark_statement(text: str) -> str:
     """The text Spark runs for `text`: SHOW / DESCRIBE / EXPLAIN as given (none of them changes
     anything), any other statement only as the subquery of a SELECT, so that Spark's parser
@@ -109,8 +121,7 @@ def spark_statement(text: str) -> str:
         if "does not parse" not in str(exc):
             raise
     body = text.strip().rstrip(";").rstrip()
-    match = _FIRST_WORD.match(body)
-    if match and match.group(1).upper() in ("SHOW", "DESCRIBE", "DESC", "EXPLAIN"):
+    if _first_word(body) in ("SHOW", "DESCRIBE", "DESC", "EXPLAIN"):
         return body
     return f"SELECT * FROM (\n{body}\n) AS query"
 
