@@ -10,7 +10,8 @@
 #
 # The launcher is first asked (with .venv's Python, or any Python 3 before .venv exists) whether
 # the command needs the environment at all (--help, a usage error, `cluster status|down`, and
-# --dry-run once .venv exists do not); when it does, the environment is checked or built first.
+# --dry-run once .venv exists do not) and whether it needs Java (a Python-only job such as `sql`
+# on its embedded engine does not); what it needs is checked or built first.
 # Run `./spark-submit.sh --help` for the commands and options.
 set -euo pipefail
 
@@ -159,9 +160,9 @@ ensure_python311() {
     find_python311 || die "python3.11 was installed but is not on PATH or cannot create a virtualenv."
 }
 
+# Read from pyvenv.cfg rather than by starting the interpreter: this runs before every command.
 venv_ok() {
-    [[ -x $VENV_PY ]] &&
-        "$VENV_PY" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' >/dev/null 2>&1
+    [[ -x $VENV_PY ]] && grep -qE '^version(_info)? *= *3\.11\.' "$VENV_DIR/pyvenv.cfg" 2>/dev/null
 }
 
 sha256_of() {
@@ -181,10 +182,16 @@ ensure_venv() {
         fi
     fi
 
+    # A stamp written after setup.py last changed needs no hashing (a checkout or an edit of
+    # setup.py makes it newer than the stamp again).
+    [[ -f $STAMP && $STAMP -nt $REPO_ROOT/setup.py ]] && return 0
     local want have=''
     want="$(sha256_of "$REPO_ROOT/setup.py")"
     [[ -f $STAMP ]] && have="$(<"$STAMP")"
-    [[ $want == "$have" ]] && return 0
+    if [[ $want == "$have" ]]; then
+        touch "$STAMP"
+        return 0
+    fi
 
     # Environment variables stay as they are: pip finds the CPU build of torch through
     # PIP_FIND_LINKS on machines that set it.
@@ -197,11 +204,6 @@ ensure_venv() {
     fi
     (cd "$REPO_ROOT" && "$VENV_PY" -m pip install -e '.[test]') >&2
     printf '%s\n' "$want" >"$STAMP"
-}
-
-setup() {
-    ensure_java
-    ensure_venv
 }
 
 # ----------------------------------------------------------------------------------------------
@@ -221,12 +223,16 @@ launcher_python() {
 
 main() {
     cd "$REPO_ROOT"
-    local py
-    # --runs-without-setup exits 0 when the command needs neither Java nor an up-to-date .venv.
-    if py="$(launcher_python)" && "$py" -m telcorec.launch --runs-without-setup "$@" 2>/dev/null; then
-        exec "$py" -m telcorec.launch "$@"
+    local py needs=1
+    # --runs-without-setup exits 0 when the command needs neither Java nor an up-to-date .venv,
+    # 3 when it needs .venv but not Java.
+    if py="$(launcher_python)"; then
+        needs=0
+        "$py" -m telcorec.launch --runs-without-setup "$@" 2>/dev/null || needs=$?
+        ((needs == 0)) && exec "$py" -m telcorec.launch "$@"
     fi
-    setup
+    ((needs == 3)) || ensure_java
+    ensure_venv
     exec "$VENV_PY" -m telcorec.launch "$@"
 }
 

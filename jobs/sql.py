@@ -1,21 +1,16 @@
-"""spark-submit entry point: run SQL over the warehouse's Delta tables (each one is a view)."""
+"""Entry point of `./spark-submit.sh sql`: one read-only query over the warehouse's tables.
+
+The default engine (DuckDB over delta-rs) runs as plain Python, without spark-submit or a JVM;
+`--engine spark` is submitted with spark-submit like the other jobs (telcorec/launch/submit.py).
+"""
+import logging
+import sys
+
 from telcorec import sql
-from telcorec.cli import main
-from telcorec.io import storage
-from telcorec.io.warehouse import Warehouse
-
-
-def _body(spark, cfg, args):
-    wh = Warehouse.from_config(cfg.warehouse, cfg.inputs.path)
-    result = sql.query(spark, wh, storage.choose_writer(spark, cfg.storage.writer), args.query)
-    result.show(n=args.limit, truncate=False)
-
-
-def _args(p):
-    p.add_argument("query", help='SQL text, e.g. "SELECT run_date, count(*) FROM offers GROUP BY '
-                                 'run_date"; views: offers, metrics, rejects, subscriber_features, ...')
-    p.add_argument("--limit", type=int, default=50, help="rows to print (default 50)")
-
 
 if __name__ == "__main__":
-    main("sql", "Run a SQL query over the output tables and print the result.", _body, _args)
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("py4j", "pyspark"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    sys.exit(sql.main(sys.argv[1:]))

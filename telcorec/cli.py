@@ -5,6 +5,7 @@ import argparse
 import datetime as dt
 import json
 import logging
+import os
 import sys
 from typing import Callable
 
@@ -56,6 +57,17 @@ def configure_logging() -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
+def emit(text: str) -> None:
+    """Print the job's result: on stdout, or into the file the launcher names when it submits
+    the job (spark-submit mixes the driver's log lines into its own stdout)."""
+    path = os.environ.get("TELCOREC_RESULT_FILE")
+    if not path:
+        print(text)
+        return
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(text + "\n")
+
+
 def main(job: str, description: str, body: Callable[[SparkSession, Config, argparse.Namespace],
                                                      str | None],
          extra: Callable[[argparse.ArgumentParser], None] | None = None,
@@ -80,7 +92,7 @@ def main(job: str, description: str, body: Callable[[SparkSession, Config, argpa
     try:
         out = body(spark, cfg, args)
         if out:
-            print(out)
+            emit(out)
     except TelcorecError as exc:
         print(f"error: {exc}", file=sys.stderr)
         spark.stop()

@@ -1,11 +1,14 @@
 """One local[2] SparkSession for the whole test run (Delta's own test setup does the same)."""
 from __future__ import annotations
 
+import datetime as dt
 import os
 import sys
 
 import pytest
 from pyspark.sql import SparkSession
+
+PIPELINE_RUN_DATE = dt.date(2026, 11, 23)
 
 
 @pytest.fixture(scope="session")
@@ -29,3 +32,18 @@ def spark(tmp_path_factory):
     session.sparkContext.setLogLevel("ERROR")
     yield session
     session.stop()
+
+
+@pytest.fixture(scope="session")
+def tiny_pipeline(spark, tmp_path_factory):
+    """One whole pipeline run at 600 generated subscribers, built once for every test module
+    that reads a complete warehouse: (config, warehouse, the stages' results)."""
+    from telcorec.core import config
+    from telcorec.io.warehouse import Warehouse
+    from telcorec.stages import pipeline
+
+    root = tmp_path_factory.mktemp("wh")
+    cfg = config.load("conf/local.yaml").with_overrides(**{
+        "warehouse": str(root), "generator.subscribers": 600})
+    results = pipeline.run(spark, cfg, PIPELINE_RUN_DATE)
+    return cfg, Warehouse.from_config(cfg.warehouse, cfg.inputs.path), results

@@ -7,24 +7,19 @@ from deltalake import DeltaTable
 from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual, assertSchemaEqual
 
-from telcorec.core import config, schemas
+from telcorec.core import schemas
 from telcorec.core.columns import Col, Route
 from telcorec.io import storage
-from telcorec.io.warehouse import Warehouse
 from telcorec.stages import evaluate as evaluate_stage
 from telcorec.stages import pipeline
 from telcorec.stages import score as score_stage
 
-RUN = dt.date(2026, 11, 23)
+RUN = dt.date(2026, 11, 23)   # conftest.PIPELINE_RUN_DATE
 
 
 @pytest.fixture(scope="module")
-def tiny(spark, tmp_path_factory):
-    root = tmp_path_factory.mktemp("wh")
-    cfg = config.load("conf/local.yaml").with_overrides(**{
-        "warehouse": str(root), "generator.subscribers": 600})
-    results = pipeline.run(spark, cfg, RUN)
-    return cfg, Warehouse.from_config(cfg.warehouse, cfg.inputs.path), results
+def tiny(tiny_pipeline):
+    return tiny_pipeline   # conftest.py: one pipeline run, shared with the README examples
 
 
 def test_offers_contract(spark, tiny):

@@ -294,6 +294,12 @@ REVIEWED_SQL_SITES = {
     ("telcorec/sql.py", "query", "sql()"):
         "the operator's own query from the command line of `./spark-submit.sh sql`: running it "
         "is the job; every table is a temporary view over the current snapshot's files",
+    ("telcorec/sql.py", "spark_statement", "built SQL text"):
+        "the operator's own query placed as the subquery of a SELECT, so that Spark's parser "
+        "accepts a query and nothing else (a non-query fails to parse, nothing runs)",
+    ("telcorec/sql.py", "duckdb_query", "sql()"):
+        "the operator's own query, run only when DuckDB's parser classified it as one query "
+        "(duckdb_statement), on an in-memory connection locked against external access",
 }
 
 

@@ -3,10 +3,13 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
+import telcorec
 from telcorec.launch import cluster, environment
 from telcorec.launch.daemons import Layout
 from telcorec.launch.messages import LaunchError, UsageError, log
@@ -16,13 +19,14 @@ from telcorec.launch.options import (
     job_names,
     parse_job_command,
 )
-from telcorec.launch.submit import Plan, build_plan, render_dry_run, spark_env
+from telcorec.launch.submit import Plan, build_plan, python_only, render_dry_run, spark_env
 
 REPO = Path(__file__).resolve().parents[2]
 VENV = REPO / ".venv"
 # Not symlink-resolved: resolving .venv/bin/python would land on the base interpreter.
 VENV_PYTHON = str(VENV / "bin" / "python")
 HELP = ("-h", "--help", "help")
+RESULT_FILE = "TELCOREC_RESULT_FILE"   # where a submitted job writes its result (run_submitted)
 
 USAGE = """\
 Usage: ./spark-submit.sh COMMAND [ARGS...]
@@ -41,8 +45,11 @@ Commands:
         all (pytest's code 5) counts as a failure.
   [LAUNCHER OPTIONS] pipeline [ARGS...]
         Submit jobs/pipeline.py.
-  [LAUNCHER OPTIONS] sql "QUERY" [--conf FILE] [--limit N]
-        Submit jobs/sql.py with QUERY as its first argument (quote the query).
+  sql "QUERY" [--format table|csv|json] [--output FILE] [--limit N] [--conf FILE]
+        One read-only query over the warehouse's tables, run in plain Python (delta-rs and
+        DuckDB, no JVM): the result alone on stdout, logs on stderr; anything but a query
+        exits 2. With --engine spark it is submitted like a job and runs on Spark SQL
+        (./spark-submit.sh sql --help).
   [LAUNCHER OPTIONS] JOB [ARGS...]  or  [LAUNCHER OPTIONS] submit JOB [ARGS...]
         Submit jobs/JOB.py with ARGS (`./spark-submit.sh JOB --help`: the job's own options).
   cluster up|add-worker|down|status [OPTIONS]
@@ -50,6 +57,8 @@ Commands:
         Spark's sbin/spark-daemon.sh; ./spark-submit.sh cluster --help tells more.
   -h, --help
         Show this help.
+  --version
+        Print telcorec's version.
 
 Jobs available now (jobs/*.py): {jobs}
 
@@ -67,6 +76,7 @@ to the job unchanged, after the job file; a lone -- ends the launcher options.
                          and exit 0 without running it or building anything.
 
 Relative paths in job arguments are taken from the repository root: the launcher runs there.
+A job's result is all that reaches stdout; spark-submit's and the job's log lines go to stderr.
 
 Spark settings come from conf/spark/*.properties (spark-defaults.conf format; edit them):
 common.properties for every job, then the file of the master's mode:
@@ -110,6 +120,7 @@ Examples:
   ./spark-submit.sh pipeline                      # the whole pipeline on local[2]
   ./spark-submit.sh pipeline --conf conf/local.yaml --master 'local[*]' --driver-memory 8g
   ./spark-submit.sh sql "SELECT run_date, count(*) AS n FROM offers GROUP BY run_date" --limit 20
+  ./spark-submit.sh sql --format csv --output offers.csv "SELECT * FROM latest_offers"
   ./spark-submit.sh --dry-run score --master spark://spark-master:7077
   ./spark-submit.sh score --master yarn --conf conf/cluster.yaml
   ./spark-submit.sh vacuum --dry-run              # vacuum's own dry run: lists orphan files
@@ -131,7 +142,7 @@ def in_venv() -> bool:
 def runs_without_setup(argv: list[str]) -> bool:
     """Whether `argv` can run with the Python at hand, without Java or an up-to-date .venv:
     help, usage errors, cluster status/down, and --dry-run inside .venv's Python."""
-    if not argv or argv[0] in HELP:
+    if not argv or argv[0] in HELP or argv[0] == "--version":
         return True
     if argv[0] == "test":
         return False
@@ -143,6 +154,17 @@ def runs_without_setup(argv: list[str]) -> bool:
     except UsageError:
         return True
     return request.options.dry_run and in_venv()
+
+
+def setup_needed(argv: list[str]) -> int:
+    """The answer to spark-submit.sh's --runs-without-setup: 0 when `argv` runs with the Python
+    at hand, 3 when it needs .venv but no Java (a Python-only job), 1 when it needs both."""
+    if runs_without_setup(argv):
+        return 0
+    try:
+        return 3 if python_only(parse_job_command(argv, REPO / "jobs")) else 1
+    except UsageError:
+        return 1
 
 
 def run_tests(args: list[str]) -> int:
@@ -199,6 +221,27 @@ def _cluster_note(plan: Plan, master: str) -> None:
            ": Delta's jars from conf/spark/delta.properties (Maven or TELCOREC_DELTA_JARS)."))
 
 
+def run_submitted(plan: Plan) -> int:
+    """Run a spark-submit command with a clean stdout. spark-submit copies what the Python
+    driver writes to stderr (its log lines) onto its own stdout, so everything spark-submit
+    prints goes to stderr here, and the job's result (what it prints as such: telcorec/cli.py,
+    telcorec/sql.py) reaches stdout through the file named in TELCOREC_RESULT_FILE."""
+    fd, result = tempfile.mkstemp(prefix="telcorec-result-")
+    os.close(fd)
+    try:
+        proc = subprocess.Popen(plan.argv, cwd=REPO, stdout=sys.stderr,
+                                env={**os.environ, **plan.env, RESULT_FILE: result})
+        try:
+            rc = proc.wait()
+        except KeyboardInterrupt:   # the job got the same Ctrl-C: let it stop in its own way
+            rc = proc.wait()
+        with open(result, encoding="utf-8") as f:
+            shutil.copyfileobj(f, sys.stdout)
+        return rc
+    finally:
+        os.unlink(result)
+
+
 def run_job(argv: list[str]) -> int:
     request = parse_job_command(argv, REPO / "jobs")
     plan = build_plan(request, REPO, VENV_PYTHON, environment.project_version(REPO / "setup.py"),
@@ -217,6 +260,8 @@ def run_job(argv: list[str]) -> int:
         else:
             log(f"reusing {plan.archive} (.venv unchanged since it was packed)")
         _cluster_note(plan, request.options.master)
+    if plan.mode != "python":
+        return run_submitted(plan)
     os.chdir(REPO)
     sys.stdout.flush()
     os.execve(plan.argv[0], plan.argv, {**os.environ, **plan.env})
@@ -225,12 +270,15 @@ def run_job(argv: list[str]) -> int:
 def main(argv: list[str]) -> int:
     try:
         if argv[:1] == ["--runs-without-setup"]:
-            return 0 if runs_without_setup(argv[1:]) else 1
+            return setup_needed(argv[1:])
         if not argv:
             print(usage(), file=sys.stderr, end="")
             return 2
         if argv[0] in HELP:
             print(usage(), end="")
+            return 0
+        if argv[0] == "--version":
+            print(f"telcorec {telcorec.__version__}")
             return 0
         if argv[0] == "test":
             return run_tests(argv[1:])

@@ -124,7 +124,4 @@ def parse_job_command(args: list[str], jobs_dir: Path) -> JobRequest:
         else:
             job_args.append(args[i])
             i += 1
-    if job == "sql" and (not job_args or job_args[0].startswith("-")):
-        raise UsageError('sql needs the query first: ./spark-submit.sh sql "SELECT ..." '
-                         "[--conf FILE]")
     return JobRequest(job, tuple(job_args), options)

@@ -19,9 +19,9 @@ SPARK_CONF_DIR = Path("conf") / "spark"   # relative to the repository root
 CLUSTER_CONF = "conf/cluster.yaml"        # the job's --conf on a cluster when none is given
 SPARK_SUBMIT = ".venv/bin/spark-submit"   # pyspark's own, relative to the repository root
 
-# Jobs that run as `python jobs/NAME.py`, without spark-submit (later: `sql` on an embedded
-# engine, a listing of runs). Put a job's name here and it gets no Spark arguments at all.
-PYTHON_ONLY_JOBS: frozenset[str] = frozenset()
+# Jobs that run as `python jobs/NAME.py`, without spark-submit (`sql` on its embedded engine).
+# Put a job's name here and it gets no Spark arguments at all.
+PYTHON_ONLY_JOBS: frozenset[str] = frozenset({"sql"})
 
 # Properties that spark-submit takes as options of its own; shown as those options.
 _SUBMIT_FLAGS = {"spark.jars.packages": "--packages", "spark.jars.repositories": "--repositories",
@@ -97,12 +97,28 @@ def spark_env(mode: str, venv_python: str, environ: Mapping[str, str]) -> dict[s
     return env
 
 
+def python_only(request: JobRequest) -> bool:
+    """Whether the job runs without spark-submit: a Python-only job, unless it is `sql` asked
+    for Spark's engine (its last --engine wins, as argparse reads it)."""
+    if request.job not in PYTHON_ONLY_JOBS:
+        return False
+    if request.job != "sql":
+        return True
+    engine = "duckdb"
+    for i, arg in enumerate(request.job_args):
+        if arg == "--engine" and i + 1 < len(request.job_args):
+            engine = request.job_args[i + 1]
+        elif arg.startswith("--engine="):
+            engine = arg.removeprefix("--engine=")
+    return engine != "spark"
+
+
 def build_plan(request: JobRequest, repo: Path, venv_python: str, version: str,
                writer_of: Callable[[str], str], environ: Mapping[str, str]) -> Plan:
     """The command for `request`. `writer_of(conf)` reads storage.writer of a YAML config
     (called in cluster modes only); `version` names the cluster artifacts."""
     job_file = f"jobs/{request.job}.py"
-    if request.job in PYTHON_ONLY_JOBS:
+    if python_only(request):
         return Plan([venv_python, job_file, *request.job_args], {}, "python")
     opts = request.options
     mode = spark_mode(opts.master)

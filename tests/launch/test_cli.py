@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -54,3 +55,35 @@ def test_which_commands_need_the_environment_built_first():
     assert cli.runs_without_setup(["cluster", "status"])
     assert cli.runs_without_setup(["nosuch"])                      # only prints the error
     assert cli.runs_without_setup(["--dry-run", "pipeline"]) == cli.in_venv()
+    assert cli.runs_without_setup(["--version"])
+
+
+def test_sql_on_its_embedded_engine_needs_the_venv_but_no_java():
+    assert cli.setup_needed(["sql", "SELECT 1"]) == 3
+    assert cli.setup_needed(["sql", "--format", "csv", "SELECT 1"]) == 3
+    assert cli.setup_needed(["sql", "SELECT 1", "--engine", "spark"]) == 1
+    assert cli.setup_needed(["pipeline"]) == 1
+    assert cli.setup_needed(["--help"]) == 0
+
+
+def test_version_is_the_packages_and_setup_pys():
+    from telcorec.launch import environment
+    run = launcher("--version")
+    assert (run.returncode, run.stderr) == (0, "")
+    assert run.stdout == f"telcorec {environment.project_version(REPO / 'setup.py')}\n"
+
+
+def test_sql_help_goes_to_stdout_with_exit_0():
+    run = launcher("sql", "--help")
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.startswith("usage: ./spark-submit.sh sql") and "--engine" in run.stdout
+
+
+def test_a_submitted_job_prints_its_result_alone_on_stdout(capfd):
+    # stands in for spark-submit: log lines on its stdout, the result into the launcher's file
+    job = ("import os, sys; print('INFO a log line'); print('WARN another', file=sys.stderr); "
+           "open(os.environ['TELCOREC_RESULT_FILE'], 'a').write('n\\n3\\n'); sys.exit(4)")
+    rc = cli.run_submitted(cli.Plan([sys.executable, "-c", job], {}, "local"))
+    out, err = capfd.readouterr()
+    assert (rc, out) == (4, "n\n3\n")
+    assert "INFO a log line" in err and "WARN another" in err

@@ -16,7 +16,8 @@ JOBS = REPO / "jobs"
 PY = "/repo/.venv/bin/python"
 COMMON = ["--conf", "spark.ui.showConsoleProgress=true",
           "--conf", "spark.sql.execution.arrow.pyspark.enabled=true",
-          "--conf", "spark.driver.extraJavaOptions=-Dlog4j2.level=WARN"]
+          "--conf", "spark.driver.extraJavaOptions="
+          "-Dlog4j2.configurationFile=conf/spark/log4j2.properties"]
 DELTA = ["--packages", "io.delta:delta-spark_2.13:4.0.1",
          "--conf", "spark.sql.extensions=io.delta.sql.DeltaSparkSessionExtension",
          "--conf", "spark.sql.catalog.spark_catalog=org.apache.spark.sql.delta.catalog.DeltaCatalog"]
@@ -181,23 +182,34 @@ def test_submit_word_and_jobs_prefix():
     (["pipeline", "--dry-run=1"], "--dry-run takes no value"),
     (["pipeline", "--spark-conf", "executor.memory=2g"], "spark.* key"),
     (["pipeline", "--spark-conf", "spark.x"], "KEY=VALUE"),
-    (["sql"], "sql needs the query first"),
-    (["sql", "--limit", "3"], "sql needs the query first"),
 ])
 def test_usage_errors_name_the_problem(args, message):
     with pytest.raises(UsageError, match=message):
         parse_job_command(args, JOBS)
 
 
-def test_python_only_jobs_skip_spark_submit(monkeypatch):
-    monkeypatch.setattr(submit, "PYTHON_ONLY_JOBS", frozenset({"sql"}))
+def test_python_only_jobs_skip_spark_submit():
     plan, seen = plan_for(["sql", "SELECT 1", "--master", "yarn"])
     assert plan.argv == [PY, "jobs/sql.py", "SELECT 1"] and plan.env == {} and seen == []
+    assert plan.mode == "python"
+
+
+@pytest.mark.parametrize("engine", [["--engine", "spark"], ["--engine=spark"],
+                                    ["--engine", "duckdb", "--engine", "spark"]])
+def test_sql_on_spark_goes_through_spark_submit(engine):
+    plan, _ = plan_for(["sql", "SELECT 1", *engine])
+    assert plan.argv[0] == ".venv/bin/spark-submit" and plan.mode == "local"
+    assert plan.argv[-2 - len(engine):] == ["jobs/sql.py", "SELECT 1", *engine]
+
+
+def test_sql_options_reach_the_job_whatever_their_place():
+    request = parse_job_command(["sql", "--format", "csv", "SELECT 1", "--limit", "3"], JOBS)
+    assert request.job_args == ("--format", "csv", "SELECT 1", "--limit", "3")
 
 
 def test_dry_run_quotes_each_argument_so_the_shell_gives_it_back():
     query = """SELECT a, 'b c' AS "d e", $HOME FROM offers WHERE x = 'it''s'"""
-    plan, _ = plan_for(["sql", query, "--limit", "3"])
+    plan, _ = plan_for(["sql", query, "--limit", "3", "--engine", "spark"])
     text = render_dry_run(plan, Path("/my repo"), "/usr/lib/jvm/java-17")
     lines = text.splitlines()
     assert lines[0].startswith("# --dry-run: nothing was run")
@@ -206,4 +218,4 @@ def test_dry_run_quotes_each_argument_so_the_shell_gives_it_back():
     command = text[text.index(".venv/bin/spark-submit"):]
     assert all(line.endswith(" \\") for line in command.splitlines()[:-1])
     assert shlex.split(command.replace(" \\\n", " ")) == plan.argv
-    assert plan.argv[-3:] == [query, "--limit", "3"]
+    assert plan.argv[-5:] == [query, "--limit", "3", "--engine", "spark"]
