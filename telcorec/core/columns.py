@@ -170,6 +170,9 @@ class Col:
     COUNTS = "counts"
     METRICS_JSON = "metrics"
     MESSAGE = "message"
+    JOB = "job"    # the job that ran the attempt: pipeline, score, train, ...
+    HOST = "host"  # where the attempt's driver ran, and its process id
+    PID = "pid"
 
     # metrics
     PROTOCOL = "protocol"
@@ -250,6 +253,10 @@ class RunStatus:
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     REJECTED = "rejected"  # the quality gate refused to publish
+    # its heartbeat stopped without a final row (killed, or its host went down); recorded by
+    # the next attempt that starts, shown at once by `./spark-submit.sh runs`
+    ABANDONED = "abandoned"
+    FINAL = (SUCCEEDED, FAILED, REJECTED, ABANDONED)
 
 
 class Route:

@@ -173,6 +173,8 @@ RUNS = _schema(
     (Col.STATUS, S, False), (Col.STARTED_AT, TS, False), (Col.ENDED_AT, TS, True),
     (Col.CONFIG_HASH, S, False), (Col.MODEL_VERSION, S, True), (Col.COUNTS, S, True),
     (Col.METRICS_JSON, S, True), (Col.MESSAGE, S, True),
+    # NULL in rows written before they existed (telcorec/io/runs.py migrates such a table)
+    (Col.JOB, S, True), (Col.HOST, S, True), (Col.PID, L, True),
 )
 
 

@@ -20,8 +20,9 @@ CLUSTER_CONF = "conf/cluster.yaml"        # the job's --conf on a cluster when n
 SPARK_SUBMIT = ".venv/bin/spark-submit"   # pyspark's own, relative to the repository root
 
 # Jobs that run as `python jobs/NAME.py`, without spark-submit (later: `sql` on an embedded
-# engine, a listing of runs). Put a job's name here and it gets no Spark arguments at all.
-PYTHON_ONLY_JOBS: frozenset[str] = frozenset()
+# engine). Put a job's name here and it gets no Spark arguments at all. `runs` lists the
+# attempts from the Delta log with delta-rs.
+PYTHON_ONLY_JOBS: frozenset[str] = frozenset({"runs"})
 
 # Properties that spark-submit takes as options of its own; shown as those options.
 _SUBMIT_FLAGS = {"spark.jars.packages": "--packages", "spark.jars.repositories": "--repositories",

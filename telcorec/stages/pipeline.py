@@ -78,7 +78,8 @@ def run(spark: SparkSession, cfg: Config, run_date: dt.date, *,
             results[name] = stage(spark, cfg, run_date)
             log.info("stage %s: done in %.1fs", name, time.monotonic() - started)
 
-    return runs.recorded(wh.table("runs"), wh.table("metrics"), cfg, run_date, every_stage)
+    return runs.recorded(wh.table("runs"), wh.table("metrics"), cfg, run_date, every_stage,
+                         job="pipeline")
 
 
 def summary(cfg: Config, run_date: dt.date, results: dict[str, object]) -> str:
