@@ -141,6 +141,7 @@ class Col:
     SCORE = "score"
     MODEL = "model"
     MODEL_VERSION = "model_version"
+    MODEL_RUN_ID = "model_run_id"  # offers: the run that trained the model that scored the row
 
     # trials (hyperparameter search, telcorec/models/lightfm/tuning.py); the LightFM knobs are LIGHTFM_KNOBS
     TRIAL = "trial"

@@ -132,6 +132,10 @@ OFFERS = _schema(
     (Col.RUN_DATE, DT, False), (Col.RUN_ID, S, False), (Col.SUBSCRIBER_ID, S, False),
     (Col.OFFER_ID, S, False), (Col.RANK, I, False), (Col.SCORE, D, False),
     (Col.MODEL_VERSION, S, False),
+    # the run that trained the model (its manifest); on the control arm's rows the scoring run,
+    # which ranks them. NULL for a model trained before lineage was recorded, and in partitions
+    # written before the column existed
+    (Col.MODEL_RUN_ID, S, True),
     # issue 6: the experiment arm, the components of the final score (telcorec/offers/rerank.py) and
     # the reasons (telcorec/offers/reasons.py). Partitions written before them read these as NULL.
     (Col.ARM, S, False), (Col.RELEVANCE, D, False), (Col.REVENUE, D, False),

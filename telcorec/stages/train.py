@@ -11,7 +11,8 @@ from pyspark.sql import SparkSession
 
 from telcorec.core.columns import OFFER_CATEGORICALS, SUBSCRIBER_CATEGORICALS, Col
 from telcorec.core.config import Config, TrainConfig
-from telcorec.io.artifacts import TUNED_BEST
+from telcorec.io import runs
+from telcorec.io.artifacts import MANIFEST, TUNED_BEST, record_training_run
 from telcorec.io.warehouse import Warehouse
 from telcorec.models.encoding import fit_vocabulary
 from telcorec.models.lightfm.training import train_lightfm, training_rows, write_manifest
@@ -63,6 +64,7 @@ def run(spark: SparkSession, cfg: Config, run_date: dt.date) -> dict:
         mine = [r for r in results if r[Col.MODEL] == name]
         manifest = write_manifest(out_root / name, name, run_date, cfg.train, mine, user_vocab,
                                   item_vocab, offers, stats_version)
+        record_training_run(out_root / name / MANIFEST, runs.lineage(cfg, run_date))
         log.info("trained %s: %d shards, %d interactions, best epochs %s",
                  manifest["model_version"], len(mine), sum(r["interactions"] for r in mine),
                  [r["best_epoch"] for r in mine])
