@@ -177,7 +177,7 @@ RUNS = _schema(
     (Col.STATUS, S, False), (Col.STARTED_AT, TS, False), (Col.ENDED_AT, TS, True),
     (Col.CONFIG_HASH, S, False), (Col.MODEL_VERSION, S, True), (Col.COUNTS, S, True),
     (Col.METRICS_JSON, S, True), (Col.MESSAGE, S, True),
-    # NULL in rows written before they existed (telcorec/io/runs.py migrates such a table)
+    # NULL in rows written before they existed (the first append of such a table adds them)
     (Col.JOB, S, True), (Col.HOST, S, True), (Col.PID, L, True),
 )
 
