@@ -5,7 +5,7 @@ import json
 
 from pyspark.sql import SparkSession
 
-from telcorec.cli import main, run_date_arg
+from telcorec.cli import main, recorded_stage, run_date_arg
 from telcorec.core.config import Config
 from telcorec.core.exceptions import ConfigError
 from telcorec.stages import features
@@ -30,10 +30,12 @@ def body(spark: SparkSession, cfg: Config, args: argparse.Namespace) -> str:
     if (args.first is None) != (args.last is None):
         raise ConfigError("--from and --to go together (a backfill of that range): give both, "
                           "or neither and --run-date")
-    if args.first is None:
-        result = features.run(spark, cfg, args.run_date, full=args.full)
+    if args.first is None:  # one attempt in `runs`; a backfill is one, under its first date
+        result = recorded_stage(cfg, "features", args.run_date,
+                                lambda: features.run(spark, cfg, args.run_date, full=args.full))
     else:
-        result = features.run_range(spark, cfg, args.first, args.last, full=args.full)
+        result = recorded_stage(cfg, "features", args.first, lambda: features.run_range(
+            spark, cfg, args.first, args.last, full=args.full))
     return json.dumps(result, indent=2, default=str)
 
 

@@ -1,5 +1,5 @@
 """spark-submit entry point: every stage in order, then a summary of what happened."""
-from telcorec.cli import main
+from telcorec.cli import emit, main
 from telcorec.sources.pseudonymise import resolve_secret
 from telcorec.stages import pipeline
 
@@ -10,7 +10,7 @@ def body(spark, cfg, args) -> str:
     text = pipeline.summary(cfg, args.run_date, outcome.results, outcome.refusal)
     if outcome.refusal is None:
         return text
-    print(text)
+    emit(text)  # the summary is the result, refused or not: stdout, then exit 2
     raise outcome.refusal
 
 

@@ -11,7 +11,8 @@ def score_and_record(spark, cfg, args):
     wh = Warehouse.from_config(cfg.warehouse, cfg.inputs.path)
     results = runs.recorded(
         wh.table("runs"), wh.table("metrics"), cfg, args.run_date,
-        lambda done: done.__setitem__("score", score.run(spark, cfg, args.run_date)))
+        lambda done: done.__setitem__("score", score.run(spark, cfg, args.run_date)),
+        job="score")
     return json.dumps(results["score"], indent=2, default=str)
 
 

@@ -1,4 +1,5 @@
 """spark-submit entry point: a simulated campaign over days on generated data, one line per day."""
+import logging
 import time
 
 from telcorec.cli import main, run_date_arg
@@ -13,11 +14,15 @@ def options(p):
 
 
 def campaign(spark, cfg, args):
-    started = time.monotonic()
+    """Each day's line as it ends (stderr, with the logs: minutes apart), then all of them as
+    the result (stdout)."""
+    started, lines = time.monotonic(), []
     for day in simulate.run(spark, cfg, args.start or args.run_date, args.days,
                             secret=resolve_secret(cfg)):
-        print(simulate.day_line(day, cfg), flush=True)
-    return f"simulated {args.days} days in {time.monotonic() - started:.0f} s"
+        lines.append(simulate.day_line(day, cfg))
+        logging.getLogger("simulate").info("%s", lines[-1])
+    lines.append(f"simulated {args.days} days in {time.monotonic() - started:.0f} s")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -2,11 +2,14 @@
 from __future__ import annotations
 
 import argparse
+import ctypes
 import datetime as dt
 import json
 import logging
 import os
+import signal
 import sys
+from pathlib import Path
 from typing import Callable
 
 from pyspark.sql import SparkSession
@@ -14,6 +17,8 @@ from pyspark.sql import SparkSession
 from telcorec.core import config as config_module
 from telcorec.core.config import Config
 from telcorec.core.exceptions import TelcorecError
+from telcorec.io import runs
+from telcorec.io.warehouse import Warehouse
 
 DEFAULT_CONF = "conf/local.yaml"
 
@@ -68,6 +73,23 @@ def emit(text: str) -> None:
         f.write(text + "\n")
 
 
+def die_with_the_jvm() -> None:
+    """Under spark-submit this Python driver is a child of the JVM. Killed alone, the JVM would
+    leave it running until its next Spark call fails and records the attempt `failed` with a
+    connection error; instead (Linux) it dies with the JVM, its heartbeat stops and `runs` shows
+    the attempt `abandoned`, as it was. Run directly (python jobs/X.py), nothing changes."""
+    parent = os.getppid()
+    try:
+        if Path(f"/proc/{parent}/comm").read_text().strip() != "java":
+            return
+        libc = ctypes.CDLL(None, use_errno=True)
+    except OSError:
+        return
+    libc.prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # the JVM went before the call took effect
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
 def main(job: str, description: str, body: Callable[[SparkSession, Config, argparse.Namespace],
                                                      str | None],
          extra: Callable[[argparse.ArgumentParser], None] | None = None,
@@ -81,6 +103,7 @@ def main(job: str, description: str, body: Callable[[SparkSession, Config, argpa
         extra(p)
     args = p.parse_args()
     configure_logging()
+    die_with_the_jvm()
     try:
         cfg = load_config(args)
     except TelcorecError as exc:
@@ -100,13 +123,26 @@ def main(job: str, description: str, body: Callable[[SparkSession, Config, argpa
     spark.stop()
 
 
+def recorded_stage(cfg: Config, job: str, run_date: dt.date,
+                   stage: Callable[[], object]) -> object:
+    """Run `stage()` as an attempt of its own in `runs` (running, then succeeded, failed or
+    rejected; abandoned if killed), so a stage run alone is recorded like the pipeline."""
+    wh = Warehouse.from_config(cfg.warehouse, cfg.inputs.path)
+    results = runs.recorded(wh.table("runs"), wh.table("metrics"), cfg, run_date,
+                            lambda done: done.__setitem__(job, stage()), job=job)
+    return results[job]
+
+
 def stage_main(job: str, description: str,
                stage: Callable[[SparkSession, Config, dt.date], object]) -> None:
-    """`main` for a job that runs one pipeline stage and prints its result as JSON. A stage the
-    config leaves out of the pipeline is refused with the reason (exit 2, before Spark starts)."""
+    """`main` for a job that runs one pipeline stage, recorded as an attempt of its own, and
+    prints its result as JSON. A stage the config leaves out of the pipeline is refused with the
+    reason (exit 2, before Spark starts)."""
     from telcorec.stages.pipeline import skip_reason  # the pipeline imports every stage: only here
 
     def body(spark: SparkSession, cfg: Config, args: argparse.Namespace) -> str:
-        return json.dumps(stage(spark, cfg, args.run_date), indent=2, default=str)
+        result = recorded_stage(cfg, job, args.run_date,
+                                lambda: stage(spark, cfg, args.run_date))
+        return json.dumps(result, indent=2, default=str)
 
     main(job, description, body, refuse=lambda cfg: skip_reason(cfg, job))

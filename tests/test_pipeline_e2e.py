@@ -213,3 +213,37 @@ def test_gate_refuses_a_broken_model_and_leaves_offers_as_they_were(spark, tiny)
     finally:
         artifacts.save(shard, good, {k: v for k, v in meta.items() if k != "arrays_sha256"})
         evaluate_stage.run(spark, cfg, RUN)
+
+
+def test_offers_name_the_run_that_trained_their_model_also_when_scored_alone(spark, tiny):
+    """Last in this module: it republishes RUN's offers under another run id."""
+    import json
+
+    from telcorec.io import artifacts, runs
+
+    cfg, wh, _ = tiny
+    trained_by = runs.run_id(cfg, RUN)
+
+    def published():
+        return DeltaTable(str(wh.table("offers"))).to_pandas(
+            partitions=[(Col.RUN_DATE, "=", RUN.isoformat())])
+
+    offers = published()
+    assert set(offers[Col.RUN_ID]) == set(offers[Col.MODEL_RUN_ID]) == {trained_by}
+    manifest = json.loads((wh.models(RUN, "lightfm_warp") / artifacts.MANIFEST).read_text())
+    pipelines = {r[Col.ATTEMPT_ID] for r in runs.read_rows(wh.table("runs"))
+                 if r[Col.JOB] == "pipeline"}
+    assert manifest[artifacts.TRAINED_BY]["run_id"] == trained_by
+    assert manifest[artifacts.TRAINED_BY]["attempt_id"] in pipelines
+    # a config that changes no offer but the run id, scored alone as jobs/score.py does
+    alone = cfg.with_overrides(**{"drift.psi_alert": 0.3})
+    assert runs.run_id(alone, RUN) != trained_by
+    runs.recorded(wh.table("runs"), wh.table("metrics"), alone, RUN,
+                  lambda done: done.__setitem__("score", score_stage.run(spark, alone, RUN)),
+                  job="score")
+    offers = published()
+    control = offers[Col.ARM] == "control"
+    assert set(offers[Col.RUN_ID]) == {runs.run_id(alone, RUN)}
+    assert set(offers.loc[~control, Col.MODEL_RUN_ID]) == {trained_by}
+    # the control arm's popularity ranking is made by the scoring run itself
+    assert set(offers.loc[control, Col.MODEL_RUN_ID]) == {runs.run_id(alone, RUN)}

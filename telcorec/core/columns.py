@@ -141,6 +141,7 @@ class Col:
     SCORE = "score"
     MODEL = "model"
     MODEL_VERSION = "model_version"
+    MODEL_RUN_ID = "model_run_id"  # offers: the run that trained the model that scored the row
 
     # trials (hyperparameter search, telcorec/models/lightfm/tuning.py); the LightFM knobs are LIGHTFM_KNOBS
     TRIAL = "trial"
@@ -170,6 +171,9 @@ class Col:
     COUNTS = "counts"
     METRICS_JSON = "metrics"
     MESSAGE = "message"
+    JOB = "job"    # the job that ran the attempt: pipeline, score, train, ...
+    HOST = "host"  # where the attempt's driver ran, and its process id
+    PID = "pid"
 
     # metrics
     PROTOCOL = "protocol"
@@ -250,6 +254,10 @@ class RunStatus:
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     REJECTED = "rejected"  # the quality gate refused to publish
+    # its heartbeat stopped without a final row (killed, or its host went down); recorded by
+    # the next attempt that starts, shown at once by `./spark-submit.sh runs`
+    ABANDONED = "abandoned"
+    FINAL = (SUCCEEDED, FAILED, REJECTED, ABANDONED)
 
 
 class Route:

@@ -132,6 +132,10 @@ OFFERS = _schema(
     (Col.RUN_DATE, DT, False), (Col.RUN_ID, S, False), (Col.SUBSCRIBER_ID, S, False),
     (Col.OFFER_ID, S, False), (Col.RANK, I, False), (Col.SCORE, D, False),
     (Col.MODEL_VERSION, S, False),
+    # the run that trained the model (its manifest); on the control arm's rows the scoring run,
+    # which ranks them. NULL for a model trained before lineage was recorded, and in partitions
+    # written before the column existed
+    (Col.MODEL_RUN_ID, S, True),
     # the experiment arm, the components of the final score (telcorec/offers/rerank.py) and
     # the reasons (telcorec/offers/reasons.py). Partitions written before them read these as NULL.
     (Col.ARM, S, False), (Col.RELEVANCE, D, False), (Col.REVENUE, D, False),
@@ -173,6 +177,8 @@ RUNS = _schema(
     (Col.STATUS, S, False), (Col.STARTED_AT, TS, False), (Col.ENDED_AT, TS, True),
     (Col.CONFIG_HASH, S, False), (Col.MODEL_VERSION, S, True), (Col.COUNTS, S, True),
     (Col.METRICS_JSON, S, True), (Col.MESSAGE, S, True),
+    # NULL in rows written before they existed (the first append of such a table adds them)
+    (Col.JOB, S, True), (Col.HOST, S, True), (Col.PID, L, True),
 )
 
 

@@ -75,6 +75,30 @@ def load(directory: Path) -> tuple[dict[str, np.ndarray], dict]:
 
 MANIFEST = "manifest.json"
 
+# The run that trained a model, in its manifest (LightFM: MANIFEST beside the shard models; NCF:
+# its own META): {"run_id", "attempt_id", "job"}. Scoring stamps the run id on every offer.
+TRAINED_BY = "trained_by"
+
+
+def record_training_run(manifest: Path, lineage: dict) -> None:
+    """Add the training run to a written manifest (replaced atomically: a reader sees the
+    manifest without it or with it, never half of it)."""
+    data = json.loads(manifest.read_text())
+    data[TRAINED_BY] = lineage
+    tmp = manifest.with_name(f".{manifest.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=str))
+    tmp.replace(manifest)
+
+
+def training_run(model_dir: Path) -> str | None:
+    """The run id that trained the model in `model_dir`; None for a model trained before its
+    manifest recorded it."""
+    for name in (MANIFEST, META):
+        if (model_dir / name).is_file():
+            trained = json.loads((model_dir / name).read_text()).get(TRAINED_BY) or {}
+            return trained.get("run_id")
+    return None
+
 TUNED_BEST = "best.json"  # the tune stage's best configuration, in Warehouse.tuning_dir
 
 ENSEMBLE_WEIGHTS = "ensemble_weights.json"  # tuned ensemble weights, beside the models

@@ -19,9 +19,10 @@ SPARK_CONF_DIR = Path("conf") / "spark"   # relative to the repository root
 CLUSTER_CONF = "conf/cluster.yaml"        # the job's --conf on a cluster when none is given
 SPARK_SUBMIT = ".venv/bin/spark-submit"   # pyspark's own, relative to the repository root
 
-# Jobs that run as `python jobs/NAME.py`, without spark-submit (`sql` on its embedded engine).
-# Put a job's name here and it gets no Spark arguments at all.
-PYTHON_ONLY_JOBS: frozenset[str] = frozenset({"sql"})
+# Jobs that run as `python jobs/NAME.py`, without spark-submit: `sql` on its embedded engine,
+# `runs`, which lists the attempts from the Delta log with delta-rs. Put a job's name here and
+# it gets no Spark arguments at all.
+PYTHON_ONLY_JOBS: frozenset[str] = frozenset({"sql", "runs"})
 
 # Properties that spark-submit takes as options of its own; shown as those options.
 _SUBMIT_FLAGS = {"spark.jars.packages": "--packages", "spark.jars.repositories": "--repositories",

@@ -36,6 +36,7 @@ from typing import Callable, Iterator
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -123,17 +124,23 @@ def output_counts(rows: pa.RecordBatch, contract: OffersContract) -> dict[str, i
 
 
 def publishing_task(sel: selection.Selection, k: int, caps: campaign_cap.Thresholds | None,
-                    contract: OffersContract, run_date: dt.date, run_id: str):
+                    contract: OffersContract, run_date: dt.date, run_id: str,
+                    model_run_id: str | None = None):
     """The function each task applies to a batch of subscribers: their `offers` rows (the
-    table's columns) and the counts summed over every task (storage.Produce)."""
+    table's columns) and the counts summed over every task (storage.Produce). The model's rows
+    carry `model_run_id` (the run that trained it), the control arm's `run_id` (this run
+    ranked them by popularity)."""
     schema = schemas.OFFERS
     names = schema.fieldNames()
 
     def produce(batch: pa.RecordBatch) -> tuple[pa.RecordBatch, dict[str, int]]:
         rows, counts = selection.offer_rows(batch.to_pandas(), sel, k, caps)
         n = rows.num_rows
+        served = pc.equal(rows.column(Col.MODEL_VERSION), sel.scorer.version)
         columns = {Col.RUN_DATE: pa.array([run_date] * n, pa.date32()),
                    Col.RUN_ID: pa.array([run_id] * n, pa.string()),
+                   Col.MODEL_RUN_ID: pc.if_else(served, pa.scalar(model_run_id, pa.string()),
+                                                pa.scalar(run_id, pa.string())),
                    **{name: rows.column(name) for name in rows.schema.names}}
         out = pa.RecordBatch.from_arrays([columns[name] for name in names], names=names)
         return out, {**counts, **output_counts(out, contract)}
@@ -232,6 +239,7 @@ class Passes:
     table: str
     writer: str
     phase: Callable[[str], None]
+    model_run_id: str | None = None  # the run that trained the served model
     kept: list[DataFrame] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -245,7 +253,8 @@ class Passes:
         return frame
 
     def task(self, caps: campaign_cap.Thresholds | None):
-        return publishing_task(self.sel, self.k, caps, self.contract, self.run_date, self.run_id)
+        return publishing_task(self.sel, self.k, caps, self.contract, self.run_date, self.run_id,
+                               self.model_run_id)
 
     def publishing(self, caps: campaign_cap.Thresholds | None
                    ) -> tuple[dict[str, int], storage.Staged | None]:

@@ -35,7 +35,7 @@ def run(spark: SparkSession, cfg: Config, run_date: dt.date) -> dict[str, object
     """Metrics of every model and baseline to `metrics`; the run report. Returns per model
     {"metric@k": value} (all subscribers) and "report": the report's path."""
     ctx = StageContext.open(spark, cfg, run_date)
-    wh, writer, read = ctx.wh, ctx.writer, ctx.read
+    wh, read = ctx.wh, ctx.read
     features = with_subscriber_index(read("subscriber_features"), read("subscriber_index"))
     interactions = read("interactions")
     offer_df = read("offer_features")

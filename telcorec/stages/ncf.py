@@ -24,6 +24,7 @@ from telcorec.core.columns import SUBSCRIBER_CATEGORICALS, Col
 from telcorec.core.config import Config, NCFConfig
 from telcorec.evaluation import offline, sampled_protocol
 from telcorec.io import runs
+from telcorec.io.artifacts import TRAINED_BY
 from telcorec.io.metrics_store import ALL_SEGMENTS, metrics_table, write_metrics
 from telcorec.io.warehouse import Warehouse
 from telcorec.models.ncf import trainer
@@ -110,6 +111,7 @@ def save_model(spec: trainer.TrainSpec, summary: dict, cfg: Config, wh: Warehous
             "item_codes": data.arrays["item_codes"].tolist() if "item_codes" in data.arrays
             else None,
             "data_fingerprint": data.fingerprint,
+            TRAINED_BY: runs.lineage(cfg, run_date),  # offers name the run that trained it
             "versions": {"torch": torch.__version__, "python": platform.python_version()}}
     model.save(wh.models(run_date, name), meta)
     log.info("trained %s: best epoch %d of %d, validation HR@10 %.4f, %.0fs in the workers",

@@ -100,7 +100,8 @@ def run(spark: SparkSession, cfg: Config, run_date: dt.date, *,
             if name == "features":
                 check_k(spark, cfg, run_date)
 
-    return runs.recorded(wh.table("runs"), wh.table("metrics"), cfg, run_date, every_stage)
+    return runs.recorded(wh.table("runs"), wh.table("metrics"), cfg, run_date, every_stage,
+                         job="pipeline")
 
 
 def _elapsed(seconds: float) -> str:

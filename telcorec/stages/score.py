@@ -14,7 +14,9 @@ from telcorec.core.config import Config
 from telcorec.core.exceptions import GateRejected
 from telcorec.evaluation import drift
 from telcorec.io import runs
-from telcorec.models.scoring import load_scorer, with_subscriber_index
+from telcorec.io.artifacts import training_run
+from telcorec.io.warehouse import Warehouse
+from telcorec.models.scoring import load_scorer, model_names, trained_on, with_subscriber_index
 from telcorec.offers import campaign_cap, selection
 from telcorec.offers.cold_start import served
 from telcorec.publish import fit, gate
@@ -46,6 +48,16 @@ def refuse_on_drift(ctx: StageContext, features) -> None:
         raise GateRejected("quality gate refused to publish: " + "; ".join(refused))
 
 
+def model_run_id(wh: Warehouse, cfg: Config, run_date: dt.date, name: str) -> str | None:
+    """The run that trained the served model, from its manifest (an ensemble's members' runs,
+    "+"-joined when they differ); None when a model predates that record. Found as load_scorer
+    finds the models: each the newest trained at or before the run date."""
+    names = ([n for n in sorted(cfg.ensemble.weights) if n in model_names(cfg)]
+             if name.startswith("ensemble_") else [name])
+    found = [training_run(wh.models(trained_on(wh, run_date, n), n)) for n in names]
+    return None if None in found else "+".join(sorted(set(found)))
+
+
 def run(spark: SparkSession, cfg: Config, run_date: dt.date) -> dict:
     """Score, apply the rules, re-rank, explain and write in one pass; check the counts
     (cap, contract, quality gate); then publish the run date's partition of `offers`."""
@@ -74,9 +86,10 @@ def run(spark: SparkSession, cfg: Config, run_date: dt.date) -> dict:
     answers = ctx.history("responses", None, run_date + dt.timedelta(days=1))
     batch = selection.subscriber_batch(features, offer_df, offer_history(spark, wh, writer), cfg,
                                        run_date, read("interactions"), answers)
+    trained_by = model_run_id(wh, cfg, run_date, cfg.scoring.model)
     passes = Passes(batch,
                     sel, k, contract, run_date, runs.run_id(cfg, run_date), wh.table("offers"),
-                    writer, phase)
+                    writer, phase, model_run_id=trained_by)
     try:
         caps = None
         summary, staged = passes.publishing(caps)
@@ -100,6 +113,7 @@ def run(spark: SparkSession, cfg: Config, run_date: dt.date) -> dict:
     finally:
         passes.release()
     return {"offers": n, "model_version": scorer.version, "model": scorer.name,
+            "model_run_id": trained_by,
             "distinct_offers": judged.stats.distinct_offers,
             "subscribers_by_arm": judged.arms, "rules": judged.removed,
             "gate": judged.verdict.rows_line()}

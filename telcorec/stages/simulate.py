@@ -120,7 +120,8 @@ def run(spark: SparkSession, cfg: Config, start: dt.date, days: int, *,
             after_score()
         results: dict = {}
         try:
-            results = runs.recorded(wh.table("runs"), wh.table("metrics"), cfg, day, every_stage)
+            results = runs.recorded(wh.table("runs"), wh.table("metrics"), cfg, day, every_stage,
+                                    job="simulate")
         except GateRejected as exc:
             results = {"rejected": str(exc), **seen}
         yield {"day": day, "answers": answers, **results}

@@ -11,6 +11,8 @@ from pyspark.sql import SparkSession
 
 from telcorec.core.columns import OFFER_CATEGORICALS, SUBSCRIBER_CATEGORICALS, Col
 from telcorec.core.config import Config
+from telcorec.io import runs
+from telcorec.io.artifacts import MANIFEST, record_training_run
 from telcorec.models.encoding import fit_vocabulary
 from telcorec.models.lightfm.training import (train_lightfm, training_rows, tuned_overrides,
                                               write_manifest)
@@ -21,7 +23,7 @@ log = logging.getLogger(__name__)
 
 def run(spark: SparkSession, cfg: Config, run_date: dt.date) -> dict:
     ctx = StageContext.open(spark, cfg, run_date)
-    wh, writer, read = ctx.wh, ctx.writer, ctx.read
+    wh, read = ctx.wh, ctx.read
     features, offer_df, interactions = (read("subscriber_features"), read("offer_features"),
                                         read("interactions"))
     offers = offer_df.toPandas()  # the catalogue: tens to hundreds of rows
@@ -38,6 +40,7 @@ def run(spark: SparkSession, cfg: Config, run_date: dt.date) -> dict:
         mine = [r for r in results if r[Col.MODEL] == name]
         manifest = write_manifest(out_root / name, name, run_date, cfg.train, mine, user_vocab,
                                   item_vocab, offers, stats_version)
+        record_training_run(out_root / name / MANIFEST, runs.lineage(cfg, run_date))
         log.info("trained %s: %d shards, %d interactions, best epochs %s",
                  manifest["model_version"], len(mine), sum(r["interactions"] for r in mine),
                  [r["best_epoch"] for r in mine])

@@ -26,7 +26,7 @@ def tuning_rows(interactions: DataFrame, features: DataFrame, cfg: Config) -> Da
 
 def run(spark: SparkSession, cfg: Config, run_date: dt.date) -> dict:
     ctx = StageContext.open(spark, cfg, run_date)
-    wh, writer, read = ctx.wh, ctx.writer, ctx.read
+    wh, read = ctx.wh, ctx.read
     features = read("subscriber_features")
     offer_df = read("offer_features")
     rows = tuning_rows(read("interactions"), features, cfg)

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 
-from telcorec.launch import submit
 from telcorec.launch.messages import UsageError
 from telcorec.launch.options import LaunchOptions, job_options, parse_job_command
 from telcorec.launch.submit import build_plan, read_properties, render_dry_run, spark_mode

@@ -16,7 +16,7 @@ from telcorec.core import paths
 from telcorec.core.config.evaluation import EvaluationConfig, GateConfig
 from telcorec.core.config.features import FeaturesConfig, InteractionsConfig
 from telcorec.core.config.loader import build, check, read_yaml
-from telcorec.core.config.monitoring import DriftConfig, SimulationConfig
+from telcorec.core.config.monitoring import DriftConfig, RunsConfig, SimulationConfig
 from telcorec.core.config.models import (
     LIGHTFM_VARIANTS,
     EarlyStoppingConfig,
@@ -69,7 +69,7 @@ __all__ = [
     "GeneratorConfig", "INPUT_SOURCES", "IbmTelcoConfig", "IngestConfig", "InputsConfig",
     "InteractionsConfig", "InteractionsSourceConfig", "LIGHTFM_VARIANTS", "LightFMConfig", "NCF_KINDS",
     "NCFConfig", "OperatorSourceConfig", "PseudonymisationConfig", "ReasonsConfig",
-    "RerankConfig", "RerankWeights", "RuleCondition", "RulesConfig", "SOURCE_FORMATS",
+    "RerankConfig", "RerankWeights", "RuleCondition", "RulesConfig", "RunsConfig", "SOURCE_FORMATS",
     "ScoringConfig", "SimulationConfig", "StorageConfig", "TableSourceConfig", "TrainConfig", "TuningConfig",
     "from_dict", "load", "model_name", "model_names", "parse_model_name", "variant_model_name",
 ]
@@ -101,6 +101,7 @@ class Config:
     experiment: ExperimentConfig = field(default_factory=ExperimentConfig)
     drift: DriftConfig = field(default_factory=DriftConfig)
     simulation: SimulationConfig = field(default_factory=SimulationConfig)
+    runs: RunsConfig = field(default_factory=RunsConfig)
 
     def __post_init__(self) -> None:
         check(bool(self.warehouse), "warehouse", "must be a non-empty path")
@@ -128,8 +129,10 @@ class Config:
         return dataclasses.asdict(self)
 
     def fingerprint(self) -> str:
-        """A short stable hash of the effective configuration (recorded with every run)."""
-        blob = json.dumps(self.to_dict(), sort_keys=True, default=str).encode()
+        """A short stable hash of the effective configuration (recorded with every run). The
+        `runs` section (how attempts are watched) is left out: it changes no result."""
+        settings = {k: v for k, v in self.to_dict().items() if k != "runs"}
+        blob = json.dumps(settings, sort_keys=True, default=str).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
     def with_overrides(self, **dotted: Any) -> "Config":

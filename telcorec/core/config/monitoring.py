@@ -43,3 +43,19 @@ class SimulationConfig:
         check(self.utility_scale > 0, "simulation.utility_scale", "must be > 0")
         check(0 < self.rank_decay <= 1, "simulation.rank_decay", "must be in (0, 1]")
         check(0 <= self.decline_share <= 1, "simulation.decline_share", "must be in [0, 1]")
+
+
+@dataclass(frozen=True)
+class RunsConfig:
+    """How a running attempt shows it is alive (telcorec/io/heartbeat.py): its heartbeat file is
+    rewritten every `heartbeat_seconds`; one older than `heartbeat_timeout_seconds` (or whose
+    process is gone from this host) marks the attempt abandoned. Not part of the run id: how
+    an attempt is watched does not change what it computes."""
+    heartbeat_seconds: float = 30.0
+    heartbeat_timeout_seconds: float = 120.0
+
+    def __post_init__(self) -> None:
+        check(self.heartbeat_seconds > 0, "runs.heartbeat_seconds", "must be > 0")
+        check(self.heartbeat_timeout_seconds >= 2 * self.heartbeat_seconds,
+              "runs.heartbeat_timeout_seconds",
+              "must be at least twice runs.heartbeat_seconds (one late beat is not a death)")
