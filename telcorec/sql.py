@@ -43,11 +43,14 @@ FORMATS = ("table", "csv", "json")
 TABLE_LIMIT = 100   # rows the table format prints unless --limit says otherwise
 
 # Only offers of succeeded runs, and for each subscriber only the newest such run date: what a
-# campaign tool should read. A run that failed or was rejected never shows here. The same text
-# defines the view in Spark SQL and in DuckDB.
+# campaign tool should read. A run that failed or was rejected never shows here, nor offers a
+# killed `score` committed whose run_id a later attempt of another stage job (features, train,
+# ...) then completed: only the jobs that publish vouch for offers (job is NULL on rows written
+# before attempts named their job). The same text defines the view in Spark SQL and in DuckDB.
 LATEST_OFFERS = """
 CREATE OR REPLACE TEMPORARY VIEW latest_offers AS
-WITH ok AS (SELECT DISTINCT run_date, run_id FROM runs WHERE status = 'succeeded'),
+WITH ok AS (SELECT DISTINCT run_date, run_id FROM runs WHERE status = 'succeeded'
+            AND (job IS NULL OR job IN ('pipeline', 'score', 'simulate'))),
 published AS (SELECT o.* FROM offers o JOIN ok ON o.run_date = ok.run_date AND o.run_id = ok.run_id),
 newest AS (SELECT subscriber_id, max(run_date) AS run_date FROM published GROUP BY subscriber_id)
 SELECT p.* FROM published p JOIN newest n
