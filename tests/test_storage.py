@@ -9,12 +9,17 @@ from telcorec.core.exceptions import PublishError
 from telcorec.io import storage
 
 D1, D2 = dt.date(2026, 11, 1), dt.date(2026, 11, 2)
-# arm, relevance, revenue, retention, diversity, reasons, route: the columns after model_version
-REST = ("model", 0.5, 0.0, 0.0, 0.0, ["r"], "established")
+def offer_row(run_date, subscriber_id, offer="O1") -> tuple:
+    """One offers row in the schema's column order (named here, so a new column needs no edit)."""
+    named = {"run_date": run_date, "run_id": "r1", "subscriber_id": subscriber_id,
+             "offer_id": offer, "rank": 1, "score": 0.5, "model_version": "v1", "arm": "model",
+             "relevance": 0.5, "revenue": 0.0, "retention": 0.0, "diversity": 0.0,
+             "reasons": ["r"], "route": "established"}
+    return tuple(named.get(name) for name in schemas.OFFERS.fieldNames())
 
 
 def offers(spark, run_date, n, offer="O1", parts=3):
-    rows = [(run_date, "r1", f"S{i:03d}", offer, 1, 0.5, "v1", *REST) for i in range(n)]
+    rows = [offer_row(run_date, f"S{i:03d}", offer) for i in range(n)]
     return spark.createDataFrame(rows, schemas.OFFERS).repartition(parts)
 
 
@@ -45,7 +50,7 @@ def test_row_of_another_run_date_is_refused_without_a_commit(spark, tmp_path):
 
 def test_null_in_not_null_column_is_refused(spark, tmp_path):
     path = tmp_path / "offers"
-    bad = spark.createDataFrame([(D1, "r1", None, "O1", 1, 0.5, "v1", *REST)],
+    bad = spark.createDataFrame([offer_row(D1, None)],
                                 schemas.OFFERS.__class__([f.__class__(f.name, f.dataType, True)
                                                           for f in schemas.OFFERS.fields]))
     with pytest.raises(Exception, match="subscriber_id' is declared NOT NULL"):
