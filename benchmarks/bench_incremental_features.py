@@ -10,8 +10,8 @@ and in one Spark session measures
 - incremental_seconds: the feature stage for D + 1, continuing from D's window state,
 then recomputes D + 1 in full and compares the two `subscriber_features` partitions in Spark
 (integer and string columns equal, floating columns within 1e-9 relative): `identical`.
-Prints and writes benchmarks/results/bench_incremental_features.json (earlier runs at other
-sizes and layouts kept under "runs").
+Prints and writes benchmarks/results/bench_incremental_features.json, or the file `--results`
+names (earlier runs at other sizes and layouts kept under "runs").
 
 --layout sets how the rows lie in the CDR partition's files: `time` (sorted by event time in each
 file, as a day-by-day delivery or an ingest that sorts by time writes them: a day's read skips the
@@ -120,6 +120,9 @@ def main() -> None:
     p.add_argument("--warehouse", default="/tmp/telcorec-bench-incremental")
     p.add_argument("--driver-memory", default="6g")
     p.add_argument("--shuffle-partitions", type=int, default=8)
+    p.add_argument("--results", type=Path, default=RESULTS,
+                   help="the JSON to write (default: the committed results file; give a /tmp "
+                        "path for trial runs at other sizes)")
     p.add_argument("--generate-only", action="store_true",
                    help="write the data and stop (time later, on a quiet machine)")
     args = p.parse_args()
@@ -163,10 +166,11 @@ def main() -> None:
         "measured_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }
     spark.stop()
-    previous = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
+    results = args.results
+    previous = json.loads(results.read_text()) if results.is_file() else {}
     runs = {**previous.get("runs", {}), key: run}
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps({**run, "runs": runs}, indent=2) + "\n")
+    results.parent.mkdir(parents=True, exist_ok=True)
+    results.write_text(json.dumps({**run, "runs": runs}, indent=2) + "\n")
     print(json.dumps(run, indent=2))
 
 

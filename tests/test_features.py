@@ -270,3 +270,21 @@ def test_fitted_quantiles_do_not_depend_on_partitioning_or_order(spark):
     for p in probs:  # within the sketch's rank error of the exact quantile
         rank = exact.index(fitted["1 partition"][p])
         assert abs(rank / len(exact) - p) <= 2 * QUANTILE_ERROR
+
+
+def test_quantiles_fitted_together_equal_each_column_fitted_alone(spark):
+    """fit_stats fits every column of two tables in one job: each column's sketch must still see
+    only its own values (NULLs and NaNs left out), as it would alone."""
+    from telcorec.features.stats import fitted_quantiles, quantiles
+
+    rows = [(float((i * 7919) % 100_003) / 7.0 if i % 5 else None, (i * 104_729) % 65_537,
+             float("nan") if i % 11 == 0 else float(i % 977))
+            for i in range(60_000)]
+    wide = spark.createDataFrame(rows, "a double, b long, c double").repartition(3)
+    small = spark.createDataFrame([(float(i % 13),) for i in range(40)], "p double")
+    probs, other = [0.2, 0.5, 0.95], [0.25, 0.75]
+    together = fitted_quantiles([(wide, ["a", "b", "c"], probs), (small, ["p"], other)])
+    alone = ({c: quantiles(wide.select(c), [c], probs)[c] for c in ("a", "b", "c")},
+             {"p": quantiles(small, ["p"], other)["p"]})
+    assert together == list(alone)
+    assert all(len(q) == len(probs) for q in together[0].values())

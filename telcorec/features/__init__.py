@@ -26,8 +26,7 @@ from telcorec.features.stats import (
     ChurnModel,
     FeatureStats,
     bin_label,
-    fit_offer_stats,
-    fit_usage_stats,
+    fit_usage_and_offer_stats,
     fit_value_edges,
 )
 from telcorec.features.subscriber import (
@@ -49,9 +48,8 @@ log = logging.getLogger(__name__)
 
 
 def fit_stats(profile: DataFrame, catalogue: DataFrame, cfg: FeaturesConfig) -> FeatureStats:
-    """Every fitted statistic except the churn model: three small jobs over small tables."""
-    stats = FeatureStats(**fit_usage_stats(profile, cfg.intensity_bins),
-                         **fit_offer_stats(catalogue))
+    """Every fitted statistic except the churn model: two small jobs over small tables."""
+    stats = FeatureStats(**fit_usage_and_offer_stats(profile, catalogue, cfg.intensity_bins))
     scored = profile.select(weighted_score(stats, VALUE_WEIGHTS).alias(Col.VALUE_SCORE))
     return dataclasses.replace(stats, value_edges=fit_value_edges(scored))
 

@@ -45,8 +45,11 @@ def contract_length(months: Column) -> Column:
 
 def offer_features(catalogue: DataFrame, stats: FeatureStats, run_date: dt.date) -> DataFrame:
     """Offer features with a contiguous offer_idx (0..M-1 in offer_id order)."""
-    indexed = catalogue.rdd.map(lambda r: r[Col.OFFER_ID]).sortBy(lambda x: x).zipWithIndex()
-    index = indexed.toDF(f"{Col.OFFER_ID} string, {Col.OFFER_IDX} long")
+    # The catalogue's ids (one per offer, never per subscriber) numbered on the driver: one small
+    # job, where an RDD sortBy and zipWithIndex ran three and started Python workers for them.
+    ids = sorted(row[Col.OFFER_ID] for row in catalogue.select(Col.OFFER_ID).collect())
+    index = catalogue.sparkSession.createDataFrame(
+        list(enumerate(ids)), f"{Col.OFFER_IDX} long, {Col.OFFER_ID} string")
     richness = bundle_richness(stats.offer_medians)
     out = (catalogue.join(index, on=Col.OFFER_ID, how="inner")
            .withColumns({

@@ -8,6 +8,7 @@ refitting, so a bin edge never differs between training and serving.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field, fields
@@ -26,6 +27,7 @@ PRICE_TIERS = ("budget", "standard", "premium", "luxury")
 VALUE_CATEGORIES = ("low", "medium", "high")
 USAGE_SCALE_QUANTILE = 0.95  # usage is normalised by its 95th percentile (capped at 1)
 QUANTILE_ERROR = 0.001
+_ACCURACY = round(1 / QUANTILE_ERROR)  # approxQuantile's relative error as the sketch's accuracy
 
 
 @dataclass(frozen=True)
@@ -104,22 +106,49 @@ def _probabilities(bins: int) -> list[float]:
 
 def quantiles(df: DataFrame, columns: list[str],
               probabilities: list[float]) -> dict[str, dict[float, float]]:
-    """approxQuantile of each column, a function of the values alone: {column: {p: value}}.
+    """approxQuantile of each column, a function of the values alone: {column: {p: value}}."""
+    return fitted_quantiles([(df, columns, probabilities)])[0]
+
+
+def fitted_quantiles(requests: list[tuple[DataFrame, list[str], list[float]]]
+                     ) -> list[dict[str, dict[float, float]]]:
+    """approxQuantile of the columns of each (DataFrame, columns, probabilities) request, a
+    function of the values alone, all in one Spark job: per request {column: {p: value}}.
 
     approxQuantile's sketch answers differently for the same values seen in another order or
     split into other partitions, so a rerun with other shuffle partitions or cores would move a
-    bin edge (and with it features, stats version and model version). Each column is shuffled
-    into one partition, sorted there and streamed through the sketch in that order: the same
-    values give the same edges wherever they ran, and memory stays bounded (no collect; the
-    task's sort spills to disk like any Spark sort). One job per column, a column of one value per
-    subscriber at most; NULLs are left out as approxQuantile does.
+    bin edge (and with it features, stats version and model version). Every column's non-NULL
+    values are tagged with the column's position and shuffled into one partition, sorted there
+    by (position, value), and each column's sketch (the aggregate approxQuantile runs, at its
+    accuracy) reads only its own rows: it sees its values in ascending order as if sorted
+    alone, so the same values give the same edges wherever they ran, and memory stays bounded
+    (no collect; the task's sort spills to disk like any Spark sort). One job for every column
+    instead of one each; each column holds one value per subscriber at most. NULLs and NaNs are
+    left out, as approxQuantile does.
     """
-    found = {}
-    for column in columns:
-        ordered = (df.select(column).where(F.col(column).isNotNull())
-                   .repartition(1).sortWithinPartitions(column))
-        values = ordered.approxQuantile(column, probabilities, QUANTILE_ERROR)
-        found[column] = dict(zip(probabilities, values))
+    tagged, sketches, names = [], [], []
+    for df, columns, probabilities in requests:
+        for column in columns:
+            position = len(names)
+            value = F.nanvl(F.col(column).cast("double"), F.lit(None).cast("double"))
+            tagged.append(df.select(F.lit(position).alias("_column"), value.alias("_value"))
+                          .where(F.col("_value").isNotNull()))
+            mine = F.when(F.col("_column") == position, F.col("_value"))
+            sketch = F.percentile_approx(mine, probabilities, _ACCURACY)
+            none = F.array().cast("array<double>")  # a column without values: no quantiles
+            sketches.append(F.coalesce(sketch, none).alias(f"q{position}"))
+            names.append((column, probabilities))
+    ordered = (functools.reduce(DataFrame.unionByName, tagged)
+               .repartition(1).sortWithinPartitions("_column", "_value"))
+    row = ordered.agg(*sketches).first()
+    found: list[dict[str, dict[float, float]]] = []
+    position = 0
+    for _, columns, _ in requests:
+        found.append({})
+        for column in columns:
+            probabilities = names[position][1]
+            found[-1][column] = dict(zip(probabilities, row[f"q{position}"]))
+            position += 1
     return found
 
 
@@ -127,33 +156,37 @@ def pick(q: dict[float, float], probabilities: list[float]) -> tuple[float, ...]
     return tuple(float(q[p]) for p in probabilities if p in q)
 
 
-def fit_usage_stats(profile: DataFrame, bins: int) -> dict[str, tuple[float, ...]]:
-    """Intensity edges (quintiles) and p95 scales of monthly data, voice and SMS: one job."""
-    probs = sorted(set(_probabilities(bins)) | {USAGE_SCALE_QUANTILE})
-    cols = [Col.DATA_GB_MONTH, Col.VOICE_MIN_MONTH, Col.SMS_MONTH]
-    q = quantiles(profile, cols, probs)
+USAGE_COLUMNS = (Col.DATA_GB_MONTH, Col.VOICE_MIN_MONTH, Col.SMS_MONTH)
+OFFER_COLUMNS = (Col.PRICE, Col.OFFER_VALUE, Col.DATA_GB, Col.VOICE_MIN, Col.SMS)
+PRICE_P, OFFER_VALUE_P, MEDIAN_P = _probabilities(4), _probabilities(3), [0.5]
+
+
+def fit_usage_and_offer_stats(profile: DataFrame, catalogue: DataFrame,
+                              bins: int) -> dict[str, tuple[float, ...]]:
+    """One job: intensity edges (quintiles) and p95 scales of monthly data, voice and SMS; price
+    quartiles, offer-value tertiles and allowance medians of the catalogue."""
+    usage_p = sorted(set(_probabilities(bins)) | {USAGE_SCALE_QUANTILE})
+    offers = catalogue.withColumn(Col.OFFER_VALUE, offer_value(F.col(Col.DATA_GB),
+                                                                F.col(Col.PRICE)))
+    offer_p = sorted(set(PRICE_P) | set(OFFER_VALUE_P) | set(MEDIAN_P))
+    q, o = fitted_quantiles([(profile, list(USAGE_COLUMNS), usage_p),
+                             (offers, list(OFFER_COLUMNS), offer_p)])
+    cols = USAGE_COLUMNS
     edges = {c: pick(q[c], _probabilities(bins)) for c in cols}
     scales = tuple(q[c].get(USAGE_SCALE_QUANTILE, 0.0) for c in cols) if q[cols[0]] else ()
+    allowances = (Col.DATA_GB, Col.VOICE_MIN, Col.SMS)
+    medians = tuple(o[c][0.5] for c in allowances) if o[Col.PRICE] else ()
     return {"data_edges": edges[cols[0]], "voice_edges": edges[cols[1]],
-            "sms_edges": edges[cols[2]], "usage_scales": scales}
+            "sms_edges": edges[cols[2]], "usage_scales": scales,
+            "price_edges": pick(o[Col.PRICE], PRICE_P),
+            "offer_value_edges": pick(o[Col.OFFER_VALUE], OFFER_VALUE_P),
+            "offer_medians": medians}
 
 
 def fit_value_edges(scored: DataFrame) -> tuple[float, ...]:
     """Quartile edges of the value score (bronze .. platinum)."""
     probs = _probabilities(len(VALUE_TIERS))
     return pick(quantiles(scored, [Col.VALUE_SCORE], probs)[Col.VALUE_SCORE], probs)
-
-
-def fit_offer_stats(catalogue: DataFrame) -> dict[str, tuple[float, ...]]:
-    """Price quartiles, offer-value tertiles and allowance medians of the catalogue: one job."""
-    price_p, value_p, median = _probabilities(4), _probabilities(3), [0.5]
-    offers = catalogue.withColumn(Col.OFFER_VALUE, offer_value(F.col(Col.DATA_GB),
-                                                                F.col(Col.PRICE)))
-    probs = sorted(set(price_p) | set(value_p) | set(median))
-    q = quantiles(offers, [Col.PRICE, Col.OFFER_VALUE, Col.DATA_GB, Col.VOICE_MIN, Col.SMS], probs)
-    medians = tuple(q[c][0.5] for c in (Col.DATA_GB, Col.VOICE_MIN, Col.SMS)) if q[Col.PRICE] else ()
-    return {"price_edges": pick(q[Col.PRICE], price_p),
-            "offer_value_edges": pick(q[Col.OFFER_VALUE], value_p), "offer_medians": medians}
 
 
 def offer_value(data_gb: Column, price: Column) -> Column:

@@ -12,12 +12,15 @@ to S(R) touches a few days, never the whole window:
   window is removed at its place for R - 1 and added at its place for R (nothing, if it left):
   one day per month boundary plus the day leaving, about one day per month of the window.
 The features then add the unsettled days R - late_days .. R - 1, aggregated again this run,
-to the state (`window_totals`). Every sum is an integer (daily.py), so a state moved N times
-equals the state built in one go; the full recompute builds it in one go (`settled_state`).
+to the state (`window_totals`); a run groups the state's parts and the unsettled days once,
+for both S(R) and the totals (`state_and_totals`). Every sum is an integer (daily.py), so a
+state moved N times equals the state built in one go; the full recompute builds it in one go
+(`settled_state`).
 """
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from dataclasses import dataclass
 
 from pyspark.sql import DataFrame
@@ -116,22 +119,69 @@ def summed(parts: list[DataFrame], months: int) -> DataFrame:
             .filter(F.col(Col.EVENTS_WINDOW) > 0))  # no settled CDR row left: not in the window
 
 
+def settled_parts(daily: DataFrame, run_date: dt.date, window: SlidingWindow) -> list[DataFrame]:
+    """What sums to S(run_date) in one go: the daily sums of every settled day (full recompute)."""
+    settled = daily.filter(F.col(Col.DAY) <= window.last_settled(run_date))
+    return [contributions(settled, run_date, window)]
+
+
+def moving_parts(previous: DataFrame, moved: DataFrame, settling: DataFrame,
+                 run_date: dt.date, window: SlidingWindow) -> list[DataFrame]:
+    """What sums to S(run_date) from S(run_date - 1): `moved` are the usage_daily rows of
+    `window.moved_days(run_date)` as S(run_date - 1) holds them, `settling` the rows of the day
+    that settles now (`window.last_settled(run_date)`)."""
+    return [previous, contributions(moved, run_date, window, removed_from=run_date - DAY),
+            contributions(settling, run_date, window)]
+
+
 def settled_state(daily: DataFrame, run_date: dt.date, window: SlidingWindow) -> DataFrame:
     """S(run_date) in one go, from the daily sums of every day of the window (full recompute)."""
-    settled = daily.filter(F.col(Col.DAY) <= window.last_settled(run_date))
-    return summed([contributions(settled, run_date, window)], window.months)
+    return summed(settled_parts(daily, run_date, window), window.months)
 
 
 def advance_state(previous: DataFrame, moved: DataFrame, settling: DataFrame,
                   run_date: dt.date, window: SlidingWindow) -> DataFrame:
-    """S(run_date) from S(run_date - 1): `moved` are the usage_daily rows of
-    `window.moved_days(run_date)` as S(run_date - 1) holds them, `settling` the rows of the day
-    that settles now (`window.last_settled(run_date)`)."""
-    return summed([previous, contributions(moved, run_date, window, removed_from=run_date - DAY),
-                   contributions(settling, run_date, window)], window.months)
+    """S(run_date) from S(run_date - 1) (`moving_parts`)."""
+    return summed(moving_parts(previous, moved, settling, run_date, window), window.months)
+
+
+def _total(name: str) -> str:
+    return f"_total_{name}"
+
+
+def state_and_totals(settled: list[DataFrame], unsettled: DataFrame, run_date: dt.date,
+                     window: SlidingWindow) -> DataFrame:
+    """In one shuffle, per subscriber: the sums of the `settled` parts (S(run_date), NULL for a
+    subscriber without a settled row) and the window's totals (those plus the unsettled days).
+    `state_of` and `totals_of` take them apart; one grouping instead of the state's and then
+    the totals' (the totals would otherwise shuffle the state's rows a second time)."""
+    names = window_sums(window.months)
+    parts = [(part, True) for part in settled]
+    parts.append((contributions(unsettled, run_date, window), False))
+    rows = functools.reduce(DataFrame.unionByName, [
+        part.select(Col.SUBSCRIBER_ID, *names, F.lit(is_settled).alias("_settled"))
+        for part, is_settled in parts])
+    settled_sums = [F.sum(F.when(F.col("_settled"), F.col(name))).cast("long").alias(name)
+                    for name in names]
+    return (rows.groupBy(Col.SUBSCRIBER_ID)
+            .agg(*settled_sums, *[F.sum(name).cast("long").alias(_total(name))
+                                  for name in names]))
+
+
+def state_of(grouped: DataFrame, window: SlidingWindow) -> DataFrame:
+    """S(run_date) from `state_and_totals`: subscribers with a settled CDR row in the window."""
+    return (grouped.filter(F.col(Col.EVENTS_WINDOW) > 0)
+            .select(Col.SUBSCRIBER_ID, *window_sums(window.months)))
+
+
+def totals_of(grouped: DataFrame, window: SlidingWindow) -> DataFrame:
+    """The window's sums from `state_and_totals`: subscribers with a CDR row in the window."""
+    return (grouped.filter(F.col(_total(Col.EVENTS_WINDOW)) > 0)
+            .select(Col.SUBSCRIBER_ID, *[F.col(_total(name)).alias(name)
+                                         for name in window_sums(window.months)]))
 
 
 def window_totals(state: DataFrame, unsettled: DataFrame, run_date: dt.date,
                   window: SlidingWindow) -> DataFrame:
     """One row per subscriber with CDR in the window: the state plus the unsettled days."""
-    return summed([state, contributions(unsettled, run_date, window)], window.months)
+    return totals_of(state_and_totals([state], unsettled, run_date, window), window)

@@ -10,6 +10,7 @@ import functools
 import logging
 import operator
 import time
+from typing import NamedTuple
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -28,9 +29,11 @@ from telcorec.features.usage import usage_profile
 from telcorec.features.window import (
     DAY,
     SlidingWindow,
-    advance_state,
-    settled_state,
-    window_totals,
+    moving_parts,
+    settled_parts,
+    state_and_totals,
+    state_of,
+    totals_of,
 )
 from telcorec.io import storage
 from telcorec.stages.context import StageContext
@@ -51,9 +54,9 @@ def run(spark: SparkSession, cfg: Config, run_date: dt.date, *,
         log.info("features: %s (%.1f s)", done, time.monotonic() - started)
 
     window = SlidingWindow(cfg.ingest.cdr_window_days, cfg.features.late_days)
-    totals, mode = usage_totals(ctx, window, full)
-    profile = usage_profile(totals, window.months, cfg.features).cache()
-    phase(f"CDR window ({mode}): {profile.count():,} subscribers with usage over "
+    usage = usage_totals(ctx, window, full)
+    profile = usage_profile(usage.totals, window.months, cfg.features).cache()
+    phase(f"CDR window ({usage.mode}): state of {usage.state_rows:,} subscribers written, "
           f"{window.months} months")
     stats_path = wh.feature_stats(run_date)
     if cfg.features.fit_stats:
@@ -78,8 +81,10 @@ def run(spark: SparkSession, cfg: Config, run_date: dt.date, *,
                                          wh.table("offer_features"), schemas.OFFER_FEATURES,
                                          run_date, writer)
     profile.unpersist()
+    usage.cached.unpersist()
     result: dict[str, object] = {"subscriber_features": n_subs, "offer_features": n_offers,
-                                 "feature_stats_version": stats.version, "usage_window": mode}
+                                 "feature_stats_version": stats.version,
+                                 "usage_window": usage.mode}
     if stats.churn is not None:
         result["churn_holdout_auc"] = round(stats.churn.holdout_auc or float("nan"), 4)
     return result
@@ -100,7 +105,14 @@ def run_range(spark: SparkSession, cfg: Config, first: dt.date, last: dt.date, *
     return results
 
 
-def usage_totals(ctx: StageContext, window: SlidingWindow, full: bool) -> tuple[DataFrame, str]:
+class Usage(NamedTuple):
+    totals: DataFrame  # the window's sums per subscriber with usage (usage_profile's input)
+    mode: str          # "incremental", or "full: <why>"
+    state_rows: int    # subscribers in the window state written (-1: the spark writer)
+    cached: DataFrame  # what `totals` reads from: unpersist when the stage is done
+
+
+def usage_totals(ctx: StageContext, window: SlidingWindow, full: bool) -> Usage:
     """The window's sums per subscriber at the run date, and how they were obtained."""
     reason = "forced (--full)" if full else None
     if reason is None:
@@ -110,10 +122,10 @@ def usage_totals(ctx: StageContext, window: SlidingWindow, full: bool) -> tuple[
         else:
             outcome = _incremental(ctx, window, *previous)
             if not isinstance(outcome, str):
-                return outcome, "incremental"
+                return outcome
             reason = outcome
     log.warning("features: full recompute of the CDR window for %s: %s", ctx.run_date, reason)
-    return _full(ctx, window), f"full: {reason}"
+    return _full(ctx, window, f"full: {reason}")
 
 
 def _previous_state(ctx: StageContext, window: SlidingWindow) -> tuple[DataFrame, dt.date] | str:
@@ -137,7 +149,7 @@ def _previous_state(ctx: StageContext, window: SlidingWindow) -> tuple[DataFrame
 
 
 def _incremental(ctx: StageContext, window: SlidingWindow, previous: DataFrame,
-                 full_from: dt.date) -> DataFrame | str:
+                 full_from: dt.date) -> Usage | str:
     """Aggregate the day that settles now and the late days, move the state by one day; or say
     why the CDR partition holds rows the state does not account for."""
     settling_day = window.last_settled(ctx.run_date)
@@ -148,30 +160,33 @@ def _incremental(ctx: StageContext, window: SlidingWindow, previous: DataFrame,
                              for d in window.moved_days(ctx.run_date)})
     settling = daily.filter(F.col(Col.DAY) == settling_day)
     unsettled = daily.filter(F.col(Col.DAY) > settling_day)
-    state = advance_state(previous, moved, settling, ctx.run_date, window).cache()
+    grouped = state_and_totals(moving_parts(previous, moved, settling, ctx.run_date, window),
+                               unsettled, ctx.run_date, window).cache()
     in_partition = storage.partition_rows(ctx.spark, ctx.wh.table("cdr"), ctx.run_date,
                                           ctx.writer)
-    sums = state.agg(F.sum(Col.EVENTS_WINDOW).alias("settled")).crossJoin(
-        unsettled.agg(F.sum("events").alias("recent"))).first()  # two one-row sums, one job
+    # two one-row sums in one job, which also fills the cache the state and features read
+    sums = grouped.agg(F.sum(Col.EVENTS_WINDOW).alias("settled")).crossJoin(
+        unsettled.agg(F.sum("events").alias("recent"))).first()
     settled, recent = sums["settled"] or 0, sums["recent"] or 0
     if settled + recent != in_partition:
-        state.unpersist()
+        grouped.unpersist()
         return (f"the cdr partition run_date={ctx.run_date} holds {in_partition:,} rows but "
                 f"the window state and the {window.late_days} late days account for "
                 f"{settled + recent:,}: CDR older than features.late_days="
                 f"{window.late_days} days changed (raise features.late_days if they often "
                 "arrive this late)")
-    written = _write_state(ctx, window, state, full_from)
-    state.unpersist()
-    return window_totals(written, unsettled, ctx.run_date, window)
+    rows = _write_state(ctx, window, state_of(grouped, window), full_from)
+    return Usage(totals_of(grouped, window), "incremental", rows, grouped)
 
 
-def _full(ctx: StageContext, window: SlidingWindow) -> DataFrame:
+def _full(ctx: StageContext, window: SlidingWindow, mode: str) -> Usage:
     """The window from the run date's whole CDR partition (read once), the state started anew."""
     daily = _write_daily(ctx, ctx.read("cdr"))
-    last = window.last_settled(ctx.run_date)
-    state = _write_state(ctx, window, settled_state(daily, ctx.run_date, window), ctx.run_date)
-    return window_totals(state, daily.filter(F.col(Col.DAY) > last), ctx.run_date, window)
+    unsettled = daily.filter(F.col(Col.DAY) > window.last_settled(ctx.run_date))
+    grouped = state_and_totals(settled_parts(daily, ctx.run_date, window), unsettled,
+                               ctx.run_date, window).cache()
+    rows = _write_state(ctx, window, state_of(grouped, window), ctx.run_date)
+    return Usage(totals_of(grouped, window), mode, rows, grouped)
 
 
 def _read_daily(ctx: StageContext, run_date: dt.date) -> DataFrame:
@@ -202,12 +217,10 @@ def _write_daily(ctx: StageContext, cdr: DataFrame) -> DataFrame:
 
 
 def _write_state(ctx: StageContext, window: SlidingWindow, state: DataFrame,
-                 full_from: dt.date) -> DataFrame:
-    """Write S(run_date) and read it back (one row per subscriber, cheaper to read than to
-    compute again)."""
-    schema, path = schemas.usage_window(window.months), ctx.wh.table(window.state_table)
+                 full_from: dt.date) -> int:
+    """Write S(run_date); return its rows."""
     rows = state.select(F.lit(ctx.run_date).alias(Col.RUN_DATE),
                         F.lit(full_from).alias(Col.FULL_FROM), *state.columns)
-    storage.replace_partition(rows, path, schema, ctx.run_date, ctx.writer)
-    return storage.read_table(ctx.spark, path, schema, ctx.run_date,
-                              ctx.writer).drop(Col.RUN_DATE, Col.FULL_FROM)
+    return storage.replace_partition(rows, ctx.wh.table(window.state_table),
+                                     schemas.usage_window(window.months), ctx.run_date,
+                                     ctx.writer)
