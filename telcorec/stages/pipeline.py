@@ -193,24 +193,47 @@ def summary(cfg: Config, run_date: dt.date, results: dict[str, object],
                                                       results["generate"].items()))
     lines.append("ingest (read = accepted + rejected):")
     for c in results.get("ingest", []):
-        reasons = ", ".join(f"{r} {n:,}" for r, n in sorted(c.rejected_by_reason.items()))
-        lines.append(f"  {c.table:<14} read {c.read:>12,}  accepted {c.accepted:>12,}  "
-                     f"rejected {c.rejected:>8,}  {reasons}")
+        reasons = ", ".join(f"{r} {n:,}" for r, n in sorted(c.rejected_by_reason.items(),
+                                                              key=lambda rn: -rn[1]))
+        lines.append(_clip(f"  {c.table:<14} read {c.read:>11,}  accepted {c.accepted:>11,}  "
+                           f"rejected {c.rejected:>7,}  {reasons}"))
     for stage in ("features", "interactions", "tune", "train", "score", "drift", "experiment"):
         if stage in results:
             figures = {k: v for k, v in results[stage].items() if k != "gate"}
-            lines.append(f"{stage}: " + _figures(figures))
+            lines.append(_clip(f"{stage}: " + _figures(figures)))
     if "evaluate" in results:
         evaluated = dict(results["evaluate"])
         path = evaluated.pop("report")
-        lines.append("evaluation (held-out latest plan, full ranking):")
+        lines.append("evaluation (held-out latest plan, full ranking; every figure in the report):")
         for model, values in evaluated.items():
-            lines.append(f"  {model:<14} " + "  ".join(f"{k} {v:.4f}"
-                                                       for k, v in sorted(values.items())))
+            lines.append(_clip(f"  {model:<14} " + "  ".join(
+                f"{k} {v:.3f}" for k, v in sorted(values.items(), key=_headline_first)
+                if " " not in k), sep="  "))
         lines.append(f"run report (figures, per segment, cold start, training): {path}")
     lines += ["", f"tables (Delta) under {wh.root}: offers, metrics, rejects, ...",
               "query them:  ./spark-submit.sh sql \"SELECT * FROM offers LIMIT 20\""]
     return "\n".join(lines)
+
+
+WIDTH = 120  # a summary line fits a terminal; the report has the rest
+_HEADLINE = ("precision@", "ndcg@", "recall@", "hit_rate@", "map@", "auc", "coverage@")
+
+
+def _headline_first(item: tuple[str, float]) -> tuple[int, str, int]:
+    """Metrics in the order a reader looks for them: precision, ndcg, recall, ..., coverage;
+    each by K ascending."""
+    name, _, k = item[0].partition("@")
+    rank = next((i for i, p in enumerate(_HEADLINE) if item[0].startswith(p)), len(_HEADLINE))
+    return rank, name, int(k) if k.isdigit() else 0
+
+
+def _clip(line: str, sep: str = ", ") -> str:
+    """`line` cut at its last `sep` that leaves room for " ..." within WIDTH characters."""
+    if len(line) <= WIDTH:
+        return line
+    head = line[:WIDTH - 4]
+    cut = head.rfind(sep)
+    return (head[:cut] if cut > 0 else head).rstrip(",") + " ..."
 
 
 def _figures(values: dict) -> str:
