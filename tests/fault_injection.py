@@ -110,3 +110,17 @@ def committed_and_orphan_files(path: str | Path) -> tuple[set[str], set[str]]:
             for f in DeltaTable(str(path), version=v).files()}
     on_disk = {str(p.relative_to(path)) for p in Path(path).rglob("*.parquet")}
     return set(table.files()), on_disk - ever
+
+
+def session_members(sid: int) -> list[int]:
+    """Live processes of session `sid`: a job's JVM, its Python driver and workers (the PySpark
+    daemon makes a process group of its own, so a group kill alone would miss it)."""
+    pids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[3]) == sid and fields[0] != "Z":
+            pids.append(int(stat.parent.name))
+    return pids

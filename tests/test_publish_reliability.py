@@ -26,6 +26,7 @@ import pyarrow.parquet as pq
 import pytest
 from deltalake import DeltaTable
 from deltalake.writer import AddAction, get_file_stats_from_metadata
+from fault_injection import session_members
 from pyspark.sql import functions as F
 
 from telcorec.core import config, schemas
@@ -379,19 +380,6 @@ def launch(cmd: list[str], log: Path) -> Launched:
     threading.Thread(target=read_markers, daemon=True).start()
     return launched
 
-
-def session_members(sid: int) -> list[int]:
-    """Live processes of session `sid` (the PySpark daemon makes a process group of its own,
-    so a group kill alone would miss it)."""
-    pids = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if int(fields[3]) == sid and fields[0] != "Z":
-            pids.append(int(stat.parent.name))
-    return pids
 
 
 def kill_session(launched: Launched) -> bool:

@@ -12,6 +12,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 from deltalake import DeltaTable, write_deltalake
+from fault_injection import session_members
 
 from telcorec.core import config, schemas
 from telcorec.core.columns import Col, RunStatus
@@ -242,18 +243,6 @@ def test_an_old_runs_table_gains_the_columns_and_its_lone_running_row_is_recorde
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _session_members(sid: int) -> list[int]:
-    """Live processes of session `sid` (the job's JVM, its Python driver and workers)."""
-    pids = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if int(fields[3]) == sid and fields[0] != "Z":
-            pids.append(int(stat.parent.name))
-    return pids
-
 
 def _wait_for_beat(beats: Path, job: subprocess.Popen, log: Path) -> str:
     deadline = time.monotonic() + 300
@@ -286,7 +275,7 @@ def test_kill_9_of_a_running_job_shows_it_abandoned_and_the_next_start_records_i
                                 capture_output=True, text=True, timeout=120)
         seen_after = time.monotonic() - killed
     finally:
-        for pid in _session_members(job.pid):
+        for pid in session_members(job.pid):
             os.kill(pid, signal.SIGKILL)
     assert listed.returncode == 0, listed.stderr[-3000:]
     lines = listed.stdout.splitlines()
