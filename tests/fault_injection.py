@@ -74,19 +74,22 @@ def injected_faults(markers: str | Path) -> int:
     return len(list(Path(markers).iterdir())) if Path(markers).is_dir() else 0
 
 
-def offers_rows(spark: SparkSession, run_date, n: int, parts: int, offer: str = "O1") -> DataFrame:
-    """`n` valid offers rows (one per subscriber, rank 1) of `run_date` in `parts` partitions;
-    columns the tests do not look at get a fixed value of their type, so new columns of the
+def offer_row(run_date, subscriber_id: str | None, offer: str = "O1", **named) -> tuple:
+    """One offers row (rank 1 unless `named` says otherwise) in the schema's column order;
+    columns neither given nor looked at get a fixed value of their type, so new columns of the
     offers schema need no change here."""
     fixed = {T.StringType: "x", T.IntegerType: 1, T.LongType: 1, T.DoubleType: 0.5,
              T.BooleanType: False, T.DateType: run_date, T.ArrayType: ["x"]}
+    named = {Col.RUN_DATE: run_date, Col.SUBSCRIBER_ID: subscriber_id, Col.OFFER_ID: offer,
+             Col.RANK: 1, **named}
+    return tuple(named[f.name] if f.name in named else fixed[type(f.dataType)]
+                 for f in schemas.OFFERS.fields)
 
-    def row(i: int) -> tuple:
-        named = {Col.RUN_DATE: run_date, Col.SUBSCRIBER_ID: f"S{i:05d}", Col.OFFER_ID: offer,
-                 Col.RANK: 1}
-        return tuple(named.get(f.name, fixed[type(f.dataType)]) for f in schemas.OFFERS.fields)
 
-    return spark.createDataFrame([row(i) for i in range(n)], schemas.OFFERS).repartition(parts)
+def offers_rows(spark: SparkSession, run_date, n: int, parts: int, offer: str = "O1") -> DataFrame:
+    """`n` valid offers rows (one per subscriber, rank 1) of `run_date` in `parts` partitions."""
+    rows = [offer_row(run_date, f"S{i:05d}", offer) for i in range(n)]
+    return spark.createDataFrame(rows, schemas.OFFERS).repartition(parts)
 
 
 def table_digest(path: str | Path, run_date=None, exclude: tuple[str, ...] = ()) -> dict:

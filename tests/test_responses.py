@@ -3,6 +3,7 @@
 import datetime as dt
 from collections import Counter
 
+import fault_injection
 import pytest
 from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
@@ -18,11 +19,7 @@ OFFERED_ON, RUN = dt.date(2026, 11, 1), dt.date(2026, 11, 2)
 
 
 def offer_row(sid, oid, run_date=OFFERED_ON, rank=1, arm="model"):
-    named = {"run_date": run_date, "run_id": "r", "subscriber_id": sid, "offer_id": oid,
-             "rank": rank, "score": 0.5, "model_version": "v", "arm": arm, "relevance": 0.5,
-             "revenue": 0.0, "retention": 0.0, "diversity": 0.0, "reasons": [],
-             "route": "established"}
-    return tuple(named.get(name) for name in schemas.OFFERS.fieldNames())
+    return fault_injection.offer_row(run_date, sid, oid, **{Col.RANK: rank, Col.ARM: arm})
 
 
 def response(sid, oid, offered=OFFERED_ON, responded=OFFERED_ON, outcome="accepted"):

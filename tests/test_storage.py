@@ -2,6 +2,7 @@ import datetime as dt
 
 import pytest
 from deltalake import DeltaTable
+from fault_injection import offer_row, offers_rows
 from pyspark.testing import assertDataFrameEqual
 
 from telcorec.core import schemas
@@ -9,18 +10,10 @@ from telcorec.core.exceptions import PublishError
 from telcorec.io import storage
 
 D1, D2 = dt.date(2026, 11, 1), dt.date(2026, 11, 2)
-def offer_row(run_date, subscriber_id, offer="O1") -> tuple:
-    """One offers row in the schema's column order (named here, so a new column needs no edit)."""
-    named = {"run_date": run_date, "run_id": "r1", "subscriber_id": subscriber_id,
-             "offer_id": offer, "rank": 1, "score": 0.5, "model_version": "v1", "arm": "model",
-             "relevance": 0.5, "revenue": 0.0, "retention": 0.0, "diversity": 0.0,
-             "reasons": ["r"], "route": "established"}
-    return tuple(named.get(name) for name in schemas.OFFERS.fieldNames())
 
 
 def offers(spark, run_date, n, offer="O1", parts=3):
-    rows = [offer_row(run_date, f"S{i:03d}", offer) for i in range(n)]
-    return spark.createDataFrame(rows, schemas.OFFERS).repartition(parts)
+    return offers_rows(spark, run_date, n, parts, offer)
 
 
 def test_replace_partition_is_idempotent_and_leaves_other_dates(spark, tmp_path):
