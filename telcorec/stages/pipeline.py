@@ -82,11 +82,11 @@ def run(spark: SparkSession, cfg: Config, run_date: dt.date, *,
     stages = {**STAGES, "ingest": functools.partial(ingest.run, secret=secret)}
 
     def every_stage(results: dict[str, object]) -> None:
-        for name in stages:
-            reason = skip_reason(cfg, name)
+        skipped = {name: skip_reason(cfg, name) for name in stages}
+        for name, reason in skipped.items():
             if reason:
                 log.info("stage %s: skipped (%s)", name, reason.split(":")[0])
-        running = [name for name in stages if skip_reason(cfg, name) is None]
+        running = [name for name, reason in skipped.items() if reason is None]
         began = time.monotonic()
         for number, name in enumerate(running, start=1):
             step = f"[{number}/{len(running)}] {name}"
