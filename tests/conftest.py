@@ -15,10 +15,12 @@ PIPELINE_RUN_DATE = dt.date(2026, 11, 23)
 def spark(tmp_path_factory):
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
-    # Python workers inherit this: test modules can define small scorers used inside tasks
+    # Python workers inherit this: test modules can define small scorers used inside tasks, and
+    # importlib mode names a test module by its path from the repository (tests.models.test_x)
     tests_dir = os.path.dirname(os.path.abspath(__file__))
     os.environ["PYTHONPATH"] = os.pathsep.join(
-        p for p in (tests_dir, os.environ.get("PYTHONPATH", "")) if p)
+        p for p in (os.path.dirname(tests_dir), tests_dir, os.environ.get("PYTHONPATH", ""))
+        if p)
     warehouse = tmp_path_factory.mktemp("spark-warehouse")
     session = (SparkSession.builder.master("local[2]").appName("telcorec-tests")
                .config("spark.ui.enabled", "false")

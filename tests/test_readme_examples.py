@@ -12,14 +12,13 @@ import json
 import re
 import shlex
 import subprocess
-from pathlib import Path
 
 import pytest
 from deltalake import DeltaTable
 
+from helpers import REPO
 from telcorec import sql
 
-REPO = Path(__file__).resolve().parents[1]
 README = REPO / "README.md"
 
 # Tables one pipeline run on the default config leaves empty, and why.

@@ -28,6 +28,7 @@ import numpy as np
 import pytest
 import torch
 
+from helpers import REPO as ROOT
 from telcorec.cli import parser, run_date_arg
 from telcorec.core import config
 from telcorec.core.exceptions import ConfigError, DataError, ModelError
@@ -36,7 +37,6 @@ from telcorec.io.warehouse import Warehouse
 from telcorec.models.ncf import trainer
 from telcorec.models.ncf.model import WEIGHTS, NCFRecommender, load_weights
 
-ROOT = Path(__file__).resolve().parents[1]
 SOURCE_DIRS = ("telcorec", "jobs", "benchmarks")
 
 

@@ -11,14 +11,14 @@ import pytest
 from deltalake import DeltaTable, write_deltalake
 from pyspark.sql.pandas.types import to_arrow_schema
 
-from rows import full_row
+from helpers import REPO
+from helpers.rows import full_row
 from telcorec import sql
 from telcorec.core import schemas
 from telcorec.core.columns import Col
 from telcorec.io import duckdb_views
 from telcorec.io.warehouse import Warehouse
 
-REPO = Path(__file__).resolve().parents[1]
 D1, D2 = dt.date(2026, 11, 22), dt.date(2026, 11, 23)
 T0 = dt.datetime(2026, 11, 23, 1, tzinfo=dt.timezone.utc)
 

@@ -4,7 +4,7 @@ intervals, a significance test, the sample-ratio check and the minimum detectabl
 The unit is the subscriber: `offered` counts subscribers with at least one offer published on a
 run date of the window, `accepted` those of them who accepted at least one of those offers, and
 conversion = accepted / offered. Statistics (pure functions of counts, checked in
-tests/test_experiment.py against scipy and a hand-derived example):
+tests/evaluation/test_experiment.py against scipy and a hand-derived example):
 - p-value: two-proportion z-test, pooled variance, two-sided (equal to Pearson's chi-square
   test of the 2 x 2 table without continuity correction);
 - absolute uplift p1 - p0 with a Wald interval (unpooled variance);

@@ -12,7 +12,7 @@ one row of metrics per subscriber. Accuracy metrics all derive from those positi
 Beyond accuracy, from the top-K list: diversity@k (1 - mean pairwise cosine similarity of the
 listed offers' feature vectors), novelty@k (mean -log2 popularity share) and, aggregated in
 Spark, coverage@k (share of the catalogue in anyone's list). Slow reference versions of every
-formula live in tests/test_offline_metrics.py.
+formula live in tests/evaluation/test_offline_metrics.py.
 """
 from __future__ import annotations
 

@@ -42,7 +42,7 @@ Commands:
   test [--all] [PYTEST_ARGS...]
         Run the test suite with .venv's pytest; other arguments go to pytest unchanged.
         Tests marked slow, benchmark, integration or cluster are skipped by default
-        (pytest.ini); --all runs them too (cluster: tests/test_cluster.py starts its own
+        (pytest.ini); --all runs them too (cluster: tests/launch/test_cluster.py starts its own
         standalone cluster, ~20 min). Exits with pytest's exit code; collecting no test at
         all (pytest's code 5) counts as a failure.
   [LAUNCHER OPTIONS] pipeline [ARGS...]

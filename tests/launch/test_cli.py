@@ -3,13 +3,11 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
+from helpers import REPO
 from telcorec.launch import cli
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 def launcher(*args: str) -> subprocess.CompletedProcess:

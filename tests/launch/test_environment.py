@@ -3,14 +3,12 @@ from __future__ import annotations
 
 import os
 import zipfile
-from pathlib import Path
 
 import pytest
 
+from helpers import REPO
 from telcorec.launch import environment
 from telcorec.launch.messages import LaunchError
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 def test_writer_follows_extends_relative_to_each_file(tmp_path):

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
+from helpers import REPO
 from telcorec.launch.messages import UsageError
 from telcorec.launch.options import LaunchOptions, job_options, parse_job_command
 from telcorec.launch.submit import build_plan, read_properties, render_dry_run, spark_mode
 
-REPO = Path(__file__).resolve().parents[2]
 JOBS = REPO / "jobs"
 PY = "/repo/.venv/bin/python"
 COMMON = ["--conf", "spark.ui.showConsoleProgress=true",

@@ -16,8 +16,13 @@ import pandas as pd
 import pytest
 
 from telcorec.core.columns import OFFER_CATEGORICALS, SUBSCRIBER_CATEGORICALS, Col
-from telcorec.core.config import (ColdStartConfig, EarlyStoppingConfig, TrainConfig,
-                                  model_name, variant_model_name)
+from telcorec.core.config import (
+    ColdStartConfig,
+    EarlyStoppingConfig,
+    TrainConfig,
+    model_name,
+    variant_model_name,
+)
 from telcorec.evaluation.offline import OracleScorer, RandomScorer
 from telcorec.features.stats import PRICE_TIERS, VALUE_TIERS
 from telcorec.models.encoding import Vocabulary

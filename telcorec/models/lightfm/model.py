@@ -124,7 +124,7 @@ def representations(features: sp.csr_matrix, embeddings: np.ndarray,
 # measured, OpenBLAS's sgemm gives other bits for 1-5 rows than for more; on an AMD EPYC with the
 # Haswell kernel it even gives a row other bits at another position inside the same 64-row block,
 # while its dgemm on blocks of one shape does not. So: one shape, float64, cast back to the
-# representations' dtype (a deterministic rounding). tests/test_scoring.py checks it on the
+# representations' dtype (a deterministic rounding). tests/models/test_scoring.py checks it on the
 # machine that runs it. 0.84 s per 1M rows x 200 items x 64 components measured here.
 SCORE_BLOCK = 64
 

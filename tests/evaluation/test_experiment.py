@@ -7,6 +7,7 @@ import pytest
 from pyspark.testing import assertDataFrameEqual
 from scipy import stats
 
+from helpers.rows import full_row
 from telcorec.core import config, schemas
 from telcorec.core.columns import Col
 from telcorec.core.config import ExperimentConfig
@@ -14,7 +15,6 @@ from telcorec.evaluation import experiment as ex
 from telcorec.io import storage
 from telcorec.io.warehouse import Warehouse
 from telcorec.stages import experiment as stage
-from rows import full_row
 
 RUN = dt.date(2026, 11, 8)
 DAY1, DAY2 = dt.date(2026, 11, 6), dt.date(2026, 11, 7)

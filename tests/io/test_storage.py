@@ -2,9 +2,9 @@ import datetime as dt
 
 import pytest
 from deltalake import DeltaTable
-from fault_injection import offer_row, offers_rows
 from pyspark.testing import assertDataFrameEqual
 
+from helpers.fault_injection import offer_row, offers_rows
 from telcorec.core import schemas
 from telcorec.core.exceptions import PublishError
 from telcorec.io import storage

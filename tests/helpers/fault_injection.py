@@ -1,4 +1,4 @@
-"""Helpers for tests/test_concurrency_and_faults.py: task faults injected into the real delta-rs
+"""Helpers for tests/stages/test_concurrency_and_faults.py: task faults injected into the real delta-rs
 writer's Spark tasks, and content digests of Delta tables.
 
 A fault fires only in a task's first attempt (TaskContext.attemptNumber() == 0), after the task

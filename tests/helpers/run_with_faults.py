@@ -1,12 +1,12 @@
 """Run writes or pipeline stages in a local[2,4] session (up to 4 attempts per task) with task
-faults injected (tests/fault_injection.py) and print one line of figures as JSON. Started by
-tests/test_concurrency_and_faults.py in a process of its own, because the test session is
+faults injected (tests/helpers/fault_injection.py) and print one line of figures as JSON. Started by
+tests/stages/test_concurrency_and_faults.py in a process of its own, because the test session is
 local[2] (1 attempt per task) and a process holds only one SparkContext.
 
-    python tests/run_with_faults.py offers <work dir>
+    python tests/helpers/run_with_faults.py offers <work dir>
         replace_partition of 1,000 offers rows in 4 partitions into <work dir>/<mode>/offers,
         once per fault mode (one, all, exit)
-    python tests/run_with_faults.py stages <work dir> <config.json> <stage>...
+    python tests/helpers/run_with_faults.py stages <work dir> <config.json> <stage>...
         the stages, every write's partition 0 failing in its first attempt
 """
 from __future__ import annotations

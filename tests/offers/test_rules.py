@@ -1,5 +1,5 @@
 """Business rules on literal rows: exact survivors, counts that add up, fatigue.
-(The campaign cap: tests/test_campaign_cap.py.)"""
+(The campaign cap: tests/offers/test_campaign_cap.py.)"""
 import datetime as dt
 
 import numpy as np

@@ -2,7 +2,7 @@
 contract, and the clean-up of what a killed writer leaves behind (telcorec/io/maintenance.py).
 
 The fast tests work on small literal tables. The slow ones (marked) build one tiny warehouse with
-the real pipeline, then kill real publishing processes: tests/publish_kill_target.py (the score
+the real pipeline, then kill real publishing processes: tests/helpers/publish_kill_target.py (the score
 job's publish path on staged rows, with phase markers to aim at) and jobs/score.py itself.
 """
 from __future__ import annotations
@@ -26,9 +26,10 @@ import pyarrow.parquet as pq
 import pytest
 from deltalake import DeltaTable
 from deltalake.writer import AddAction, get_file_stats_from_metadata
-from fault_injection import session_members
 from pyspark.sql import functions as F
 
+from helpers import REPO
+from helpers.fault_injection import session_members
 from telcorec.core import config, schemas
 from telcorec.core.columns import Col, RunStatus
 from telcorec.core.exceptions import PublishError
@@ -36,7 +37,6 @@ from telcorec.io import maintenance, storage
 from telcorec.publish.contract import OffersContract
 from telcorec.stages import pipeline
 
-REPO = Path(__file__).resolve().parents[1]
 D1, D2 = dt.date(2026, 11, 1), dt.date(2026, 11, 2)
 CATALOGUE = tuple(f"O{i:02d}" for i in range(12))
 K = 3
@@ -468,7 +468,7 @@ def outcome(before: State, after: State, run_date: dt.date, new_hash: str) -> st
 
 
 def target(tiny: Tiny, run_date: dt.date, label: str) -> list[str]:
-    return [sys.executable, str(REPO / "tests/publish_kill_target.py"), "--conf", str(tiny.conf_a),
+    return [sys.executable, str(REPO / "tests/helpers/publish_kill_target.py"), "--conf", str(tiny.conf_a),
             "--staged", str(tiny.staged), "--catalogue-date", RUN.isoformat(),
             "--run-date", run_date.isoformat(), "--label", label]
 

@@ -3,11 +3,11 @@
 import datetime as dt
 from collections import Counter
 
-import fault_injection
 import pytest
 from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
+from helpers import fault_injection
 from telcorec.core import config, schemas
 from telcorec.core.columns import Col
 from telcorec.io import storage

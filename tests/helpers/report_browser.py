@@ -5,7 +5,7 @@ decode, a page that never finished loading.
 A copy of the report gets one checking script before </body> (the shipped file stays
 script-free); Chromium's console goes to stderr with --enable-logging. Usable by hand on a
 real run's report:
-    .venv/bin/python tests/report_browser.py warehouse-ibm-telco/reports/run_date=2026-11-23/report.html
+    .venv/bin/python tests/helpers/report_browser.py warehouse-ibm-telco/reports/run_date=2026-11-23/report.html
 """
 from __future__ import annotations
 

@@ -12,8 +12,9 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 from deltalake import DeltaTable, write_deltalake
-from fault_injection import session_members
 
+from helpers import REPO
+from helpers.fault_injection import session_members
 from telcorec.core import config, schemas
 from telcorec.core.columns import Col, RunStatus
 from telcorec.core.exceptions import ConfigError, GateRejected
@@ -240,7 +241,6 @@ def test_an_old_runs_table_gains_the_columns_and_its_lone_running_row_is_recorde
 
 # ---- a real job killed with SIGKILL -----------------------------------------------------------
 
-REPO = Path(__file__).resolve().parents[1]
 
 
 

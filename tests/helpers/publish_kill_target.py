@@ -1,4 +1,4 @@
-"""Subprocess target of tests/test_publish_reliability.py: one publishing attempt to kill.
+"""Subprocess target of tests/publish/test_publish_reliability.py: one publishing attempt to kill.
 
 It does what the score job does at its end, on rows the test staged from a real scored run:
 inside `runs.recorded` (a `running` row, then `succeeded` or `failed`, as jobs/score.py), it

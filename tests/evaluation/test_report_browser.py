@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import report_browser
+from helpers import report_browser
 from telcorec.core.columns import Col
 from telcorec.evaluation import report
 from telcorec.evaluation.report_sections import OffersOutcome

@@ -26,8 +26,9 @@ import pyarrow.parquet as pq
 import pytest
 from deltalake import DeltaTable, write_deltalake
 from deltalake.writer import AddAction, get_file_stats_from_metadata
-from fault_injection import committed_and_orphan_files, offers_rows, table_digest
 
+from helpers import REPO as ROOT
+from helpers.fault_injection import committed_and_orphan_files, offers_rows, table_digest
 from telcorec.core import config, schemas
 from telcorec.core.columns import Col
 from telcorec.core.exceptions import PublishError
@@ -36,7 +37,6 @@ from telcorec.io.warehouse import Warehouse
 from telcorec.stages import pipeline
 
 D1, D2, D3 = dt.date(2026, 11, 1), dt.date(2026, 11, 2), dt.date(2026, 11, 3)
-ROOT = Path(__file__).resolve().parent.parent
 REFUSED = (r"another run wrote {where} of .* while this one was writing \(it started from "
            r"version {start}\); nothing of this run was committed")
 
@@ -280,10 +280,10 @@ def test_no_write_overwrites_a_shared_table_without_a_predicate():
 # ---------------------------------------------------------------- 6. task failures
 
 def run_with_faults(*args: str, timeout: int = 1500) -> dict:
-    """tests/run_with_faults.py in its own process (it needs a local[2,4] SparkContext)."""
+    """tests/helpers/run_with_faults.py in its own process (it needs a local[2,4] SparkContext)."""
     env = {**os.environ, "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable,
            "PYTHONPATH": os.pathsep.join([str(ROOT / "tests"), str(ROOT)])}
-    done = subprocess.run([sys.executable, str(ROOT / "tests" / "run_with_faults.py"), *args],
+    done = subprocess.run([sys.executable, str(ROOT / "tests" / "helpers" / "run_with_faults.py"), *args],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
     figures = [line for line in done.stdout.splitlines() if line.startswith("FIGURES ")]
     assert done.returncode == 0 and figures, done.stderr[-3000:]

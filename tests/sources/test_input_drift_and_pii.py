@@ -21,6 +21,7 @@ import pytest
 import yaml
 from pyspark.sql import functions as F
 
+from helpers import REPO as ROOT
 from telcorec import sources
 from telcorec.core import config, schemas
 from telcorec.core.columns import Col
@@ -33,7 +34,6 @@ from telcorec.sources import validate
 from telcorec.stages import ingest as ingest_stage
 from telcorec.synthetic.generate import generate
 
-ROOT = Path(__file__).resolve().parents[1]
 RUN = dt.date(2026, 11, 23)
 TABLES = ("subscribers", "catalogue", "subscriptions", "cdr")
 KEY = b"canary-test-key-0123456789abcdef"
@@ -387,7 +387,7 @@ def test_rejects_keep_no_source_value_of_unparsable_rows_when_pseudonymised(spar
 
 def test_opted_out_subscribers_get_no_offers_and_the_rule_counts_them(spark, tmp_path):
     from deltalake import DeltaTable
-    from test_selection import COLUMNS, ROWS, literal_batch, make_selection
+    from helpers.selection_rows import COLUMNS, ROWS, literal_batch, make_selection
 
     from telcorec.publish import passes
     from telcorec.publish.contract import OffersContract

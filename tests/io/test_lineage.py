@@ -6,8 +6,8 @@ import json
 
 from deltalake import DeltaTable
 from pyspark.sql import types as T
-from rows import full_row
 
+from helpers.rows import full_row
 from telcorec.core import config, schemas
 from telcorec.core.columns import Col
 from telcorec.io import artifacts, runs, storage

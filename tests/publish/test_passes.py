@@ -1,6 +1,6 @@
 """The score stage's one publishing pass: rows computed, counted and written by the same tasks.
 
-The literal subscribers of tests/test_selection.py, copied many times under new ids, go through
+The literal subscribers of tests/offers/test_selection.py, copied many times under new ids, go through
 storage.stage_partition with the stage's task function on executors; what the tasks count and
 write must equal what the same function gives locally, batch by batch."""
 import collections
@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 from deltalake import DeltaTable
-from test_selection import COLUMNS, ROWS, make_selection
 
+from helpers.selection_rows import COLUMNS, ROWS, make_selection
 from telcorec.core import schemas
 from telcorec.core.columns import Col
 from telcorec.core.exceptions import DataError

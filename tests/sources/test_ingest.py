@@ -241,7 +241,7 @@ def test_unmapped_required_column_fails_before_anything_is_written(spark, tmp_pa
 
 @pytest.mark.parametrize("encoding, accent, undecodable", [
     ("utf-8", "é".encode("utf-8"), b"\xff"),
-    # the Python-codec path; tests/test_bad_inputs.py checks its decoding on literal lines fast
+    # the Python-codec path; tests/sources/test_bad_inputs.py checks its decoding on literal lines fast
     pytest.param("cp1252", "é".encode("cp1252"), b"\x81", marks=pytest.mark.slow)])
 def test_undecodable_bytes_make_their_row_an_invalid_encoding_reject(spark, tmp_path, encoding,
                                                                      accent, undecodable):

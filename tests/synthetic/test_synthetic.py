@@ -3,8 +3,8 @@ hidden preference structure that is learnable from observable data."""
 from __future__ import annotations
 
 import dataclasses
-import zlib
 import datetime as dt
+import zlib
 
 import numpy as np
 import pandas as pd

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 from deltalake import DeltaTable
-from test_ncf_stage import RUN, tiny_warehouse
 
+from helpers.tiny_warehouse import RUN, tiny_warehouse
 from telcorec.core.columns import LIGHTFM_KNOBS, Col
 from telcorec.core.config import TuningConfig
 from telcorec.core.exceptions import ConfigError

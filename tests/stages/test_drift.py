@@ -4,7 +4,7 @@ import datetime as dt
 
 from pyspark.testing import assertDataFrameEqual
 
-from rows import full_row
+from helpers.rows import full_row
 from telcorec.core import config, schemas
 from telcorec.core.columns import SUBSCRIBER_CATEGORICALS, Col
 from telcorec.evaluation.drift import NUMERIC_FEATURES

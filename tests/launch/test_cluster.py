@@ -29,13 +29,13 @@ import pandas as pd
 import pytest
 from deltalake import DeltaTable
 
+from helpers import REPO
 from telcorec.core import config
 from telcorec.core.columns import Col
 from telcorec.launch import daemons
 
 pytestmark = pytest.mark.cluster
 
-REPO = Path(__file__).resolve().parents[1]
 CLUSTER_DIR = REPO / "work" / "cluster"
 DIST = REPO / "dist"
 RUN_DATE = "2026-11-23"

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from pyspark.sql import functions as F
 
+from helpers import REPO
 from telcorec.core import config, schemas
 from telcorec.core.columns import Col
 from telcorec.core.config import CsvConfig
@@ -17,7 +18,6 @@ from telcorec.sources import preflight, read_responses
 from telcorec.sources.preflight import CsvSource, EmptyInput
 from telcorec.stages import ingest as ingest_stage
 
-REPO = Path(__file__).resolve().parents[1]
 IBM = Path("/work/shared/data/ibm-telco-churn/Telco-Customer-Churn.csv")
 RUN = dt.date(2026, 11, 23)
 
