@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import ctypes
 import datetime as dt
 import json
 import logging
@@ -15,6 +14,7 @@ from typing import Callable
 from pyspark.sql import SparkSession
 
 from telcorec.core import config as config_module
+from telcorec.core import process
 from telcorec.core.config import Config
 from telcorec.core.exceptions import TelcorecError
 from telcorec.io import runs
@@ -82,12 +82,10 @@ def die_with_the_jvm() -> None:
     try:
         if Path(f"/proc/{parent}/comm").read_text().strip() != "java":
             return
-        libc = ctypes.CDLL(None, use_errno=True)
     except OSError:
         return
-    libc.prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
-    if os.getppid() != parent:  # the JVM went before the call took effect
-        os.kill(os.getpid(), signal.SIGKILL)
+    if process.die_with_parent() and os.getppid() != parent:
+        os.kill(os.getpid(), signal.SIGKILL)  # the JVM went before the call took effect
 
 
 def main(job: str, description: str, body: Callable[[SparkSession, Config, argparse.Namespace],

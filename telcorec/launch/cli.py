@@ -1,17 +1,16 @@
 """The launcher's commands: help, test, cluster, and submitting a job from jobs/."""
 from __future__ import annotations
 
-import ctypes
 import importlib.util
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 import telcorec
+from telcorec.core import process
 from telcorec.launch import cluster, environment
 from telcorec.launch.daemons import Layout
 from telcorec.launch.messages import LaunchError, UsageError, log
@@ -223,18 +222,6 @@ def _cluster_note(plan: Plan, master: str) -> None:
            ": Delta's jars from conf/spark/delta.properties (Maven or TELCOREC_DELTA_JARS)."))
 
 
-def _die_with_the_launcher() -> None:
-    """In the spark-submit child, before it execs: SIGKILL when the launcher goes (Linux's
-    PR_SET_PDEATHSIG, kept across exec). `kill -9` of the process a user started then ends the
-    job's JVM too, its Python driver follows the JVM (telcorec/cli.die_with_the_jvm), the
-    attempt's heartbeat stops and `runs` shows it abandoned, instead of an orphaned job running
-    on. Elsewhere a no-op."""
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
-
-
 def run_submitted(plan: Plan) -> int:
     """Run a spark-submit command with a clean stdout. spark-submit copies what the Python
     driver writes to stderr (its log lines) onto its own stdout, so everything spark-submit
@@ -245,7 +232,8 @@ def run_submitted(plan: Plan) -> int:
     try:
         proc = subprocess.Popen(plan.argv, cwd=REPO, stdout=sys.stderr,
                                 env={**os.environ, **plan.env, RESULT_FILE: result},
-                                preexec_fn=_die_with_the_launcher)
+                                # dies with the launcher: kill -9 of the command ends the job
+                                preexec_fn=process.die_with_parent)
         try:
             rc = proc.wait()
         except KeyboardInterrupt:   # the job got the same Ctrl-C: let it stop in its own way
