@@ -13,8 +13,8 @@ from pyspark.sql import types as T
 from telcorec.core import config, schemas
 from telcorec.core.columns import SUBSCRIBER_CATEGORICALS, Col, Split
 from telcorec.evaluation import sampled_protocol
-from telcorec.io import storage
 from telcorec.io.warehouse import Warehouse
+from telcorec.io.writer import DeltaRsWriter
 from telcorec.models.ncf import examples, feed, trainer
 from telcorec.models.ncf.model import NCFRecommender
 from telcorec.models.ncf.scorer import NCFScorer
@@ -37,7 +37,7 @@ def _fill(frame: pd.DataFrame, schema: T.StructType) -> pd.DataFrame:
 
 def write(spark, wh, name, frame, schema):
     df = schemas.conform(spark.createDataFrame(_fill(frame, schema), schema), schema)
-    storage.replace_partition(df, wh.table(name), schema, RUN)
+    DeltaRsWriter().replace_partition(df, wh.table(name), schema, RUN)
 
 
 def tiny_warehouse(spark, root):
@@ -90,7 +90,7 @@ def warehouse(spark, tmp_path_factory):
 
 
 def metric_rows(spark, wh, protocol):
-    metrics = storage.read_table(spark, wh.table("metrics"), schemas.METRICS, RUN)
+    metrics = DeltaRsWriter().read(spark, wh.table("metrics"), schemas.METRICS, [RUN])
     return {(r[Col.MODEL], r[Col.METRIC], r[Col.K]): r[Col.VALUE]
             for r in metrics.filter((F.col(Col.PROTOCOL) == protocol)
                                     & (F.col(Col.SEGMENT) == "all")).collect()}
