@@ -119,7 +119,7 @@ def output_counts(rows: pa.RecordBatch, contract: OffersContract) -> ScoreCounts
 
 def publishing_task(sel: selection.Selection, k: int, caps: campaign_cap.Thresholds | None,
                     contract: OffersContract, run_date: dt.date, run_id: str,
-                    model_run_id: str | None = None):
+                    model_run_id: str | None = None) -> Produce:
     """What each task makes of a batch of subscribers: their `offers` rows (the table's
     columns) and their counts, merged over every task. The model's rows carry `model_run_id`
     (the run that trained it), the control arm's `run_id` (this run ranked them by
