@@ -34,8 +34,8 @@ from pyspark.sql import functions as F
 from common import generated_warehouse, jvm_peak_mb, machine, session
 from telcorec.core import config, schemas
 from telcorec.core.columns import Col
-from telcorec.io import storage
 from telcorec.io.warehouse import Warehouse
+from telcorec.io.writer import DeltaRsWriter
 from telcorec.stages import features as features_stage
 from telcorec.synthetic.generate import generate
 
@@ -54,14 +54,14 @@ def ensure_data(spark: SparkSession, cfg: config.Config, wh: Warehouse) -> int:
         df = getattr(tables, name)
         for field in schemas.OPTIONAL[name].fields:
             df = df.withColumn(field.name, F.lit(None).cast(field.dataType))
-        rows[name] = storage.replace_partition(df.withColumn(Col.RUN_DATE, F.lit(RUN)),
-                                               wh.table(name), schemas.accepted(name), RUN)
+        rows[name] = DeltaRsWriter().replace_partition(df.withColumn(Col.RUN_DATE, F.lit(RUN)),
+                                                       wh.table(name), schemas.accepted(name), RUN)
     marker.write_text(json.dumps({"cdr_rows": rows["cdr"], "rows": rows}))
     return rows["cdr"]
 
 
 def floor_seconds(spark: SparkSession, wh: Warehouse) -> float:
-    cdr = storage.read_table(spark, wh.table("cdr"), schemas.accepted("cdr"), RUN)
+    cdr = DeltaRsWriter().read(spark, wh.table("cdr"), schemas.accepted("cdr"), [RUN])
     bare = cdr.groupBy(Col.SUBSCRIBER_ID).agg(F.count(F.lit(1)), F.sum(Col.DATA_MB),
                                               F.sum(Col.DURATION_S))
     started = time.monotonic()

@@ -40,8 +40,8 @@ from pyspark.sql import SparkSession
 
 from telcorec.core import config, schemas
 from telcorec.core.columns import SUBSCRIBER_CATEGORICALS, Col, Split
-from telcorec.io import storage
 from telcorec.io.warehouse import Warehouse
+from telcorec.io.writer import DeltaRsWriter
 from telcorec.models.encoding import fit_vocabulary
 from telcorec.stages import pipeline
 
@@ -68,7 +68,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def headline(wh: Warehouse, spark: SparkSession, k: int) -> dict[str, dict[str, float]]:
-    rows = (storage.read_table(spark, wh.table("metrics"), schemas.METRICS, RUN).toPandas())
+    rows = (DeltaRsWriter().read(spark, wh.table("metrics"), schemas.METRICS, [RUN]).toPandas())
     rows = rows[(rows["protocol"] == "full") & (rows["segment"] == "all")]
     out: dict[str, dict[str, float]] = {}
     for r in rows.itertuples():
@@ -80,10 +80,10 @@ def headline(wh: Warehouse, spark: SparkSession, k: int) -> dict[str, dict[str, 
 
 def raw_lightfm(spark: SparkSession, wh: Warehouse, cfg, k: int) -> dict[str, dict[str, float]]:
     """Plain LightFM, identity-only and features-only, on the run's train/test split."""
-    pairs = storage.read_table(spark, wh.table("interactions"), schemas.INTERACTIONS,
-                               RUN).toPandas()
-    features = storage.read_table(spark, wh.table("subscriber_features"),
-                                  schemas.SUBSCRIBER_FEATURES, RUN).toPandas()
+    pairs = DeltaRsWriter().read(spark, wh.table("interactions"), schemas.INTERACTIONS,
+                                 [RUN]).toPandas()
+    features = DeltaRsWriter().read(spark, wh.table("subscriber_features"),
+                                    schemas.SUBSCRIBER_FEATURES, [RUN]).toPandas()
     n_items = int(pairs[Col.OFFER_IDX].max()) + 1
     users = pd.Index(sorted(pairs[Col.SUBSCRIBER_ID].unique()))
     row = users.get_indexer(pairs[Col.SUBSCRIBER_ID])

@@ -35,8 +35,8 @@ from pyspark.sql import types as T
 from common import generated_warehouse, jvm_peak_mb, machine, session
 from telcorec.core import config, schemas
 from telcorec.core.columns import Col
-from telcorec.io import storage
 from telcorec.io.warehouse import Warehouse
+from telcorec.io.writer import DeltaRsWriter
 from telcorec.stages import features as features_stage
 from telcorec.synthetic.generate import generate
 
@@ -72,13 +72,13 @@ def ensure_data(spark: SparkSession, cfg: config.Config, wh: Warehouse, layout: 
         if name == "cdr":
             df = df.sortWithinPartitions(LAYOUTS[layout])
         for day in (D,) if name == "cdr" else (D, NEXT):
-            rows[f"{name}@{day}"] = storage.replace_partition(
+            rows[f"{name}@{day}"] = DeltaRsWriter().replace_partition(
                 df.withColumn(Col.RUN_DATE, F.lit(day)), wh.table(name), schemas.accepted(name),
                 day)
     # D + 1's partition: D's rows in D's files' order, the new day in files of its own
-    cdr = storage.read_table(spark, wh.table("cdr"), schemas.accepted("cdr"), D)
+    cdr = DeltaRsWriter().read(spark, wh.table("cdr"), schemas.accepted("cdr"), [D])
     new_day = next_day(cdr).sortWithinPartitions(LAYOUTS[layout])
-    rows[f"cdr@{NEXT}"] = storage.replace_partition(
+    rows[f"cdr@{NEXT}"] = DeltaRsWriter().replace_partition(
         cdr.withColumn(Col.RUN_DATE, F.lit(NEXT)).unionByName(new_day), wh.table("cdr"),
         schemas.accepted("cdr"), NEXT)
     data = {"cdr_rows": rows[f"cdr@{NEXT}"], "new_day_rows": rows[f"cdr@{NEXT}"] - rows[f"cdr@{D}"],
@@ -143,13 +143,13 @@ def main() -> None:
     if result["usage_window"] != "incremental":
         raise SystemExit(f"the run of {NEXT} was not incremental: {result['usage_window']}")
     features = wh.table("subscriber_features")
-    incremental = storage.read_table(spark, features, schemas.SUBSCRIBER_FEATURES, NEXT)
+    incremental = DeltaRsWriter().read(spark, features, schemas.SUBSCRIBER_FEATURES, [NEXT])
     kept = wh.table("bench_incremental_rows")  # the rows to check, before D + 1 is recomputed
-    storage.replace_partition(incremental, kept, schemas.SUBSCRIBER_FEATURES, NEXT)
+    DeltaRsWriter().replace_partition(incremental, kept, schemas.SUBSCRIBER_FEATURES, NEXT)
     recompute_seconds, _ = timed(spark, cfg, NEXT, full=True)
     different = mismatches(
-        storage.read_table(spark, kept, schemas.SUBSCRIBER_FEATURES, NEXT),
-        storage.read_table(spark, features, schemas.SUBSCRIBER_FEATURES, NEXT))
+        DeltaRsWriter().read(spark, kept, schemas.SUBSCRIBER_FEATURES, [NEXT]),
+        DeltaRsWriter().read(spark, features, schemas.SUBSCRIBER_FEATURES, [NEXT]))
     python_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     run = {
         "window_days": cfg.ingest.cdr_window_days, "late_days": cfg.features.late_days,

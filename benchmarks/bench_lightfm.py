@@ -55,8 +55,8 @@ from pyspark.sql import functions as F
 
 from telcorec.core import config, schemas
 from telcorec.core.columns import OFFER_CATEGORICALS, SUBSCRIBER_CATEGORICALS, Col
-from telcorec.io import storage
 from telcorec.io.warehouse import Warehouse
+from telcorec.io.writer import DeltaRsWriter
 from telcorec.models.encoding import Vocabulary, fit_vocabulary
 from telcorec.models.lightfm import training
 from telcorec.stages import evaluate as evaluate_stage
@@ -136,7 +136,7 @@ def replicate(df: DataFrame, scale: int) -> DataFrame:
 
 
 def load_inputs(spark: SparkSession, cfg: config.Config, wh: Warehouse, scale: int) -> Inputs:
-    read = lambda name, schema: storage.read_table(spark, wh.table(name), schema, RUN)  # noqa: E731
+    read = lambda name, schema: DeltaRsWriter().read(spark, wh.table(name), schema, [RUN])  # noqa: E731
     features = replicate(read("subscriber_features", schemas.SUBSCRIBER_FEATURES), scale)
     offer_df = read("offer_features", schemas.OFFER_FEATURES)
     interactions = replicate(read("interactions", schemas.INTERACTIONS), scale)

@@ -20,7 +20,8 @@ Measured, all in this one run on local[2]:
                        the tasks' JVM side; the Python workers are not counted). The same job at
                        N/4 in another fresh process gives driver_peak_rss_mb_quarter.
   floor_seconds        N x K rows of the `offers` schema made by spark.range with cheap
-                       expressions, written through the same writer (storage.replace_partition)
+                       expressions, written through the same writer
+                       (DeltaRsWriter.replace_partition)
                        into a table of their own; in the N process after the job, twice, the
                        faster counts (so the floor runs warm, the job cold: a conservative ratio)
   als_seconds          Spark MLlib ALS (implicit, rank D) on the same subscribers and offers
@@ -62,9 +63,10 @@ from pyspark.sql.types import DoubleType
 from telcorec.core import config, schemas
 from telcorec.core.columns import Col
 from telcorec.core.config import variant_model_name
-from telcorec.io import artifacts, storage
+from telcorec.io import artifacts
 from telcorec.io.artifacts import MANIFEST
 from telcorec.io.warehouse import Warehouse
+from telcorec.io.writer import DeltaRsWriter
 from telcorec.models import scoring
 from telcorec.models.lightfm.model import Representations, representations, scores
 from telcorec.models.lightfm.scorer import LightFMScorer
@@ -224,15 +226,15 @@ class Setup:
         self.small = spark.read.schema(schemas.SUBSCRIBER_FEATURES).parquet(
             str(base / "subscriber_features")).cache()
         self.n_small = self.small.count()
-        self.held = storage.read_table(spark, self.wh.table("interactions"),
-                                       schemas.INTERACTIONS, RUN).select(
+        self.held = DeltaRsWriter().read(spark, self.wh.table("interactions"),
+                                         schemas.INTERACTIONS, [RUN]).select(
             Col.SUBSCRIBER_ID, Col.OFFER_IDX, Col.WEIGHT)
 
     def base_run(self, base: Path, marker: Path, params: dict) -> None:
         """The pipeline on the generated population; its features, offer ids and one row of
         its offers (the template of the floor's and the history's rows) kept under `base`."""
-        read = lambda name, schema: storage.read_table(  # noqa: E731
-            self.spark, self.wh.table(name), schema, RUN)
+        read = lambda name, schema: DeltaRsWriter().read(self.spark, self.wh.table(name), schema,
+                                                         [RUN])
         pipeline.run(self.spark, self.cfg, RUN)
         read("subscriber_features", schemas.SUBSCRIBER_FEATURES).write.parquet(
             str(base / "subscriber_features"))
@@ -252,10 +254,10 @@ class Setup:
         day before (the fatigue history a nightly run reads)."""
         started = time.monotonic()
         people = self.population(n).repartition(self.args.shuffle_partitions, Col.SUBSCRIBER_ID)
-        rows = storage.replace_partition(people, self.wh.table("subscriber_features"),
-                                         schemas.SUBSCRIBER_FEATURES, RUN)
+        rows = DeltaRsWriter().replace_partition(people, self.wh.table("subscriber_features"),
+                                                 schemas.SUBSCRIBER_FEATURES, RUN)
         day_before = RUN - dt.timedelta(days=1)
-        history = storage.replace_partition(
+        history = DeltaRsWriter().replace_partition(
             offer_rows(self.population(n).select(Col.SUBSCRIBER_ID), 1, day_before,
                        self.offer_ids, self.template),
             self.wh.table("offers"), schemas.OFFERS, day_before)
@@ -263,7 +265,7 @@ class Setup:
                 "seconds": round(time.monotonic() - started, 1)}
 
     def scored_subscribers(self) -> int:
-        offers = storage.read_table(self.spark, self.wh.table("offers"), schemas.OFFERS, RUN)
+        offers = DeltaRsWriter().read(self.spark, self.wh.table("offers"), schemas.OFFERS, [RUN])
         return offers.select(Col.SUBSCRIBER_ID).distinct().count()
 
 
@@ -303,7 +305,7 @@ def child(args) -> None:
             rows = floor_rows(spark, spec["floor_rows"], spec["k"], spec["offer_ids"],
                               spec["template"])
             started = time.monotonic()
-            written = storage.replace_partition(rows, table, schemas.OFFERS, RUN)
+            written = DeltaRsWriter().replace_partition(rows, table, schemas.OFFERS, RUN)
             runs.append(time.monotonic() - started)
         out.update(floor_runs_seconds=runs, floor_rows_written=written)
     spark.stop()
@@ -502,7 +504,7 @@ def measure(args, workdir: Path, cfg_path: Path) -> dict:
                   "rows": full["floor_rows_written"],
                   "how": "spark.range(N) x K rows of schemas.OFFERS from cheap expressions "
                          "(the other columns: one real row's values, as literals) through "
-                         "storage.replace_partition into its own table, in the N driver after "
+                         "DeltaRsWriter.replace_partition into its own table, in the N driver after "
                          "the job; the faster of two runs"},
         "als": {k: round(v, 3) if isinstance(v, float) else v for k, v in als_figures.items()},
         "in_process": {k: round(v, 3) if isinstance(v, float) else v for k, v in kernel.items()},

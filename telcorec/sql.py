@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
     from telcorec.io.warehouse import Warehouse
+    from telcorec.io.writer import Writer
 
 log = logging.getLogger(__name__)
 
@@ -155,14 +156,13 @@ def duckdb_query(wh: "Warehouse", text: str, limit: int | None = None
         con.close()
 
 
-def register_views(spark: "SparkSession", wh: "Warehouse", writer: str) -> list[str]:
+def register_views(spark: "SparkSession", wh: "Warehouse", writer: "Writer") -> list[str]:
     """Each table (current snapshot) as a temporary view of the same name; a table not written
     yet as an empty view with its contract schema."""
-    from telcorec.io import storage
     written = []
     for name, (path, schema) in _tables(wh).items():
-        if storage.is_delta_table(path):
-            storage.read_table(spark, path, schema, writer=writer).createOrReplaceTempView(name)
+        if writer.exists(spark, path):
+            writer.read(spark, path, schema).createOrReplaceTempView(name)
             written.append(name)
         else:
             spark.createDataFrame([], schema).createOrReplaceTempView(name)
@@ -173,7 +173,7 @@ def register_views(spark: "SparkSession", wh: "Warehouse", writer: str) -> list[
     return written
 
 
-def query(spark: "SparkSession", wh: "Warehouse", writer: str, text: str) -> "DataFrame":
+def query(spark: "SparkSession", wh: "Warehouse", writer: "Writer", text: str) -> "DataFrame":
     """Spark SQL over the warehouse's views; only a query runs (spark_statement)."""
     statement = spark_statement(text)
     register_views(spark, wh, writer)
@@ -186,7 +186,7 @@ def query(spark: "SparkSession", wh: "Warehouse", writer: str, text: str) -> "Da
         raise QueryError(f"{first}{hint}") from None
 
 
-def spark_query(spark: "SparkSession", wh: "Warehouse", writer: str, text: str,
+def spark_query(spark: "SparkSession", wh: "Warehouse", writer: "Writer", text: str,
                 limit: int | None = None) -> tuple[list[str], Iterable[tuple]]:
     df = query(spark, wh, writer, text)
     if limit is not None:
@@ -295,11 +295,11 @@ def _run(args: argparse.Namespace, limit: int | None) -> tuple[list[str], Iterab
     spark_statement(args.query)   # refused before a JVM starts
     from pyspark.sql import SparkSession
 
-    from telcorec.io import storage
+    from telcorec.io.writer import choose
     active = SparkSession.getActiveSession()
     spark = active or SparkSession.builder.appName("telcorec-sql").getOrCreate()
     try:
-        columns, rows = spark_query(spark, wh, storage.choose_writer(spark, cfg.storage.writer),
+        columns, rows = spark_query(spark, wh, choose(spark, cfg.storage.writer),
                                     args.query, limit)
         return columns, list(rows)
     finally:

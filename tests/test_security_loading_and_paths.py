@@ -279,10 +279,10 @@ REVIEWED_SQL_SITES = {
     ("write_metrics", "built SQL text"):
         "run_date.isoformat() of a datetime.date; model and protocol names must match "
         "^[a-z][a-z0-9_]*$ or DataError is raised before the predicate is built",
-    ("spark_replace_partition", "built SQL text"):
+    ("SparkDeltaWriter._replace_where", "built SQL text"):
         "replaceWhere of Spark's writer: Col.RUN_DATE (a constant) and run_date.isoformat() "
         "of a datetime.date (a str has no isoformat and fails before any write)",
-    ("spark_replace_partition", "replaceWhere"):
+    ("SparkDeltaWriter._replace_where", "replaceWhere"):
         "the same text as the built SQL text above",
     ("write_small", "predicate="):
         "passes its caller's predicate through; every caller that builds one is listed here "

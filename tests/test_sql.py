@@ -18,6 +18,7 @@ from telcorec.core import schemas
 from telcorec.core.columns import Col
 from telcorec.io import duckdb_views
 from telcorec.io.warehouse import Warehouse
+from telcorec.io.writer import DeltaRsWriter
 
 D1, D2 = dt.date(2026, 11, 22), dt.date(2026, 11, 23)
 T0 = dt.datetime(2026, 11, 23, 1, tzinfo=dt.timezone.utc)
@@ -90,7 +91,7 @@ def test_latest_offers_gives_the_same_rows_on_spark(spark, small):
     _, _, wh = small
     text = "SELECT * FROM latest_offers ORDER BY subscriber_id, rank"
     columns, rows = sql.duckdb_query(wh, text)
-    spark_columns, spark_rows = sql.spark_query(spark, wh, "delta-rs", text)
+    spark_columns, spark_rows = sql.spark_query(spark, wh, DeltaRsWriter(), text)
     assert columns == spark_columns == schemas.OFFERS.fieldNames()
     assert [tuple(r) for r in rows] == [tuple(r) for r in spark_rows]
 
@@ -147,18 +148,18 @@ def test_the_spark_engine_refuses_them_too(spark, small, text):
     root, _, wh = small
     before = files_under(root)
     with pytest.raises(sql.QueryError, match="read-only"):
-        sql.query(spark, wh, "delta-rs", text.format(tmp=root))
+        sql.query(spark, wh, DeltaRsWriter(), text.format(tmp=root))
     assert files_under(root) == before
     assert {t.name for t in spark.catalog.listTables()} >= {"offers", "latest_offers"}
 
 
 def test_the_spark_engine_runs_its_own_dialect_and_show(spark, small):
     _, _, wh = small
-    _, rows = sql.spark_query(spark, wh, "delta-rs", "SELECT `offer_id`, explode(reasons) AS "
+    _, rows = sql.spark_query(spark, wh, DeltaRsWriter(), "SELECT `offer_id`, explode(reasons) AS "
                               "reason FROM offers WHERE subscriber_id = 'S2' AND rank = 1 "
                               "AND run_id = 'r1' ORDER BY reason;")
     assert list(rows) == [("O3", "cold start"), ("O3", "r1")]
-    _, shown = sql.spark_query(spark, wh, "delta-rs", "SHOW TABLES")
+    _, shown = sql.spark_query(spark, wh, DeltaRsWriter(), "SHOW TABLES")
     assert "latest_offers" in {r[1] for r in shown}
 
 

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from deltalake import DeltaTable
 from matplotlib.figure import Figure
 from scipy import stats
 
@@ -18,7 +17,7 @@ from telcorec.core.columns import Col
 from telcorec.core.config import Config
 from telcorec.evaluation.experiment import ALL
 from telcorec.evaluation.report import STYLE, _figure, _image, _section, _table
-from telcorec.io import storage
+from telcorec.io import delta_rs
 from telcorec.io.warehouse import Warehouse
 
 CAMPAIGN = "campaign.html"
@@ -70,9 +69,9 @@ def render(results: pd.DataFrame, drift: pd.DataFrame, title: str, confidence: f
 
 
 def _rows(path: Path, run_date: dt.date) -> pd.DataFrame | None:
-    if not storage.is_delta_table(path):
+    if not delta_rs.is_delta_table(path):
         return None
-    frame = DeltaTable(str(path)).to_pandas()  # a few rows per run date
+    frame = delta_rs.read_small(path).to_pandas()  # a few rows per run date
     frame[Col.RUN_DATE] = pd.to_datetime(frame[Col.RUN_DATE]).dt.date
     return frame[frame[Col.RUN_DATE] <= run_date]
 

@@ -15,11 +15,10 @@ from typing import Mapping
 
 import duckdb
 import pyarrow as pa
-from deltalake import DeltaTable
 from pyspark.sql import types as T
 from pyspark.sql.pandas.types import to_arrow_schema
 
-from telcorec.io import storage
+from telcorec.io import delta_rs
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +32,8 @@ def _view(con: duckdb.DuckDBPyConnection, name: str, path: Path, schema: T.Struc
     """Register table `name` as a view with the contract's columns in the contract's order;
     an empty one with the contract's schema when the table was never written. True if read."""
     columns = ", ".join(f'"{field}"' for field in schema.fieldNames())
-    if storage.is_delta_table(path):
-        dataset = DeltaTable(str(path.resolve())).to_pyarrow_dataset()
+    if delta_rs.is_delta_table(path):
+        dataset = delta_rs.arrow_dataset(path)
         con.from_arrow(dataset).project(columns).create_view(name)
         return True
     con.from_arrow(pa.Table.from_batches([], to_arrow_schema(schema))).create_view(name)

@@ -29,9 +29,8 @@ from pathlib import Path
 from urllib.parse import unquote
 
 import pyarrow.parquet as pq
-from deltalake import DeltaTable
 
-from telcorec.io.storage import _commit_lock, is_delta_table
+from telcorec.io.delta_rs import commit_lock, current_files, is_delta_table
 
 log = logging.getLogger(__name__)
 
@@ -92,9 +91,9 @@ def referenced_files(table: Path) -> tuple[int, set[str]]:
             checkpoint = pq.read_table(entry, columns=["add", "remove"]).to_pydict()
             for kind in ("add", "remove"):
                 paths.update(unquote(a["path"]) for a in checkpoint[kind] if a)
-    current = DeltaTable(str(table))  # also the snapshot's own view (covers trimmed logs)
-    paths.update(unquote(p) for p in current.files())
-    return current.version(), paths
+    version, current = current_files(table)  # also the snapshot's own view (trimmed logs)
+    paths.update(unquote(p) for p in current)
+    return version, paths
 
 
 def find_orphans(table: Path, min_age: float, now: float | None = None) -> TableCleanup:
@@ -111,9 +110,9 @@ def find_orphans(table: Path, min_age: float, now: float | None = None) -> Table
 
 def remove_orphans(found: TableCleanup) -> TableCleanup:
     """Delete `found.orphans` that the newest log still does not reference. The table's commit
-    lock (storage's) is held from that last reading of the log to the last deletion, so no
-    commit through storage can come in between."""
-    with _commit_lock(str(found.table)):
+    lock (telcorec/io/delta_rs.py's) is held from that last reading of the log to the last
+    deletion, so no commit through it can come in between."""
+    with commit_lock(str(found.table)):
         version, referenced = referenced_files(found.table)
         removed = [f for f in found.orphans if f.path not in referenced]
         for f in removed:

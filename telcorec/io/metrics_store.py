@@ -10,13 +10,12 @@ import re
 
 import pandas as pd
 import pyarrow as pa
-from deltalake import DeltaTable
 from pyspark.sql.pandas.types import to_arrow_schema
 
 from telcorec.core import schemas
 from telcorec.core.columns import Col
 from telcorec.core.exceptions import DataError
-from telcorec.io import storage
+from telcorec.io import delta_rs
 
 ALL_SEGMENTS = "all"
 _SAFE_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -39,16 +38,16 @@ def write_metrics(path, tables: list[pa.Table], run_date: dt.date, protocol: str
     names = ", ".join(f"'{m}'" for m in models)
     predicate = (f"{Col.RUN_DATE} = '{run_date.isoformat()}' AND {Col.PROTOCOL} = '{protocol}' "
                  f"AND {Col.MODEL} IN ({names})")
-    storage.write_small(table, path, predicate)
+    delta_rs.write_small(table, path, predicate)
 
 
 def run_metrics(path, run_date: dt.date) -> pd.DataFrame:
     """Every row of one run date (models x protocols x metrics x k x segments: a small read);
     an empty frame with the table's columns when nothing was written yet."""
-    if not storage.is_delta_table(path):
+    if not delta_rs.is_delta_table(path):
         return pd.DataFrame(columns=schemas.METRICS.fieldNames())
-    return DeltaTable(str(path)).to_pyarrow_table(
-        partitions=[(Col.RUN_DATE, "=", run_date.isoformat())]).to_pandas()
+    return delta_rs.read_small(
+        path, partitions=[(Col.RUN_DATE, "=", run_date.isoformat())]).to_pandas()
 
 
 def overall_metrics(path, run_date: dt.date, protocol: str = "full") -> dict[str, float]:

@@ -33,7 +33,6 @@ PLAN = T.StructType([
     T.StructField(Col.RANK, T.IntegerType(), False),
     T.StructField(Col.SCORE, T.DoubleType(), False),
 ])
-ADMITTED = "admitted:"  # summary key prefix: candidate rows the cap admitted, per offer index
 _UNCAPPED = np.iinfo(np.int64).max  # threshold rank of an offer that fewer rows want than the cap
 
 

@@ -31,8 +31,6 @@ CONSENT, CURRENT_PLAN, FATIGUE, CAMPAIGN_CAP = ("consent", "current_plan", "fati
                                               "campaign_cap")
 CANDIDATE_PAIRS, ELIGIBLE_PAIRS = "candidate_pairs", "eligible_pairs"
 WITHOUT_OFFERS = "subscribers_without_offers"
-FILLABLE = "fillable_rows"   # sum over subscribers of min(K, offers the rules leave them)
-ELIGIBLE = "eligible:"       # count key prefix: subscribers the rules leave each offer index
 
 
 def condition_mask(cond: RuleCondition, subs: pd.DataFrame, offers: pd.DataFrame) -> np.ndarray:
@@ -97,14 +95,13 @@ def removed_counts(masks: dict[str, np.ndarray]) -> dict[str, int]:
     return counts
 
 
-def room_counts(allowed_pairs: np.ndarray, k: int) -> dict[str, int]:
+def room_counts(allowed_pairs: np.ndarray, k: int) -> tuple[int, dict[int, int]]:
     """What the rules leave room for in a batch (subscribers x offers allowed): rows up to K per
-    subscriber (FILLABLE) and subscribers per offer index (ELIGIBLE<idx>), from which the
+    subscriber (summed over subscribers) and subscribers per offer index, from which the
     quality gate bounds the rows a run can publish."""
     per_offer = allowed_pairs.sum(axis=0)
-    counts = {FILLABLE: int(np.minimum(allowed_pairs.sum(axis=1), k).sum())}
-    counts.update({f"{ELIGIBLE}{o}": int(n) for o, n in enumerate(per_offer) if n})
-    return counts
+    return (int(np.minimum(allowed_pairs.sum(axis=1), k).sum()),
+            {o: int(n) for o, n in enumerate(per_offer) if n})
 
 
 def with_current_plan(features: DataFrame, offers: DataFrame) -> DataFrame:

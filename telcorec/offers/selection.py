@@ -29,6 +29,7 @@ from telcorec.core.config import ColdStartConfig, Config, EligibilityRule, Reran
 from telcorec.models.shards import with_shard
 from telcorec.offers import campaign_cap, experiments, reasons, rerank, rules
 from telcorec.offers.cold_start import routes
+from telcorec.offers.counts import ScoreCounts
 from telcorec.offers.reasons import Explainer
 from telcorec.offers.rerank import OfferTerms
 
@@ -165,12 +166,12 @@ def kept(ranked: Ranked, subscriber_ids: np.ndarray, k: int,
 
 def offer_rows(batch: pd.DataFrame, sel: Selection, k: int,
                caps: campaign_cap.Thresholds | None = None) -> tuple[pa.RecordBatch,
-                                                                    dict[str, int]]:
+                                                                    ScoreCounts]:
     """The rows (CANDIDATES columns) a batch of subscribers publishes: each one's first k
     ranked offers that the campaign cap admits, with reasons; and what was counted on the way:
-    the pairs each rule removed (rules.removed_counts) and, per offer index, the picks the cap
-    admitted (`admitted:<offer_idx>`; without `caps` every pick: what decides whether a cap
-    binds at all, and with `caps` what the caller checks against them)."""
+    the pairs each rule removed (rules.removed_counts), the room the rules leave and, per
+    offer index, the picks the cap admitted (without `caps` every pick: what decides whether a
+    cap binds at all, and with `caps` what the caller checks against them)."""
     ranked = rank_batch(batch, sel)
     ids = batch[Col.SUBSCRIBER_ID].to_numpy(dtype=object)
     rows, position, rank, per_offer = kept(ranked, ids, k, caps)
@@ -192,9 +193,10 @@ def offer_rows(batch: pd.DataFrame, sel: Selection, k: int,
         Col.REASONS: row_reasons(batch, rows, offers, markers, control, route, sel),
     }
     schema = to_arrow_schema(CANDIDATES)
-    counts = rules.removed_counts(ranked.masks)
-    counts.update(rules.room_counts(rules.allowed(ranked.masks), k))
-    counts.update({f"{campaign_cap.ADMITTED}{o}": int(n) for o, n in enumerate(per_offer) if n})
+    fillable, eligible = rules.room_counts(rules.allowed(ranked.masks), k)
+    counts = ScoreCounts(rules=rules.removed_counts(ranked.masks), fillable=fillable,
+                         eligible=eligible,
+                         admitted={o: int(n) for o, n in enumerate(per_offer) if n})
     return pa.RecordBatch.from_arrays([columns[f.name].cast(f.type) for f in schema],
                                       schema=schema), counts
 

@@ -8,11 +8,11 @@ since rows carry subscriber ids):
   two rows share a rank and none is skipped;
 - `score_finite`: no NaN or infinite score.
 
-`storage.replace_partition(..., contract=...)` calls `enforce` on the DataFrame it is about to
-write; a violation raises `PublishError` and the table keeps its version. The score stage, which
-writes its rows in the same tasks that compute them, counts the same rules per written batch
-(`batch_violations`, every row of a subscriber in one batch) and calls `refuse` on the sums
-before it commits.
+`Writer.replace_partition(..., contract=...)` (telcorec/io/writer.py) calls `enforce` on the
+DataFrame it is about to write; a violation raises `PublishError` and the table keeps its
+version. The score stage, which writes its rows in the same tasks that compute them, counts the
+same rules per written batch (`batch_violations`, every row of a subscriber in one batch) and
+calls `refuse` on the sums before it commits.
 """
 from __future__ import annotations
 

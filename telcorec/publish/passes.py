@@ -12,7 +12,7 @@ Before that pass, one JVM aggregation over two columns of subscriber_features co
 subscribers (each must appear once, since the contract's rank check runs per batch) and their
 current plans (the control arm's baseline). The subscriber batch (features joined with the
 index, current plan, fatigue and arm) is not persisted for a pass that reads it once; it is kept
-only when a second pass follows (a binding cap, the `spark` writer).
+only when a second pass follows (a binding cap, Spark's Delta writer).
 
 The campaign cap (on by default) is judged from the same pass: it counts how many candidate
 rows (K + spare per subscriber) want each offer. When no offer is wanted by more subscribers
@@ -21,17 +21,15 @@ they are removed, a narrow pass ranks again without reasons and keeps (subscribe
 rank, score), the cap's thresholds come from it (telcorec/offers/campaign_cap.py), and the publishing
 pass runs again with them, checking that it admitted exactly the rows the thresholds allow.
 
-With the `spark` writer (a cluster with Delta's jars) the task function runs once to count and
-once more for the rows that Spark's Delta writer commits.
+With Spark's Delta writer (a cluster with Delta's jars) the task function runs once to count
+and once more for the rows that Spark's Delta writer commits (telcorec/io/writer.py).
 """
 from __future__ import annotations
 
-import collections
 import datetime as dt
-import json
 import logging
 from dataclasses import dataclass, field
-from typing import Callable, Iterator
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -40,16 +38,18 @@ import pyarrow.compute as pc
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql import types as T
 
 from telcorec.core import schemas
 from telcorec.core.columns import Col
 from telcorec.core.config import Config
 from telcorec.core.exceptions import DataError
-from telcorec.io import metrics_store, runs, storage
+from telcorec.io import metrics_store, runs
+from telcorec.io.task_files import Produce
 from telcorec.io.warehouse import Warehouse
+from telcorec.io.writer import Staged, Writer
 from telcorec.models.scoring import PopularityScorer, Scorer
 from telcorec.offers import campaign_cap, rules, selection
+from telcorec.offers.counts import ScoreCounts
 from telcorec.offers.reasons import explainer_for
 from telcorec.offers.rerank import OfferTerms
 from telcorec.publish import gate
@@ -57,10 +57,6 @@ from telcorec.publish.contract import OffersContract
 from telcorec.publish.gate import OutputStats
 
 log = logging.getLogger(__name__)
-
-# keys of the counts each publishing task returns (beside rules.removed_counts' and the cap's)
-ROWS, FIRST, OFFER, CONTRACT = "rows", "first:", "offer:", "contract:"
-_SUMMARY = T.StructType([T.StructField("summary", T.StringType(), False)])
 
 
 @dataclass(frozen=True)
@@ -91,11 +87,11 @@ def population(features: DataFrame) -> Population:
                                     if r[Col.CURRENT_OFFER_ID] is not None})
 
 
-def offer_history(spark: SparkSession, wh: Warehouse, writer: str) -> DataFrame | None:
+def offer_history(spark: SparkSession, wh: Warehouse, writer: Writer) -> DataFrame | None:
     """Earlier `offers` rows for contact fatigue (the columns every partition has)."""
-    if not storage.is_delta_table(wh.table("offers")):
+    if not writer.exists(spark, wh.table("offers")):
         return None
-    return storage.read_table(spark, wh.table("offers"), selection.HISTORY, writer=writer)
+    return writer.read(spark, wh.table("offers"), selection.HISTORY)
 
 
 def selection_for(cfg: Config, scorer: Scorer, baseline: Scorer, offers: pd.DataFrame,
@@ -109,31 +105,29 @@ def selection_for(cfg: Config, scorer: Scorer, baseline: Scorer, offers: pd.Data
                                cfg.cold_start)
 
 
-def output_counts(rows: pa.RecordBatch, contract: OffersContract) -> dict[str, int]:
+def output_counts(rows: pa.RecordBatch, contract: OffersContract) -> ScoreCounts:
     """What the gate and the run record need of a batch of `offers` rows, and the contract's
     violations in it."""
     arm = rows.column(Col.ARM).to_pandas()
     first = rows.column(Col.RANK).to_numpy(zero_copy_only=False) == 1
-    counts = {ROWS: rows.num_rows}
-    counts.update({f"{FIRST}{a}": int(n) for a, n in arm[first].value_counts().items()})
-    counts.update({f"{OFFER}{o}": int(n)
-                   for o, n in rows.column(Col.OFFER_ID).to_pandas().value_counts().items()})
-    counts.update({f"{CONTRACT}{rule}": n
-                   for rule, n in contract.batch_violations(rows).items()})
-    return counts
+    offered = rows.column(Col.OFFER_ID).to_pandas().value_counts()
+    return ScoreCounts(rows=rows.num_rows,
+                       first={a: int(n) for a, n in arm[first].value_counts().items()},
+                       offered={o: int(n) for o, n in offered.items()},
+                       violations=dict(contract.batch_violations(rows)))
 
 
 def publishing_task(sel: selection.Selection, k: int, caps: campaign_cap.Thresholds | None,
                     contract: OffersContract, run_date: dt.date, run_id: str,
-                    model_run_id: str | None = None):
-    """The function each task applies to a batch of subscribers: their `offers` rows (the
-    table's columns) and the counts summed over every task (storage.Produce). The model's rows
-    carry `model_run_id` (the run that trained it), the control arm's `run_id` (this run
-    ranked them by popularity)."""
+                    model_run_id: str | None = None) -> Produce:
+    """What each task makes of a batch of subscribers: their `offers` rows (the table's
+    columns) and their counts, merged over every task. The model's rows carry `model_run_id`
+    (the run that trained it), the control arm's `run_id` (this run ranked them by
+    popularity)."""
     schema = schemas.OFFERS
     names = schema.fieldNames()
 
-    def produce(batch: pa.RecordBatch) -> tuple[pa.RecordBatch, dict[str, int]]:
+    def produce(batch: pa.RecordBatch) -> tuple[pa.RecordBatch, ScoreCounts]:
         rows, counts = selection.offer_rows(batch.to_pandas(), sel, k, caps)
         n = rows.num_rows
         served = pc.equal(rows.column(Col.MODEL_VERSION), sel.scorer.version)
@@ -143,46 +137,16 @@ def publishing_task(sel: selection.Selection, k: int, caps: campaign_cap.Thresho
                                                 pa.scalar(run_id, pa.string())),
                    **{name: rows.column(name) for name in rows.schema.names}}
         out = pa.RecordBatch.from_arrays([columns[name] for name in names], names=names)
-        return out, {**counts, **output_counts(out, contract)}
+        return out, counts.merge(output_counts(out, contract))
 
-    return produce
-
-
-def prefixed(summary: dict[str, int], prefix: str) -> dict[str, int]:
-    """The counts of `summary` whose key starts with `prefix`, by the rest of the key."""
-    return {key[len(prefix):]: n for key, n in summary.items() if key.startswith(prefix)}
+    return Produce(produce, ScoreCounts)
 
 
-def _over_cap(summary: dict[str, int], limit: int | None) -> int:
+def _over_cap(counts: ScoreCounts, limit: int | None) -> int:
     """How many offers more candidate rows want than the cap allows (0 without a cap)."""
     if limit is None:
         return 0
-    return sum(1 for n in prefixed(summary, campaign_cap.ADMITTED).values() if n > limit)
-
-
-def _summed(batch: DataFrame, produce) -> dict[str, int]:
-    """The counts of `produce` over every batch without writing a row (the `spark` writer's
-    first pass): one small row per task comes back."""
-
-    def count(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        total: collections.Counter = collections.Counter()
-        for b in batches:
-            if b.num_rows:
-                total.update(produce(b)[1])
-        yield pa.RecordBatch.from_pylist([{"summary": json.dumps(dict(total))}])
-
-    return storage.summed(row["summary"] for row in batch.mapInArrow(count, _SUMMARY).collect())
-
-
-def _rows(batch: DataFrame, produce) -> DataFrame:
-    """The rows of `produce` as a DataFrame of `offers` (the `spark` writer's second pass)."""
-
-    def rows(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        for b in batches:
-            if b.num_rows:
-                yield produce(b)[0]
-
-    return batch.mapInArrow(rows, schemas.OFFERS)
+    return sum(1 for n in counts.admitted.values() if n > limit)
 
 
 @dataclass(frozen=True)
@@ -193,7 +157,7 @@ class Judged:
     verdict: gate.Verdict
 
 
-def judge(summary: dict[str, int], cfg: Config, scorer: Scorer, subscribers: int, k: int,
+def judge(counts: ScoreCounts, cfg: Config, scorer: Scorer, subscribers: int, k: int,
           caps: campaign_cap.Thresholds | None, contract: OffersContract, wh: Warehouse,
           run_date: dt.date, limit: int | None = None) -> Judged:
     """Everything the publishing pass counted, checked before anything is committed: the cap
@@ -203,24 +167,24 @@ def judge(summary: dict[str, int], cfg: Config, scorer: Scorer, subscribers: int
     names = [rules.CANDIDATE_PAIRS, rules.CONSENT, rules.CURRENT_PLAN,
              *(r.name for r in cfg.rules.eligibility), rules.FATIGUE]
     names += [rules.ELIGIBLE_PAIRS, rules.WITHOUT_OFFERS]
-    removed = {n: summary.get(n, 0) for n in names}
+    removed = {n: counts.rules.get(n, 0) for n in names}
     if caps is not None:
-        caps.check({int(o): n for o, n in prefixed(summary, campaign_cap.ADMITTED).items()})
+        caps.check(counts.admitted)
     removed[rules.CAMPAIGN_CAP] = caps.capped_rows if caps is not None else 0
-    contract.refuse(prefixed(summary, CONTRACT))
-    offered = prefixed(summary, OFFER)
-    possible = gate.possible_rows(summary.get(rules.FILLABLE, subscribers * k),
-                                  prefixed(summary, rules.ELIGIBLE).values(),
+    contract.refuse(counts.violations)
+    offered = counts.offered
+    fillable = counts.fillable if counts.fillable is not None else subscribers * k
+    possible = gate.possible_rows(fillable, counts.eligible.values(),
                                   caps.limit if caps is not None else limit)
-    stats = OutputStats(rows=summary.get(ROWS, 0), subscribers=subscribers, k=k,
+    stats = OutputStats(rows=counts.rows, subscribers=subscribers, k=k,
                         distinct_offers=sum(1 for n in offered.values() if n),
                         catalogue_size=len(scorer.offer_ids),
-                        non_finite_scores=summary.get(f"{CONTRACT}score_finite", 0),
+                        non_finite_scores=counts.violations.get("score_finite", 0),
                         possible_rows=possible)
     refused = gate.check(cfg.gate, scorer.name,
                          metrics_store.overall_metrics(wh.table("metrics"), run_date),
                          runs.last_published_metrics(wh.table("runs")), stats)
-    arms = dict(sorted(prefixed(summary, FIRST).items()))
+    arms = dict(sorted(counts.first.items()))
     verdict = gate.Verdict(tuple(refused), stats)
     if refused:
         raise gate.GateRefusal(verdict, removed, arms, offered)
@@ -237,14 +201,14 @@ class Passes:
     run_date: dt.date
     run_id: str
     table: str
-    writer: str
+    writer: Writer
     phase: Callable[[str], None]
     model_run_id: str | None = None  # the run that trained the served model
     kept: list[DataFrame] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        if self.writer == "spark":  # it always passes twice over the batch: count, then write
-            self.batch = self.keep(self.batch)
+        if self.writer.passes_over_input > 1:  # staging and committing both read the batch
+            self.keep_batch()
 
     def keep(self, frame: DataFrame) -> DataFrame:
         """`frame`, kept (memory, then disk) for the passes after the next one. A frame read
@@ -252,42 +216,30 @@ class Passes:
         self.kept.append(frame.persist(StorageLevel.MEMORY_AND_DISK))
         return frame
 
-    def task(self, caps: campaign_cap.Thresholds | None):
+    def keep_batch(self) -> None:
+        if not any(frame is self.batch for frame in self.kept):
+            self.batch = self.keep(self.batch)
+
+    def task(self, caps: campaign_cap.Thresholds | None) -> Produce:
         return publishing_task(self.sel, self.k, caps, self.contract, self.run_date, self.run_id,
                                self.model_run_id)
 
-    def publishing(self, caps: campaign_cap.Thresholds | None
-                   ) -> tuple[dict[str, int], storage.Staged | None]:
-        """The pass that scores, ranks, explains and (delta-rs writer) stages the files;
-        the counts summed over its tasks."""
-        produce = self.task(caps)
-        if self.writer == "spark":
-            return _summed(self.batch, produce), None
-        staged = storage.stage_partition(self.batch, self.table, schemas.OFFERS, self.run_date,
-                                         produce)
-        self.phase(f"scored, ranked, explained and written: {staged.rows:,} rows in "
-                   f"{len(staged.files)} files, not committed yet")
-        return staged.summary, staged
+    def publishing(self, caps: campaign_cap.Thresholds | None) -> Staged:
+        """The pass that scores, ranks, explains and counts (the delta-rs writer's tasks also
+        write the files, not committed yet); its counts are merged over its tasks."""
+        staged = self.writer.stage_partition(self.batch, self.table, schemas.OFFERS,
+                                             self.run_date, self.task(caps))
+        self.phase(f"scored, ranked, explained and {staged.describe()}")
+        return staged
 
     def thresholds(self, limit: int) -> campaign_cap.Thresholds:
         """The cap's thresholds from a narrow ranking pass; the batch is kept for the
         publishing pass that follows."""
-        if self.writer != "spark":
-            self.batch = self.keep(self.batch)
+        self.keep_batch()
         caps = campaign_cap.thresholds(self.keep(selection.plans(self.batch, self.sel)), limit,
                                        len(self.sel.offers))
         self.phase(f"cap thresholds: {caps.capped_rows:,} candidate rows over the cap")
         return caps
-
-    def commit(self, staged: storage.Staged | None, caps: campaign_cap.Thresholds | None,
-               rows: int) -> int:
-        """Publish the judged pass: commit its staged files, or (spark writer) write the
-        same rows through Spark's Delta writer."""
-        if staged is not None:
-            return staged.commit()
-        storage.spark_replace_partition(_rows(self.batch, self.task(caps)), self.table,
-                                        self.run_date)
-        return rows
 
     def release(self) -> None:
         for frame in self.kept:

@@ -22,8 +22,8 @@ from pyspark.sql import DataFrame, SparkSession
 
 from telcorec.core import schemas
 from telcorec.core.config import Config, CsvConfig, TableSourceConfig
-from telcorec.io import storage
 from telcorec.io.warehouse import Warehouse
+from telcorec.io.writer import Writer
 from telcorec.sources import copenhagen, ibm_telco, interactions
 from telcorec.sources.files import read_delta, read_source, require_path, resolve
 from telcorec.sources.parse import empty_parse_columns, map_table
@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 TABLES = tuple(schemas.INPUTS)
 
 
-def contract_tables(spark: SparkSession, wh: Warehouse, writer: str,
+def contract_tables(spark: SparkSession, wh: Warehouse, writer: Writer,
                     extra_columns: str) -> dict[str, DataFrame]:
     """Delta tables already in the input contract (inputs.source generated or tables): every
     contract column must be there with its type (or one convertible value by value); optional
@@ -50,7 +50,7 @@ def contract_tables(spark: SparkSession, wh: Warehouse, writer: str,
     return out
 
 
-def operator_tables(spark: SparkSession, cfg: Config, writer: str) -> dict[str, DataFrame]:
+def operator_tables(spark: SparkSession, cfg: Config, writer: Writer) -> dict[str, DataFrame]:
     """The operator's own tables (CSV, Parquet or Delta) through the YAML column mapping."""
     op = cfg.inputs.operator
     out = {}
@@ -66,7 +66,7 @@ def operator_tables(spark: SparkSession, cfg: Config, writer: str) -> dict[str, 
 
 
 def read_inputs(spark: SparkSession, cfg: Config, run_date: dt.date,
-                writer: str) -> dict[str, DataFrame]:
+                writer: Writer) -> dict[str, DataFrame]:
     """The four input tables of the configured source (lazy; nothing is read yet but headers
     and table schemas, so a missing or mistyped column fails here, before any write)."""
     source = cfg.inputs.source
@@ -87,7 +87,7 @@ def no_responses(spark: SparkSession) -> DataFrame:
     return empty_parse_columns(spark.createDataFrame([], schemas.full("responses")))
 
 
-def read_responses(spark: SparkSession, cfg: Config, writer: str) -> DataFrame:
+def read_responses(spark: SparkSession, cfg: Config, writer: Writer) -> DataFrame:
     """The `responses` table of the configured source in the contract (lazy), or no rows when
     the source has none: a Delta table `responses` at inputs.path (generated, tables), the file
     inputs.operator.responses.path (operator; absent = none); the public-data adapters have no
@@ -95,7 +95,7 @@ def read_responses(spark: SparkSession, cfg: Config, writer: str) -> DataFrame:
     source = cfg.inputs.source
     if source in ("generated", "tables"):
         path = Warehouse.from_config(cfg.warehouse, cfg.inputs.path).input_table("responses")
-        if not storage.is_delta_table(path):
+        if not writer.exists(spark, path):
             return no_responses(spark)
         df = read_delta(spark, str(path), writer)
         contract = schemas.FEEDBACK["responses"].fieldNames()

@@ -6,14 +6,12 @@ import re
 from pathlib import Path
 
 import pandas as pd
-from deltalake import DeltaTable
-from deltalake.exceptions import TableNotFoundError
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
-from pyspark.sql.pandas.types import from_arrow_schema
 
 from telcorec.core.exceptions import ConfigError, SchemaError
+from telcorec.io.writer import Writer
 from telcorec.sources.parse import CORRUPT, UNDECODABLE
 from telcorec.sources.preflight import CsvSource, inspect_csv, require_bytes
 
@@ -93,23 +91,16 @@ def read_csv(spark: SparkSession, src: CsvSource) -> DataFrame:
         .select(*[F.col("_r").getField(n).alias(n) for n in names], CORRUPT, UNDECODABLE)
 
 
-def read_delta(spark: SparkSession, path: str, writer: str) -> DataFrame:
+def read_delta(spark: SparkSession, path: str, writer: Writer) -> DataFrame:
     """A Delta table with the types it was written with (not forced into the contract)."""
-    if writer == "spark":
-        return spark.read.format("delta").load(path)
-    try:
-        table = DeltaTable(path)
-    except TableNotFoundError as exc:
+    df = writer.read_as_written(spark, path)
+    if df is None:
         raise SchemaError(f"no Delta table at {path}; write your input there or check "
-                          "inputs.path") from exc
-    schema = from_arrow_schema(table.schema().to_pyarrow())
-    uris = table.file_uris()
-    if not uris:
-        return spark.createDataFrame([], schema)
-    return spark.read.schema(schema).parquet(*uris)
+                          "inputs.path")
+    return df
 
 
-def read_source(spark: SparkSession, fmt: str, src: CsvSource, writer: str) -> DataFrame:
+def read_source(spark: SparkSession, fmt: str, src: CsvSource, writer: Writer) -> DataFrame:
     """The source at src.path in `fmt`; `src` also names the config keys for messages (its
     csv settings apply to CSV only)."""
     if fmt == "csv":

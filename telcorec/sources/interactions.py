@@ -24,6 +24,7 @@ from telcorec.core import schemas
 from telcorec.core.columns import Col
 from telcorec.core.config import InteractionsSourceConfig
 from telcorec.core.exceptions import ConfigError, SchemaError
+from telcorec.io.writer import Writer
 from telcorec.sources.files import read_source, require_path, resolve
 from telcorec.sources.parse import READER_COLUMNS, map_table, parse_text, text, with_parse_columns
 from telcorec.sources.preflight import CsvSource
@@ -74,7 +75,7 @@ def events(raw: DataFrame, cfg: InteractionsSourceConfig, run_date: dt.date) -> 
 
 
 def _attributes(spark: SparkSession, cfg: InteractionsSourceConfig, part: str, name: str,
-                key_col: str, writer: str) -> DataFrame | None:
+                key_col: str, writer: Writer) -> DataFrame | None:
     source = getattr(cfg, part)
     if not source.path:
         return None
@@ -102,7 +103,7 @@ def _entities(ids: DataFrame, attrs: DataFrame | None, key_col: str, name: str,
 
 
 def tables(spark: SparkSession, cfg: InteractionsSourceConfig, run_date: dt.date,
-           writer: str) -> dict[str, DataFrame]:
+           writer: Writer) -> dict[str, DataFrame]:
     path = require_path(resolve(cfg.path, cfg.events.path), f"{KEY}.events.path")
     src = CsvSource(path, f"{KEY}.events", cfg.csv, f"{KEY}.csv",
                     tuple(cfg.events.columns.values()))

@@ -12,8 +12,8 @@ from pyspark.sql import functions as F
 from telcorec.core import schemas
 from telcorec.core.columns import Col
 from telcorec.core.config import Config
-from telcorec.io import storage
 from telcorec.io.warehouse import Warehouse
+from telcorec.io.writer import Writer, choose
 
 
 @dataclass(frozen=True)
@@ -22,26 +22,26 @@ class StageContext:
     cfg: Config
     run_date: dt.date
     wh: Warehouse
-    writer: str  # "delta-rs" or "spark" (storage.choose_writer)
+    writer: Writer  # Spark's Delta source or delta-rs (writer.choose)
 
     @classmethod
     def open(cls, spark: SparkSession, cfg: Config, run_date: dt.date) -> "StageContext":
         return cls(spark, cfg, run_date, Warehouse.from_config(cfg.warehouse, cfg.inputs.path),
-                   storage.choose_writer(spark, cfg.storage.writer))
+                   choose(spark, cfg.storage.writer))
 
     def read(self, name: str) -> DataFrame:
         """The run date's partition of the warehouse table `name`, with its declared schema."""
-        return storage.read_table(self.spark, self.wh.table(name), schemas.TABLES[name],
-                                  self.run_date, self.writer)
+        return self.writer.read(self.spark, self.wh.table(name), schemas.TABLES[name],
+                                [self.run_date])
 
     def history(self, name: str, start: dt.date | None, end: dt.date) -> DataFrame:
         """Rows of `name` with start <= run_date < end (start None: from the first), no rows
         when the table does not exist yet (the first run of a warehouse)."""
         schema = schemas.TABLES[name]
         path = self.wh.table(name)
-        if not storage.is_delta_table(path) and self.writer != "spark":
+        if not self.writer.exists(self.spark, path):
             return self.spark.createDataFrame([], schema)
-        rows = storage.read_table(self.spark, path, schema, writer=self.writer)
+        rows = self.writer.read(self.spark, path, schema)
         within = F.col(Col.RUN_DATE) < F.lit(end)
         if start is not None:
             within &= F.col(Col.RUN_DATE) >= F.lit(start)

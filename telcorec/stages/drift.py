@@ -13,7 +13,6 @@ from telcorec.core import schemas
 from telcorec.core.columns import Col
 from telcorec.core.config import Config
 from telcorec.evaluation import drift
-from telcorec.io import storage
 from telcorec.models.scoring import trained_on
 from telcorec.stages.context import StageContext
 
@@ -53,7 +52,7 @@ def run(spark: SparkSession, cfg: Config, run_date: dt.date) -> dict:
                    for t in INPUT_TABLES}
         add("volume", volumes, PREVIOUS, previous, "relative_change", d.volume_alert)
     table = spark.createDataFrame(rows, schemas.DRIFT)
-    storage.replace_partition(table, ctx.wh.table("drift"), schemas.DRIFT, run_date, ctx.writer)
+    ctx.writer.replace_partition(table, ctx.wh.table("drift"), schemas.DRIFT, run_date)
     flagged = sorted(f"{r[1]}:{r[2]} ({r[3]})" for r in rows if r[8])
     if flagged:
         log.warning("drift on %s: %s", run_date, ", ".join(flagged))

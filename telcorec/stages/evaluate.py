@@ -21,7 +21,7 @@ from telcorec.evaluation.offline import (
     popularity,
     sampled_candidates,
 )
-from telcorec.io import runs, storage
+from telcorec.io import runs
 from telcorec.io.metrics_store import ALL_SEGMENTS, metrics_table, write_metrics
 from telcorec.models.scoring import Scorer, load_scorer, model_names, with_subscriber_index
 from telcorec.models.shards import with_shard
@@ -42,8 +42,8 @@ def run(spark: SparkSession, cfg: Config, run_date: dt.date) -> dict[str, object
     # the catalogue (tens to hundreds of rows) in offer_idx order, every scorer's column order
     offers = offer_df.toPandas().sort_values(Col.OFFER_IDX, ignore_index=True)
     truth_path = wh.truth_table()
-    truth = (storage.read_table(spark, truth_path, schemas.SUBSCRIBER_TRUTH)
-             if storage.is_delta_table(truth_path) else None)
+    truth = (ctx.writer.read(spark, truth_path, schemas.SUBSCRIBER_TRUTH)
+             if ctx.writer.exists(spark, truth_path) else None)
     population = (with_shard(cohorts(interactions, truth, offer_df)
                              .join(features, on=Col.SUBSCRIBER_ID, how="inner"), cfg.train)
                   .cache())

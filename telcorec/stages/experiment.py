@@ -20,7 +20,6 @@ from telcorec.evaluation.experiment import (
     price_uplift,
     result_rows,
 )
-from telcorec.io import storage
 from telcorec.offers.experiments import with_arm
 from telcorec.stages.context import StageContext
 
@@ -39,8 +38,8 @@ def run(spark: SparkSession, cfg: Config, run_date: dt.date) -> dict:
     rows = result_rows(counts, cfg.experiment, run_date, start)
     table = spark.createDataFrame(rows, schemas.EXPERIMENT_RESULTS) if rows else \
         spark.createDataFrame([], schemas.EXPERIMENT_RESULTS)
-    storage.replace_partition(table, ctx.wh.table("experiment_results"),
-                              schemas.EXPERIMENT_RESULTS, run_date, ctx.writer)
+    ctx.writer.replace_partition(table, ctx.wh.table("experiment_results"),
+                                 schemas.EXPERIMENT_RESULTS, run_date)
     campaign_report.write(ctx.wh, cfg, run_date)  # with this date's rows: after the write
     overall = {r[Col.ARM]: r for r in rows if r[Col.SEGMENT] == ALL}
     return {arm: {k: r[k] for k in (Col.OFFERED, Col.ACCEPTED, Col.CONVERSION, Col.UPLIFT_ABS,

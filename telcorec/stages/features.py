@@ -35,7 +35,6 @@ from telcorec.features.window import (
     state_of,
     totals_of,
 )
-from telcorec.io import storage
 from telcorec.stages.context import StageContext
 
 log = logging.getLogger(__name__)
@@ -74,12 +73,12 @@ def run(spark: SparkSession, cfg: Config, run_date: dt.date, *,
     stats.save(stats_path)
     subs = schemas.conform(with_churn(base, stats.churn, cfg.features),
                            schemas.SUBSCRIBER_FEATURES)
-    n_subs = storage.replace_partition(subs, wh.table("subscriber_features"),
-                                       schemas.SUBSCRIBER_FEATURES, run_date, writer)
+    n_subs = writer.replace_partition(subs, wh.table("subscriber_features"),
+                                      schemas.SUBSCRIBER_FEATURES, run_date)
     phase(f"subscriber_features written: {n_subs:,} rows")
-    n_offers = storage.replace_partition(offer_features(catalogue, stats, run_date),
-                                         wh.table("offer_features"), schemas.OFFER_FEATURES,
-                                         run_date, writer)
+    n_offers = writer.replace_partition(offer_features(catalogue, stats, run_date),
+                                        wh.table("offer_features"), schemas.OFFER_FEATURES,
+                                        run_date)
     profile.unpersist()
     usage.cached.unpersist()
     result: dict[str, object] = {"subscriber_features": n_subs, "offer_features": n_offers,
@@ -133,16 +132,14 @@ def _previous_state(ctx: StageContext, window: SlidingWindow) -> tuple[DataFrame
     cannot continue from it."""
     before = ctx.run_date - DAY
     path = ctx.wh.table(window.state_table)
-    if storage.partition_rows(ctx.spark, path, before, ctx.writer) == 0:
+    if ctx.writer.partition_rows(ctx.spark, path, before) == 0:
         return (f"no window state for {before} in {window.state_table} (a first run, a missed "
                 "day, or ingest.cdr_window_days / features.late_days changed since)")
-    state = storage.read_table(ctx.spark, path, schemas.usage_window(window.months), before,
-                               ctx.writer)
+    state = ctx.writer.read(ctx.spark, path, schemas.usage_window(window.months), [before])
     full_from = state.select(Col.FULL_FROM).first()[0]  # one value per partition: one row read
     for source in sorted({window.daily_source(d, full_from)
                           for d in window.moved_days(ctx.run_date)}):
-        if storage.partition_rows(ctx.spark, ctx.wh.table("usage_daily"), source,
-                                  ctx.writer) == 0:
+        if ctx.writer.partition_rows(ctx.spark, ctx.wh.table("usage_daily"), source) == 0:
             return (f"usage_daily has no partition run_date={source}, which holds days the "
                     f"window state of {before} must move")
     return state.drop(Col.FULL_FROM), full_from
@@ -162,8 +159,7 @@ def _incremental(ctx: StageContext, window: SlidingWindow, previous: DataFrame,
     unsettled = daily.filter(F.col(Col.DAY) > settling_day)
     grouped = state_and_totals(moving_parts(previous, moved, settling, ctx.run_date, window),
                                unsettled, ctx.run_date, window).cache()
-    in_partition = storage.partition_rows(ctx.spark, ctx.wh.table("cdr"), ctx.run_date,
-                                          ctx.writer)
+    in_partition = ctx.writer.partition_rows(ctx.spark, ctx.wh.table("cdr"), ctx.run_date)
     # two one-row sums in one job, which also fills the cache the state and features read
     sums = grouped.agg(F.sum(Col.EVENTS_WINDOW).alias("settled")).crossJoin(
         unsettled.agg(F.sum("events").alias("recent"))).first()
@@ -190,15 +186,14 @@ def _full(ctx: StageContext, window: SlidingWindow, mode: str) -> Usage:
 
 
 def _read_daily(ctx: StageContext, run_date: dt.date) -> DataFrame:
-    return storage.read_table(ctx.spark, ctx.wh.table("usage_daily"), schemas.USAGE_DAILY,
-                              run_date, ctx.writer)
+    return ctx.writer.read(ctx.spark, ctx.wh.table("usage_daily"), schemas.USAGE_DAILY, [run_date])
 
 
 def _read_days(ctx: StageContext, sources: dict[dt.date, dt.date]) -> DataFrame:
     """The usage_daily rows of each day from its source partition, in one scan (day and run
     date are filters on sorted and partition columns: the other row groups are skipped)."""
-    daily = storage.read_partitions(ctx.spark, ctx.wh.table("usage_daily"), schemas.USAGE_DAILY,
-                                    sorted(set(sources.values())), ctx.writer)
+    daily = ctx.writer.read(ctx.spark, ctx.wh.table("usage_daily"), schemas.USAGE_DAILY,
+                            sorted(set(sources.values())))
     wanted = functools.reduce(operator.or_, [
         (F.col(Col.DAY) == day) & (F.col(Col.RUN_DATE) == source)
         for day, source in sources.items()])
@@ -211,8 +206,8 @@ def _write_daily(ctx: StageContext, cdr: DataFrame) -> DataFrame:
     by day let them skip the row groups of the others."""
     daily = (daily_usage(cdr).withColumn(Col.RUN_DATE, F.lit(ctx.run_date))
              .sortWithinPartitions(Col.DAY))
-    storage.replace_partition(daily, ctx.wh.table("usage_daily"), schemas.USAGE_DAILY,
-                              ctx.run_date, ctx.writer)
+    ctx.writer.replace_partition(daily, ctx.wh.table("usage_daily"), schemas.USAGE_DAILY,
+                                 ctx.run_date)
     return _read_daily(ctx, ctx.run_date)
 
 
@@ -221,6 +216,5 @@ def _write_state(ctx: StageContext, window: SlidingWindow, state: DataFrame,
     """Write S(run_date); return its rows."""
     rows = state.select(F.lit(ctx.run_date).alias(Col.RUN_DATE),
                         F.lit(full_from).alias(Col.FULL_FROM), *state.columns)
-    return storage.replace_partition(rows, ctx.wh.table(window.state_table),
-                                     schemas.usage_window(window.months), ctx.run_date,
-                                     ctx.writer)
+    return ctx.writer.replace_partition(rows, ctx.wh.table(window.state_table),
+                                        schemas.usage_window(window.months), ctx.run_date)

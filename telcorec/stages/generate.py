@@ -12,7 +12,6 @@ from pyspark.sql import SparkSession
 
 from telcorec.core import schemas
 from telcorec.core.config import Config
-from telcorec.io import storage
 from telcorec.stages.context import StageContext
 from telcorec.synthetic.generate import generate
 
@@ -23,7 +22,6 @@ def run(spark: SparkSession, cfg: Config, run_date: dt.date) -> dict[str, int]:
     tables = generate(spark, cfg.generator, cfg.seed, run_date)
     written = {}
     for name, schema in schemas.GENERATED.items():
-        written[name] = storage.replace_table(getattr(tables, name), wh.input_table(name), schema,
-                                              writer)
-    storage.replace_table(tables.truth, wh.truth_table(), schemas.SUBSCRIBER_TRUTH, writer)
+        written[name] = writer.replace_table(getattr(tables, name), wh.input_table(name), schema)
+    writer.replace_table(tables.truth, wh.truth_table(), schemas.SUBSCRIBER_TRUTH)
     return written

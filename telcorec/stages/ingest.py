@@ -17,7 +17,7 @@ from telcorec.core import schemas
 from telcorec.core.columns import Col
 from telcorec.core.config import Config
 from telcorec.core.exceptions import ConfigError, DataError
-from telcorec.io import storage
+from telcorec.io.writer import Writer
 from telcorec.sources.pseudonymise import private_record, pseudonymise
 from telcorec.sources.validate import (
     CONSENT_RECORDED,
@@ -27,8 +27,8 @@ from telcorec.sources.validate import (
     rejected_rows,
     tag_catalogue,
     tag_cdr,
-    tag_subscribers,
     tag_responses,
+    tag_subscribers,
     tag_subscriptions,
     unparsable_columns,
 )
@@ -37,7 +37,7 @@ from telcorec.stages.context import StageContext
 log = logging.getLogger(__name__)
 
 
-def read_raw(spark: SparkSession, cfg: Config, run_date: dt.date, writer: str,
+def read_raw(spark: SparkSession, cfg: Config, run_date: dt.date, writer: Writer,
              secret: bytes | None) -> dict[str, DataFrame]:
     """The configured source's four tables and responses, pseudonymised when configured
     (fails closed)."""
@@ -98,13 +98,13 @@ def run(spark: SparkSession, cfg: Config, run_date: dt.date, *,
     for name, tagged in (("subscribers", subs), ("catalogue", cat), ("subscriptions", hist),
                          ("cdr", cdr), ("responses", answers)):
         schema = schemas.full(name)
-        storage.replace_partition(accepted_rows(tagged, schema, run_date), wh.table(name),
-                                  schemas.accepted(name), run_date, writer)
+        writer.replace_partition(accepted_rows(tagged, schema, run_date), wh.table(name),
+                                 schemas.accepted(name), run_date)
         personal = cfg.pseudonymisation.enabled and Col.SUBSCRIBER_ID in schema.fieldNames()
         private = private_record(schema, cfg.pseudonymisation.event_ids) if personal else None
         part = rejected_rows(tagged, name, schema, run_date, private)
         rejects = part if rejects is None else rejects.unionByName(part)
-    storage.replace_partition(rejects, wh.table("rejects"), schemas.REJECTS, run_date, writer)
+    writer.replace_partition(rejects, wh.table("rejects"), schemas.REJECTS, run_date)
     for tagged in tagged_all:
         tagged.unpersist()
     return results

@@ -22,7 +22,6 @@ from telcorec.features.interactions import (
     usage_scale,
     with_accepted,
 )
-from telcorec.io import storage
 from telcorec.stages.context import StageContext
 
 
@@ -31,8 +30,8 @@ def run(spark: SparkSession, cfg: Config, run_date: dt.date) -> dict[str, int]:
     wh, writer, read = ctx.wh, ctx.writer, ctx.read
     features, offers = read("subscriber_features"), read("offer_features")
     index = subscriber_index(features, run_date)
-    n_index = storage.replace_partition(index, wh.table("subscriber_index"),
-                                        schemas.SUBSCRIBER_INDEX, run_date, writer)
+    n_index = writer.replace_partition(index, wh.table("subscriber_index"),
+                                       schemas.SUBSCRIBER_INDEX, run_date)
     index = read("subscriber_index")
     held = pairs(read("subscriptions"), run_date)
     scale = usage_scale(held, cfg.interactions.usage_quantile)  # of usage, not of answers
@@ -41,8 +40,8 @@ def run(spark: SparkSession, cfg: Config, run_date: dt.date) -> dict[str, int]:
         confidence(split_pairs(answered, cfg.interactions, cfg.seed, run_date),
                    cfg.interactions, scale, run_date), cfg.interactions.accepted_weight)
     table = interactions(weighted, index, offers, run_date)
-    n_pairs = storage.replace_partition(table, wh.table("interactions"), schemas.INTERACTIONS,
-                                        run_date, writer)
+    n_pairs = writer.replace_partition(table, wh.table("interactions"), schemas.INTERACTIONS,
+                                       run_date)
     written = read("interactions")
     check_no_overlap(written.filter(F.col(Col.SPLIT) == Split.TRAIN),
                      written.filter(F.col(Col.SPLIT) == Split.TEST))

@@ -13,7 +13,7 @@ from pyspark.sql import SparkSession
 from telcorec.core.config import Config
 from telcorec.core.exceptions import GateRejected
 from telcorec.evaluation import report, report_sections
-from telcorec.io import runs, storage
+from telcorec.io import runs
 from telcorec.io.warehouse import Warehouse
 from telcorec.publish import fit
 from telcorec.publish.gate import GateRefusal
@@ -150,7 +150,7 @@ def offers_outcome(ctx: StageContext, scored: dict | None,
     """What the report's offers section shows: Spark aggregates of the published offers (or,
     refused, the counts of the pass the gate judged), the rules' removals and the rejects."""
     rejects = (report_sections.rejects_by_reason(ctx.read("rejects"))
-               if storage.is_delta_table(ctx.wh.table("rejects")) else None)
+               if ctx.writer.exists(ctx.spark, ctx.wh.table("rejects")) else None)
     if refusal is not None:
         counts = refusal if isinstance(refusal, GateRefusal) else None
         return report_sections.OffersOutcome(

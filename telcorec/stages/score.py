@@ -92,23 +92,21 @@ def run(spark: SparkSession, cfg: Config, run_date: dt.date) -> dict:
                     writer, phase, model_run_id=trained_by)
     try:
         caps = None
-        summary, staged = passes.publishing(caps)
-        over = _over_cap(summary, limit)
+        staged = passes.publishing(caps)
+        over = _over_cap(staged.counts, limit)
         if over:
             phase(f"campaign cap of {limit:,} subscribers per offer: {over} offers wanted by "
                   "more; ranking again to find who keeps them")
-            if staged is not None:
-                staged.discard()
+            staged.discard()
             caps = passes.thresholds(limit)
-            summary, staged = passes.publishing(caps)
+            staged = passes.publishing(caps)
         try:
-            judged = judge(summary, cfg, scorer, people.subscribers, k, caps, contract, wh,
+            judged = judge(staged.counts, cfg, scorer, people.subscribers, k, caps, contract, wh,
                            run_date, limit)
         except Exception:
-            if staged is not None:
-                staged.discard()
+            staged.discard()
             raise
-        n = passes.commit(staged, caps, judged.stats.rows)
+        n = staged.commit()
         phase(f"published {n:,} rows to offers")
     finally:
         passes.release()

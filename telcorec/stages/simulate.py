@@ -22,7 +22,7 @@ from telcorec.core import schemas
 from telcorec.core.columns import Col, Outcome
 from telcorec.core.config import Config
 from telcorec.core.exceptions import ConfigError, GateRejected
-from telcorec.io import runs, storage
+from telcorec.io import runs
 from telcorec.stages import (
     drift,
     evaluate,
@@ -56,24 +56,24 @@ def day_inputs(spark: SparkSession, cfg: Config, day: dt.date) -> int:
         Col.SUBSCRIBER_ID, Col.CURRENT_OFFER_ID)
     answers = responses(offers, tables.truth, held, build_catalogue(cfg.generator.offers, cfg.seed),
                         cfg.simulation, cfg.seed, yesterday)
-    n = storage.replace_table(answers, wh.input_table("responses"), schemas.RESPONSES, writer)
+    n = writer.replace_table(answers, wh.input_table("responses"), schemas.RESPONSES)
     changes_path = wh.input_table(PLAN_CHANGES)
-    accepted = storage.read_table(spark, wh.input_table("responses"), schemas.RESPONSES,
-                                  writer=writer).where(F.col(Col.OUTCOME) == Outcome.ACCEPTED) \
+    accepted = writer.read(spark, wh.input_table("responses"), schemas.RESPONSES) \
+        .where(F.col(Col.OUTCOME) == Outcome.ACCEPTED) \
         .select(Col.SUBSCRIBER_ID, Col.OFFER_ID,
                 F.date_add(Col.RESPONDED_DATE, 1).alias(Col.START_DATE))
-    if storage.is_delta_table(changes_path):
-        earlier = storage.read_table(spark, changes_path, CHANGES, writer=writer).where(
+    if writer.exists(spark, changes_path):
+        earlier = writer.read(spark, changes_path, CHANGES).where(
             F.col(Col.START_DATE) < F.lit(day))  # a rerun of a day replaces its own changes
         accepted = earlier.unionByName(accepted).localCheckpoint()  # read before overwritten
-    storage.replace_table(accepted, changes_path, CHANGES, writer)
-    changes = storage.read_table(spark, changes_path, CHANGES, writer=writer)
+    writer.replace_table(accepted, changes_path, CHANGES)
+    changes = writer.read(spark, changes_path, CHANGES)
     for name, schema in schemas.GENERATED.items():
         df = getattr(tables, name)
         if name == "subscriptions":
             df = with_plan_changes(df, changes)
-        storage.replace_table(df, wh.input_table(name), schema, writer)
-    storage.replace_table(tables.truth, wh.truth_table(), schemas.SUBSCRIBER_TRUTH, writer)
+        writer.replace_table(df, wh.input_table(name), schema)
+    writer.replace_table(tables.truth, wh.truth_table(), schemas.SUBSCRIBER_TRUTH)
     return n
 
 

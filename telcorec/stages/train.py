@@ -14,8 +14,12 @@ from telcorec.core.config import Config
 from telcorec.io import runs
 from telcorec.io.artifacts import MANIFEST, record_training_run
 from telcorec.models.encoding import fit_vocabulary
-from telcorec.models.lightfm.training import (train_lightfm, training_rows, tuned_overrides,
-                                              write_manifest)
+from telcorec.models.lightfm.training import (
+    train_lightfm,
+    training_rows,
+    tuned_overrides,
+    write_manifest,
+)
 from telcorec.stages.context import StageContext
 
 log = logging.getLogger(__name__)

@@ -12,8 +12,8 @@ from telcorec.core import config, schemas
 from telcorec.core.columns import Col
 from telcorec.core.config import ExperimentConfig
 from telcorec.evaluation import experiment as ex
-from telcorec.io import storage
 from telcorec.io.warehouse import Warehouse
+from telcorec.io.writer import DeltaRsWriter
 from telcorec.stages import experiment as stage
 
 RUN = dt.date(2026, 11, 8)
@@ -120,7 +120,8 @@ def write(spark, wh, name, rows, day):
     schema = schemas.TABLES[name]
     df = spark.createDataFrame(rows, schema)
     for d in sorted({r[0] for r in rows}) if day is None else [day]:
-        storage.replace_partition(df.where(df[Col.RUN_DATE] == d), wh.table(name), schema, d)
+        DeltaRsWriter().replace_partition(df.where(df[Col.RUN_DATE] == d), wh.table(name), schema,
+                                          d)
 
 
 def test_per_subscriber_counts_on_literal_rows(spark, warehouse):
@@ -142,8 +143,8 @@ def test_per_subscriber_counts_on_literal_rows(spark, warehouse):
 
 
 def stage_counts(spark, cfg, wh):
-    read = lambda name, start, end: storage.read_table(  # noqa: E731
-        spark, wh.table(name), schemas.TABLES[name]).where(
+    read = lambda name, start, end: DeltaRsWriter().read(spark, wh.table(name),
+                                                         schemas.TABLES[name]).where(
         (f"{Col.RUN_DATE} >= DATE'{start}' AND {Col.RUN_DATE} < DATE'{end}'"))
     from telcorec.offers.experiments import with_arm
     population = with_arm(read("subscriber_features", RUN, RUN + dt.timedelta(days=1))
@@ -158,12 +159,11 @@ def stage_counts(spark, cfg, wh):
 def test_the_stage_writes_results_and_a_rerun_replaces_them(spark, warehouse):
     cfg, wh, _ = warehouse
     first = stage.run(spark, cfg, RUN)
-    table = storage.read_table(spark, wh.table("experiment_results"),
-                               schemas.EXPERIMENT_RESULTS)
+    table = DeltaRsWriter().read(spark, wh.table("experiment_results"), schemas.EXPERIMENT_RESULTS)
     written = table.collect()
     assert {(r[Col.ARM], r[Col.SEGMENT]) for r in written} == {
         (a, s) for (a, s) in [(r.arm, r.segment) for r in stage_counts(spark, cfg, wh)]}
     assert {r[Col.RUN_DATE] for r in written} == {RUN}
     assert stage.run(spark, cfg, RUN) == first
-    assertDataFrameEqual(storage.read_table(spark, wh.table("experiment_results"),
-                                            schemas.EXPERIMENT_RESULTS), written)
+    assertDataFrameEqual(DeltaRsWriter().read(spark, wh.table("experiment_results"),
+                                              schemas.EXPERIMENT_RESULTS), written)

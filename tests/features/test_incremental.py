@@ -15,8 +15,8 @@ from telcorec.core import config, schemas
 from telcorec.core.columns import Col
 from telcorec.features.daily import daily_usage
 from telcorec.features.window import SlidingWindow, advance_state, settled_state
-from telcorec.io import storage
 from telcorec.io.warehouse import Warehouse
+from telcorec.io.writer import DeltaRsWriter
 from telcorec.stages import features as features_stage
 
 R0 = dt.date(2026, 6, 1)
@@ -106,7 +106,7 @@ def write_inputs(spark, cfg, run_date, late=None):
     for name, rows in (("cdr", cdr), ("subscribers", subs), ("subscriptions", plans),
                        ("catalogue", catalogue)):
         df = spark.createDataFrame(rows, schemas.accepted(name))
-        storage.replace_partition(df, wh.table(name), schemas.accepted(name), run_date)
+        DeltaRsWriter().replace_partition(df, wh.table(name), schemas.accepted(name), run_date)
 
 
 def run(spark, cfg, run_date, late=None, full=False):
@@ -116,8 +116,8 @@ def run(spark, cfg, run_date, late=None, full=False):
 
 def features_at(spark, cfg, run_date):
     wh = Warehouse.from_config(cfg.warehouse, cfg.inputs.path)
-    df = storage.read_table(spark, wh.table("subscriber_features"), schemas.SUBSCRIBER_FEATURES,
-                            run_date)
+    df = DeltaRsWriter().read(spark, wh.table("subscriber_features"), schemas.SUBSCRIBER_FEATURES,
+                              [run_date])
     return {r[Col.SUBSCRIBER_ID]: r.asDict() for r in df.collect()}  # a handful of rows
 
 
@@ -163,8 +163,8 @@ def test_31_incremental_days_equal_the_full_recompute(spark, tmp_path):
     wh = Warehouse.from_config(cfg.warehouse, cfg.inputs.path)
     state_path = wh.table(f"usage_window_{WINDOW}d_3late")
     schema = schemas.usage_window(6)
-    state = lambda: {r[Col.SUBSCRIBER_ID]: r.asDict() for r in storage.read_table(
-        spark, state_path, schema, last).drop(Col.FULL_FROM).collect()}
+    state = lambda: {r[Col.SUBSCRIBER_ID]: r.asDict() for r in DeltaRsWriter().read(
+        spark, state_path, schema, [last]).drop(Col.FULL_FROM).collect()}
     moved_state = state()
     assert_same_features(moved, full_recompute(spark, cfg, last))
     assert state() == moved_state  # the integer sums themselves, exactly
@@ -204,7 +204,7 @@ def test_a_rerun_of_a_date_is_idempotent(spark, tmp_path):
     wh = Warehouse.from_config(cfg.warehouse, cfg.inputs.path)
     run(spark, cfg, R0)
     tables = ("usage_daily", f"usage_window_{WINDOW}d_3late", "subscriber_features")
-    counts = lambda: [storage.partition_rows(spark, wh.table(t), R0 + DAY) for t in tables]
+    counts = lambda: [DeltaRsWriter().partition_rows(spark, wh.table(t), R0 + DAY) for t in tables]
     assert run(spark, cfg, R0 + DAY) == "incremental"
     first, rows = features_at(spark, cfg, R0 + DAY), counts()
     assert run(spark, cfg, R0 + DAY) == "incremental"

@@ -22,7 +22,7 @@ from pyspark.sql import types as T
 
 from telcorec.core import schemas
 from telcorec.core.columns import Col
-from telcorec.io import storage
+from telcorec.io import task_files
 
 MODES = ("one", "all", "exit")  # fail partition 0 | fail every partition | kill partition 1's worker
 
@@ -53,21 +53,21 @@ def _faulty(write, mode: str, markers: str):
 
 @contextlib.contextmanager
 def write_faults(mode: str, markers: str | Path) -> Iterator[None]:
-    """Inside the block, every write through telcorec.storage runs its tasks with `mode` faults
+    """Inside the block, every write through telcorec.io.writer runs its tasks with `mode` faults
     and leaves one file in `markers` per fault injected."""
     if mode not in MODES:
         raise ValueError(f"fault mode {mode!r}: use one of {MODES}")
     Path(markers).mkdir(parents=True, exist_ok=True)
-    build = storage._write_task_files
+    build = task_files._write_task_files
 
     def faulty_task_files(*args, **kwargs):
         return _faulty(build(*args, **kwargs), mode, str(markers))
 
-    storage._write_task_files = faulty_task_files
+    task_files._write_task_files = faulty_task_files
     try:
         yield
     finally:
-        storage._write_task_files = build
+        task_files._write_task_files = build
 
 
 def injected_faults(markers: str | Path) -> int:

@@ -2,17 +2,17 @@
 
 It does what the score job does at its end, on rows the test staged from a real scored run:
 inside `runs.recorded` (a `running` row, then `succeeded` or `failed`, as jobs/score.py), it
-publishes the run date's partition of `offers` through `storage.replace_partition` (the output
+publishes the run date's partition of `offers` through `DeltaRsWriter.replace_partition` (the output
 contract, the distributed Parquet writes, the commit). Every row it publishes carries `--label` as its run_id, so the test can
 tell this attempt's rows from every other one's.
 
 It prints a marker line per phase (flushed) for the test to time its kill on:
   PHASE spark        the session is up
   PHASE publishing   replace_partition starts (contract check, then the task writes)
-  PHASE commit       the driver starts the Delta commit (storage._commit)
+  PHASE commit       the driver starts the Delta commit (delta_rs.commit)
   PHASE committed    the commit returned
   PHASE done         `succeeded` is recorded
-The commit markers come from a wrapper around storage._commit that calls the real function.
+The commit markers come from a wrapper around delta_rs.commit that calls the real function.
 """
 from __future__ import annotations
 
@@ -27,8 +27,9 @@ from pyspark.sql import functions as F
 
 from telcorec.core import config, schemas
 from telcorec.core.columns import Col
-from telcorec.io import runs, storage
+from telcorec.io import delta_rs, runs
 from telcorec.io.warehouse import Warehouse
+from telcorec.io.writer import DeltaRsWriter
 from telcorec.publish.contract import OffersContract
 
 
@@ -71,12 +72,12 @@ def main() -> None:
             .withColumn(Col.RUN_ID, F.lit(args.label))
             .repartition(args.files))
     contract = OffersContract(tuple(catalogue), cfg.scoring.k)
-    storage._commit = _marked(storage._commit)
+    delta_rs.commit = _marked(delta_rs.commit)
 
     def publish(done: dict) -> None:
         phase("publishing")
-        n = storage.replace_partition(rows, wh.table("offers"), schemas.OFFERS, args.run_date,
-                                      contract=contract)
+        n = DeltaRsWriter().replace_partition(rows, wh.table("offers"), schemas.OFFERS,
+                                              args.run_date, contract=contract)
         done["score"] = {"offers": n, "model_version": args.label}
 
     # the same attempt record as the score job: running, then succeeded or failed

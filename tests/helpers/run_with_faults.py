@@ -21,7 +21,7 @@ import fault_injection
 from pyspark.sql import SparkSession
 
 from telcorec.core import config, schemas
-from telcorec.io import storage
+from telcorec.io.writer import DeltaRsWriter
 from telcorec.stages import pipeline
 
 RUN = dt.date(2026, 11, 23)
@@ -46,7 +46,8 @@ def offers(spark: SparkSession, work: Path) -> dict:
     for mode in fault_injection.MODES:
         with fault_injection.write_faults(mode, work / mode / "markers"):
             rows = fault_injection.offers_rows(spark, RUN, ROWS, PARTS)
-            written = storage.replace_partition(rows, work / mode / "offers", schemas.OFFERS, RUN)
+            written = DeltaRsWriter().replace_partition(rows, work / mode / "offers",
+                                                        schemas.OFFERS, RUN)
         figures[mode] = {"written": written,
                          "faults": fault_injection.injected_faults(work / mode / "markers")}
     return figures

@@ -8,8 +8,8 @@ from pyspark.sql import types as T
 
 from telcorec.core import config, schemas
 from telcorec.core.columns import SUBSCRIBER_CATEGORICALS, Col, Split
-from telcorec.io import storage
 from telcorec.io.warehouse import Warehouse
+from telcorec.io.writer import DeltaRsWriter
 
 RUN = dt.date(2026, 11, 23)
 SEGMENTS = ("youth", "family", "business", "senior")
@@ -28,7 +28,7 @@ def _fill(frame: pd.DataFrame, schema: T.StructType) -> pd.DataFrame:
 
 def write(spark, wh, name, frame, schema):
     df = schemas.conform(spark.createDataFrame(_fill(frame, schema), schema), schema)
-    storage.replace_partition(df, wh.table(name), schema, RUN)
+    DeltaRsWriter().replace_partition(df, wh.table(name), schema, RUN)
 
 
 def tiny_warehouse(spark, root):

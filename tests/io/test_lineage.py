@@ -10,8 +10,9 @@ from pyspark.sql import types as T
 from helpers.rows import full_row
 from telcorec.core import config, schemas
 from telcorec.core.columns import Col
-from telcorec.io import artifacts, runs, storage
+from telcorec.io import artifacts, runs
 from telcorec.io.warehouse import Warehouse
+from telcorec.io.writer import DeltaRsWriter
 from telcorec.stages import score
 
 D1, D2, D3 = dt.date(2026, 11, 20), dt.date(2026, 11, 22), dt.date(2026, 11, 23)
@@ -68,11 +69,11 @@ def test_the_served_models_training_run_is_found_as_the_scorer_finds_the_model(t
 def test_offers_written_before_the_lineage_column_read_it_as_null(spark, tmp_path):
     before = T.StructType([f for f in schemas.OFFERS.fields if f.name != Col.MODEL_RUN_ID])
     path = tmp_path / "offers"
-    storage.replace_partition(spark.createDataFrame([full_row(before, **{Col.RUN_DATE: D1})],
-                                                    before), path, before, D1)
-    storage.replace_partition(spark.createDataFrame(
+    DeltaRsWriter().replace_partition(
+        spark.createDataFrame([full_row(before, **{Col.RUN_DATE: D1})], before), path, before, D1)
+    DeltaRsWriter().replace_partition(spark.createDataFrame(
         [full_row(schemas.OFFERS, **{Col.RUN_DATE: D2, Col.MODEL_RUN_ID: "run-a"})],
         schemas.OFFERS), path, schemas.OFFERS, D2)
     assert DeltaTable(str(path)).schema().to_pyarrow().names == schemas.OFFERS.fieldNames()
-    got = storage.read_table(spark, path, schemas.OFFERS).select(Col.RUN_DATE, Col.MODEL_RUN_ID)
+    got = DeltaRsWriter().read(spark, path, schemas.OFFERS).select(Col.RUN_DATE, Col.MODEL_RUN_ID)
     assert sorted(got.collect()) == [(D1, None), (D2, "run-a")]

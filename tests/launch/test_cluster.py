@@ -366,13 +366,13 @@ def test_worker_killed_during_scoring(cluster, confs, cluster_run, report):
 
     def kill_worker_while_scoring(cluster: Cluster, app_id: str, proc: subprocess.Popen) -> None:
         # With the delta-rs writer the offers are computed (features -> scores -> rules ->
-        # top K) inside the stage that writes their Parquet files: `collect at storage.py`.
+        # top K) inside the stage that writes their Parquet files: `collect at task_files.py`.
         # In the score job that is the only write, so it is the stage to kill the worker in.
         stages_url = f"http://127.0.0.1:{ui_port}/api/v1/applications/{app_id}/stages?status=active"
         deadline = time.monotonic() + 900
         while time.monotonic() < deadline and proc.poll() is None:
             stages = get_json(stages_url) or []
-            scoring = [s for s in stages if "storage.py" in s.get("name", "")
+            scoring = [s for s in stages if "task_files.py" in s.get("name", "")
                        and s.get("numActiveTasks", 0) > 0]
             if scoring:
                 worker_pid = recorded_pids()["worker-1"]
@@ -384,7 +384,7 @@ def test_worker_killed_during_scoring(cluster, confs, cluster_run, report):
             time.sleep(0.2)
         else:
             pytest.fail("the offers' write stage was never seen running: did the writer move? "
-                        "(the test looks for an active stage whose call site is in storage.py)")
+                        "(the test looks for an active stage whose call site is in task_files.py)")
         # The driver's own record of the loss, read while the application is still up.
         while time.monotonic() < deadline and proc.poll() is None and "lost" not in events:
             losses = executor_losses(app_id)

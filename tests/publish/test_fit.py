@@ -33,13 +33,12 @@ SUBSCRIBERS = pd.DataFrame({
 def test_room_counts_per_subscriber_up_to_k_and_per_offer():
     allowed = rules.allowed(rules.removal_masks(SUBSCRIBERS, OFFERS, BASE.rules.eligibility))
     # left: prepaid [O3], business [O2], family [O0, O3], nulls [O0, O3]
-    assert rules.room_counts(allowed, k=1) == {rules.FILLABLE: 4, "eligible:0": 2,
-                                               "eligible:2": 1, "eligible:3": 3}
-    assert rules.room_counts(allowed, k=5)[rules.FILLABLE] == 1 + 1 + 2 + 2
-    counts = rules.room_counts(allowed, k=5)
-    per_offer = [counts.get(f"{rules.ELIGIBLE}{o}", 0) for o in range(len(OFFERS))]
+    assert rules.room_counts(allowed, k=1) == (4, {0: 2, 2: 1, 3: 3})
+    fillable, eligible = rules.room_counts(allowed, k=5)
+    assert fillable == 1 + 1 + 2 + 2
+    per_offer = [eligible.get(o, 0) for o in range(len(OFFERS))]
     # a cap of one subscriber per offer: O1 is left to nobody, so 3 rows at most, not 4
-    assert possible_rows(counts[rules.FILLABLE], per_offer, cap=1) == 3
+    assert possible_rows(fillable, per_offer, cap=1) == 3
 
 
 def groups(rows):

@@ -20,8 +20,9 @@ from pyspark.sql import functions as F
 from telcorec.core import config, schemas
 from telcorec.core.columns import Col, RunStatus, Split
 from telcorec.core.exceptions import GateRejected
-from telcorec.io import metrics_store, runs, storage
+from telcorec.io import metrics_store, runs
 from telcorec.io.warehouse import Warehouse
+from telcorec.io.writer import DeltaRsWriter
 from telcorec.stages import pipeline
 
 RUN = dt.date(2026, 11, 23)
@@ -49,7 +50,7 @@ def attempt(spark, cfg, wh: Warehouse) -> dict[str, object]:
 
 def shuffle_training_labels(spark, wh: Warehouse, seed: int) -> DataFrame:
     """The training rows with their offer columns permuted across rows; test rows unchanged."""
-    table = storage.read_table(spark, wh.table("interactions"), schemas.INTERACTIONS, RUN)
+    table = DeltaRsWriter().read(spark, wh.table("interactions"), schemas.INTERACTIONS, [RUN])
     train = table.where(F.col(Col.SPLIT) == Split.TRAIN)
     row = "_row"
     # one global order per side (a few thousand rows): subscribers in id order, offers in a
@@ -98,7 +99,8 @@ def test_gate_blocks_a_model_trained_on_shuffled_labels_and_passes_an_identical_
     assert last_status(wh) == RunStatus.SUCCEEDED
 
     # the permutation keeps every marginal: rows per subscriber and per offer
-    interactions = storage.read_table(spark, wh.table("interactions"), schemas.INTERACTIONS, RUN)
+    interactions = DeltaRsWriter().read(spark, wh.table("interactions"), schemas.INTERACTIONS,
+                                        [RUN])
     shuffled = shuffle_training_labels(spark, wh, seed=7).localCheckpoint()
     train = lambda df, col: sorted(df.where(F.col(Col.SPLIT) == Split.TRAIN).groupBy(col)
                                    .count().collect())
@@ -111,7 +113,7 @@ def test_gate_blocks_a_model_trained_on_shuffled_labels_and_passes_an_identical_
     kept = without_test_pairs(shuffled).localCheckpoint()
     print(f"shuffled labels: {moved} of {rows} training rows hold another offer, "
           f"{shuffled.count() - kept.count()} dropped as held-out pairs")
-    storage.replace_partition(kept, wh.table("interactions"), schemas.INTERACTIONS, RUN)
+    DeltaRsWriter().replace_partition(kept, wh.table("interactions"), schemas.INTERACTIONS, RUN)
 
     with pytest.raises(GateRejected, match="quality gate refused to publish") as refused:
         attempt(spark, cfg, wh)

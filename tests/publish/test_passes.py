@@ -1,7 +1,7 @@
 """The score stage's one publishing pass: rows computed, counted and written by the same tasks.
 
 The literal subscribers of tests/offers/test_selection.py, copied many times under new ids, go through
-storage.stage_partition with the stage's task function on executors; what the tasks count and
+DeltaRsWriter.stage_partition with the stage's task function on executors; what the tasks count and
 write must equal what the same function gives locally, batch by batch."""
 import collections
 import datetime as dt
@@ -15,8 +15,10 @@ from helpers.selection_rows import COLUMNS, ROWS, make_selection
 from telcorec.core import schemas
 from telcorec.core.columns import Col
 from telcorec.core.exceptions import DataError
-from telcorec.io import storage
+from telcorec.io import delta_rs, task_files
+from telcorec.io.writer import DeltaRsWriter, SparkDeltaWriter
 from telcorec.offers import campaign_cap, rules, selection
+from telcorec.offers.counts import ScoreCounts
 from telcorec.publish import passes
 from telcorec.publish.contract import OffersContract
 
@@ -46,18 +48,18 @@ def local_expectation(sel, k=2):
 def test_staged_counts_and_rows_on_executors_equal_the_local_pass(spark, tmp_path):
     sel = make_selection()
     df = spark.createDataFrame(copied_rows(), COLUMNS).repartition(3)
-    staged = storage.stage_partition(df, tmp_path / "offers", schemas.OFFERS, RUN,
-                                     produce_for(sel))
+    staged = DeltaRsWriter().stage_partition(df, tmp_path / "offers", schemas.OFFERS, RUN,
+                                             produce_for(sel))
     local_rows, local_counts = local_expectation(sel)
     for name in (rules.CANDIDATE_PAIRS, rules.CONSENT, rules.CURRENT_PLAN, rules.FATIGUE,
                  rules.ELIGIBLE_PAIRS, rules.WITHOUT_OFFERS,
                  *(r.name for r in sel.eligibility)):
-        assert staged.summary.get(name, 0) == local_counts[name], name
-    assert staged.summary[passes.ROWS] == staged.rows == len(local_rows) == 5 * COPIES
+        assert staged.counts.rules.get(name, 0) == local_counts.rules[name], name
+    assert staged.counts.rows == staged.rows == len(local_rows) == 5 * COPIES
     firsts = local_rows[local_rows[Col.RANK] == 1][Col.ARM].value_counts()
-    assert {a: staged.summary[f"{passes.FIRST}{a}"] for a in firsts.index} == dict(firsts)
-    assert not any(passes.prefixed(staged.summary, passes.CONTRACT).values())
-    assert not storage.is_delta_table(tmp_path / "offers")  # written, not committed
+    assert staged.counts.first == dict(firsts)
+    assert staged.counts.violations and not any(staged.counts.violations.values())
+    assert not delta_rs.is_delta_table(tmp_path / "offers")  # written, not committed
     assert staged.commit() == len(local_rows)
     got = DeltaTable(str(tmp_path / "offers")).to_pandas()
     key = [Col.SUBSCRIBER_ID, Col.RANK]
@@ -70,10 +72,11 @@ def test_staged_counts_and_rows_on_executors_equal_the_local_pass(spark, tmp_pat
 def test_a_discarded_stage_leaves_no_file_and_no_version(spark, tmp_path):
     df = spark.createDataFrame(copied_rows(), COLUMNS).repartition(2)
     table = tmp_path / "offers"
-    staged = storage.stage_partition(df, table, schemas.OFFERS, RUN, produce_for(make_selection()))
+    staged = DeltaRsWriter().stage_partition(df, table, schemas.OFFERS, RUN,
+                                             produce_for(make_selection()))
     assert staged.files and all((table / f["path"]).is_file() for f in staged.files)
     staged.discard()
-    assert not list(table.rglob("*.parquet")) and not storage.is_delta_table(table)
+    assert not list(table.rglob("*.parquet")) and not delta_rs.is_delta_table(table)
 
 
 def test_the_pass_counts_contract_violations_instead_of_writing_them_unseen(spark, tmp_path):
@@ -83,11 +86,11 @@ def test_the_pass_counts_contract_violations_instead_of_writing_them_unseen(spar
     contract = OffersContract(tuple(sel.offers[Col.OFFER_ID]), 1)
     produce = passes.publishing_task(sel, 2, None, contract, RUN, "run-1")
     df = spark.createDataFrame(copied_rows(), COLUMNS).repartition(2)
-    staged = storage.stage_partition(df, tmp_path / "offers", schemas.OFFERS, RUN, produce)
+    staged = DeltaRsWriter().stage_partition(df, tmp_path / "offers", schemas.OFFERS, RUN, produce)
     ranked_twice = 2 * COPIES  # B and C get two offers each, A one
-    assert staged.summary[f"{passes.CONTRACT}rank_in_range"] == ranked_twice
+    assert staged.counts.violations["rank_in_range"] == ranked_twice
     with pytest.raises(Exception, match="rank_in_range: 80 rows"):
-        contract.refuse(passes.prefixed(staged.summary, passes.CONTRACT))
+        contract.refuse(staged.counts.violations)
 
 
 def test_the_cap_in_the_pass_admits_exactly_what_its_thresholds_allow(spark, tmp_path):
@@ -96,10 +99,9 @@ def test_the_cap_in_the_pass_admits_exactly_what_its_thresholds_allow(spark, tmp
     plan = selection.plans(df, sel).cache()
     limit = 25
     caps = campaign_cap.thresholds(plan, limit, len(sel.offers))
-    staged = storage.stage_partition(df, tmp_path / "offers", schemas.OFFERS, RUN,
-                                     produce_for(sel, caps=caps))
-    admitted = {int(o): n for o, n in
-                passes.prefixed(staged.summary, campaign_cap.ADMITTED).items()}
+    staged = DeltaRsWriter().stage_partition(df, tmp_path / "offers", schemas.OFFERS, RUN,
+                                             produce_for(sel, caps=caps))
+    admitted = staged.counts.admitted
     caps.check(admitted)
     assert max(admitted.values()) == limit and caps.capped_rows > 0
     staged.commit()
@@ -123,17 +125,56 @@ def test_a_cap_that_binds_nowhere_needs_no_thresholds_and_changes_nothing(spark,
     by more candidate rows than the cap allows: they are what the thresholds would give."""
     sel = make_selection(depth=3)
     df = spark.createDataFrame(copied_rows(), COLUMNS).repartition(3)
-    once = storage.stage_partition(df, tmp_path / "a", schemas.OFFERS, RUN, produce_for(sel))
-    wanted = max(passes.prefixed(once.summary, campaign_cap.ADMITTED).values())
-    assert passes._over_cap(once.summary, wanted) == 0
-    assert passes._over_cap(once.summary, wanted - 1) >= 1
-    assert passes._over_cap(once.summary, None) == 0
+    once = DeltaRsWriter().stage_partition(df, tmp_path / "a", schemas.OFFERS, RUN,
+                                           produce_for(sel))
+    wanted = max(once.counts.admitted.values())
+    assert passes._over_cap(once.counts, wanted) == 0
+    assert passes._over_cap(once.counts, wanted - 1) >= 1
+    assert passes._over_cap(once.counts, None) == 0
     caps = campaign_cap.thresholds(selection.plans(df, sel).cache(), wanted, len(sel.offers))
     assert caps.capped_rows == 0
-    twice = storage.stage_partition(df, tmp_path / "b", schemas.OFFERS, RUN,
-                                    produce_for(sel, caps=caps))
+    twice = DeltaRsWriter().stage_partition(df, tmp_path / "b", schemas.OFFERS, RUN,
+                                            produce_for(sel, caps=caps))
     once.commit(), twice.commit()
     key = [Col.SUBSCRIBER_ID, Col.RANK]
     a, b = (DeltaTable(str(tmp_path / t)).to_pandas().sort_values(key, ignore_index=True)
             for t in ("a", "b"))
     pd.testing.assert_frame_equal(a, b)
+
+
+def test_score_counts_merge_key_by_key_and_come_back_from_json():
+    a = ScoreCounts(rules={rules.CANDIDATE_PAIRS: 10, rules.CONSENT: 2}, fillable=3,
+                    eligible={0: 1, 4: 2}, admitted={4: 2}, rows=3, first={"model": 1},
+                    offered={"O1": 2, "O2": 1}, violations={"rank_in_range": 0})
+    b = ScoreCounts(rules={rules.CONSENT: 1, rules.FATIGUE: 4}, eligible={4: 5}, rows=1,
+                    first={"control": 1}, offered={"O2": 1}, violations={"rank_in_range": 2})
+    both = a.merge(b)
+    assert both == ScoreCounts(
+        rules={rules.CANDIDATE_PAIRS: 10, rules.CONSENT: 3, rules.FATIGUE: 4}, fillable=3,
+        eligible={0: 1, 4: 7}, admitted={4: 2}, rows=4, first={"model": 1, "control": 1},
+        offered={"O1": 2, "O2": 2}, violations={"rank_in_range": 2})
+    assert ScoreCounts.from_json(both.to_json()) == both  # offer indices come back as ints
+    assert ScoreCounts().merge(a) == a == a.merge(ScoreCounts())
+    assert ScoreCounts().fillable is None  # nothing counted: the gate bounds rows by K instead
+
+
+def test_the_spark_writers_passes_count_and_compute_what_the_delta_rs_tasks_write(spark,
+                                                                                tmp_path):
+    """Spark's Delta writer cannot commit files written elsewhere: staging counts in one pass
+    and the commit computes the rows again. Both passes (run here without Delta's jars, up to
+    the write itself) give what the delta-rs tasks count and write."""
+    sel = make_selection()
+    df = spark.createDataFrame(copied_rows(), COLUMNS).repartition(3)
+    produce = produce_for(sel)
+    staged = DeltaRsWriter().stage_partition(df, tmp_path / "offers", schemas.OFFERS, RUN,
+                                             produce)
+    counted = SparkDeltaWriter().stage_partition(df, tmp_path / "other", schemas.OFFERS, RUN,
+                                                 produce)
+    assert counted.counts == staged.counts and counted.rows == staged.rows == 5 * COPIES
+    assert not (tmp_path / "other").exists()  # counted, nothing written
+    again = task_files.produced(df, produce, schemas.OFFERS).toPandas()  # 200 test rows
+    staged.commit()
+    got = DeltaTable(str(tmp_path / "offers")).to_pandas()
+    key = [Col.SUBSCRIBER_ID, Col.RANK]
+    pd.testing.assert_frame_equal(again[got.columns].sort_values(key, ignore_index=True),
+                                  got.sort_values(key, ignore_index=True), check_dtype=False)

@@ -33,7 +33,8 @@ from helpers.fault_injection import session_members
 from telcorec.core import config, schemas
 from telcorec.core.columns import Col, RunStatus
 from telcorec.core.exceptions import PublishError
-from telcorec.io import maintenance, storage
+from telcorec.io import maintenance
+from telcorec.io.writer import DeltaRsWriter
 from telcorec.publish.contract import OffersContract
 from telcorec.stages import pipeline
 
@@ -95,14 +96,14 @@ def partition_hashes(path) -> dict[str, str]:
 def test_publish_holding_a_row_of_another_run_date_is_refused_with_0_new_versions(spark,
                                                                                    tmp_path):
     path = tmp_path / "offers"
-    storage.replace_partition(frame(spark, offer_rows(D1)), path, schemas.OFFERS, D1)
+    DeltaRsWriter().replace_partition(frame(spark, offer_rows(D1)), path, schemas.OFFERS, D1)
     before = (history_length(path), partition_hashes(path))
     other_date = [{**r, Col.SUBSCRIBER_ID: "X" + r[Col.SUBSCRIBER_ID]}  # valid in every other way
                   for r in offer_rows(D2, subscribers=1, run_id="r2")]
     mixed = frame(spark, offer_rows(D1, run_id="r2") + other_date)
     with pytest.raises(Exception, match="run_date is not 2026-11-01.*nothing was committed"):
-        storage.replace_partition(mixed, path, schemas.OFFERS, D1,
-                                  contract=OffersContract(CATALOGUE, K))
+        DeltaRsWriter().replace_partition(mixed, path, schemas.OFFERS, D1,
+                                          contract=OffersContract(CATALOGUE, K))
     new_versions = history_length(path) - before[0]
     print(f"another run date in the publish: {new_versions} new versions")
     assert new_versions == 0
@@ -114,10 +115,10 @@ def test_publish_holding_a_row_of_another_run_date_is_refused_with_0_new_version
 def test_backfill_of_an_older_run_date_after_a_newer_one_is_written_not_skipped(spark, tmp_path):
     path = tmp_path / "offers"
     newer, older = offer_rows(D2, run_id="new"), offer_rows(D1, subscribers=5, run_id="old")
-    storage.replace_partition(frame(spark, newer), path, schemas.OFFERS, D2)
+    DeltaRsWriter().replace_partition(frame(spark, newer), path, schemas.OFFERS, D2)
     newer_files = partition_files(path, D2)
     time.sleep(0.05)  # an mtime that changed would differ
-    rows = storage.replace_partition(frame(spark, older), path, schemas.OFFERS, D1)
+    rows = DeltaRsWriter().replace_partition(frame(spark, older), path, schemas.OFFERS, D1)
     assert rows == len(older)
     assert DeltaTable(str(path)).version() == 1
     assert partition_files(path, D2) == newer_files  # same files, same mtimes
@@ -161,12 +162,12 @@ def test_output_contract_refuses_a_breaking_publish_before_any_file_or_version(
         spark, tmp_path, broken, rule, unit):
     path = tmp_path / "offers"
     k = 4 if broken == "skipped_rank" else K
-    storage.replace_partition(frame(spark, offer_rows(D1)), path, schemas.OFFERS, D1)
+    DeltaRsWriter().replace_partition(frame(spark, offer_rows(D1)), path, schemas.OFFERS, D1)
     before = (history_length(path), partition_hashes(path), len(maintenance.data_files(path)))
     rows, count = _break(offer_rows(D1, run_id="bad"), broken)
     with pytest.raises(PublishError) as refused:
-        storage.replace_partition(frame(spark, rows), path, schemas.OFFERS, D1,
-                                  contract=OffersContract(CATALOGUE, k))
+        DeltaRsWriter().replace_partition(frame(spark, rows), path, schemas.OFFERS, D1,
+                                          contract=OffersContract(CATALOGUE, k))
     message = str(refused.value)
     print(f"contract {broken}: {message}")
     assert f"{rule}: {count} {unit}" in message and "nothing was committed" in message
@@ -243,9 +244,10 @@ def _plant_orphan(table: Path, like: str, subdir: str) -> Path:
 def test_cleanup_removes_only_files_no_version_references(spark, tmp_path):
     root = tmp_path / "wh"
     path = root / "offers"
-    storage.replace_partition(frame(spark, offer_rows(D1)), path, schemas.OFFERS, D1)
-    storage.replace_partition(frame(spark, offer_rows(D1, run_id="r2")), path, schemas.OFFERS, D1)
-    storage.replace_partition(frame(spark, offer_rows(D2)), path, schemas.OFFERS, D2)
+    DeltaRsWriter().replace_partition(frame(spark, offer_rows(D1)), path, schemas.OFFERS, D1)
+    DeltaRsWriter().replace_partition(frame(spark, offer_rows(D1, run_id="r2")), path,
+                                      schemas.OFFERS, D1)
+    DeltaRsWriter().replace_partition(frame(spark, offer_rows(D2)), path, schemas.OFFERS, D2)
     v0_rows = DeltaTable(str(path), version=0).to_pyarrow_table().num_rows
     some = DeltaTable(str(path)).files()[0]
     planted = [_plant_orphan(path, some, f"run_date={D1}"), _plant_orphan(path, some, "")]
@@ -273,7 +275,7 @@ def test_cleanup_removes_only_files_no_version_references(spark, tmp_path):
 
 def test_cleanup_keeps_young_files_and_files_committed_after_the_listing(spark, tmp_path):
     path = tmp_path / "offers"
-    storage.replace_partition(frame(spark, offer_rows(D1)), path, schemas.OFFERS, D1)
+    DeltaRsWriter().replace_partition(frame(spark, offer_rows(D1)), path, schemas.OFFERS, D1)
     some = DeltaTable(str(path)).files()[0]
     late = _plant_orphan(path, some, f"run_date={D1}")
     young = maintenance.find_orphans(path, min_age=3600)
@@ -587,8 +589,8 @@ def test_rerun_of_a_date_3_times_and_after_a_kill_adds_one_version_each_no_dupli
     def publish(run_date: dt.date, label: str) -> None:
         df = rows.withColumn(Col.RUN_DATE, F.lit(run_date)).withColumn(Col.RUN_ID, F.lit(label))
         catalogue = tuple(sorted(set(rows.toPandas()[Col.OFFER_ID])))  # what was offered
-        storage.replace_partition(df, tiny.offers, schemas.OFFERS, run_date,
-                                  contract=OffersContract(catalogue, 10))
+        DeltaRsWriter().replace_partition(df, tiny.offers, schemas.OFFERS, run_date,
+                                          contract=OffersContract(catalogue, 10))
 
     publish(other, "other")
     other_files = partition_files(tiny.offers, other)

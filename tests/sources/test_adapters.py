@@ -10,8 +10,8 @@ from pyspark.sql import functions as F
 from telcorec.core import config, schemas
 from telcorec.core.columns import Col
 from telcorec.core.exceptions import ConfigError
-from telcorec.io import storage
 from telcorec.io.warehouse import Warehouse
+from telcorec.io.writer import DeltaRsWriter
 from telcorec.sources import pseudonymise as pseudo
 from telcorec.stages import evaluate as evaluate_stage
 from telcorec.stages import features as features_stage
@@ -30,7 +30,7 @@ def conf(path, tmp_path, **overrides):
 
 def read(spark, cfg, name, schema):
     wh = Warehouse.from_config(cfg.warehouse, cfg.inputs.path)
-    return storage.read_table(spark, wh.table(name), schema, RUN)
+    return DeltaRsWriter().read(spark, wh.table(name), schema, [RUN])
 
 
 def test_ibm_telco_runs_through_the_feature_stage_from_config_alone(spark, tmp_path):

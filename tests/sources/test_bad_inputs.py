@@ -12,8 +12,8 @@ from telcorec.core import config, schemas
 from telcorec.core.columns import Col
 from telcorec.core.config import CsvConfig
 from telcorec.core.exceptions import ConfigError, DataError, SchemaError
-from telcorec.io import storage
 from telcorec.io.warehouse import Warehouse
+from telcorec.io.writer import DeltaRsWriter
 from telcorec.sources import preflight, read_responses
 from telcorec.sources.preflight import CsvSource, EmptyInput
 from telcorec.stages import ingest as ingest_stage
@@ -89,12 +89,12 @@ def test_an_undecodable_byte_in_a_key_makes_that_customer_a_reject(spark, tmp_pa
     for c in counts.values():
         assert c.read == c.accepted + c.rejected, c.table
     wh = Warehouse.from_config(cfg.warehouse, cfg.inputs.path)
-    accepted = storage.read_table(spark, wh.table("subscribers"), schemas.accepted("subscribers"),
-                                  RUN)
+    accepted = DeltaRsWriter().read(spark, wh.table("subscribers"),
+                                    schemas.accepted("subscribers"), [RUN])
     ids = {r[Col.SUBSCRIBER_ID] for r in accepted.collect()}
     assert len(ids) == 39 and "7590-VHVEG" not in ids
     assert not any("\ufffd" in i for i in ids)
-    rejects = storage.read_table(spark, wh.table("rejects"), schemas.REJECTS, RUN)
+    rejects = DeltaRsWriter().read(spark, wh.table("rejects"), schemas.REJECTS, [RUN])
     got = sorted((r[Col.SOURCE_TABLE], r[Col.REASON]) for r in rejects.collect())
     assert got == [("subscribers", "invalid_encoding")] + [("subscriptions",
                                                            "invalid_encoding")] * 3
@@ -140,7 +140,7 @@ def test_an_undecodable_header_stops_ingest(spark, tmp_path, content, message):
 @pytest.mark.parametrize("content", [b"", b"subscriber_id,offer_id\n"])
 def test_an_empty_responses_file_means_no_responses(spark, tmp_path, content):
     cfg, _ = operator_config(tmp_path, {"answers.csv": content})
-    assert read_responses(spark, cfg, "delta-rs").count() == 0
+    assert read_responses(spark, cfg, DeltaRsWriter()).count() == 0
 
 
 def test_a_directory_is_empty_only_when_no_file_has_a_row(tmp_path):

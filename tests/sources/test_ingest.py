@@ -101,8 +101,8 @@ def test_counts_add_up_and_rejects_carry_the_record(spark):
 from collections import Counter  # noqa: E402
 
 from telcorec.core import config
-from telcorec.io import storage  # noqa: E402
 from telcorec.io.warehouse import Warehouse  # noqa: E402
+from telcorec.io.writer import DeltaRsWriter  # noqa: E402
 
 CORPUS_RUN = dt.date(2026, 11, 1)
 # Each table: header, then rows whose last field is the expected reason ("" = accepted).
@@ -205,7 +205,7 @@ def test_bad_row_corpus_every_reason_nothing_lost(spark, tmp_path):
     cfg = corpus_config(tmp_path)
     counts = {c.table: c for c in ingest_stage.run(spark, cfg, CORPUS_RUN)}
     wh = Warehouse.from_config(cfg.warehouse, cfg.inputs.path)
-    rejects = storage.read_table(spark, wh.table("rejects"), schemas.REJECTS, CORPUS_RUN)
+    rejects = DeltaRsWriter().read(spark, wh.table("rejects"), schemas.REJECTS, [CORPUS_RUN])
     by_table = {}
     for row in rejects.collect():
         by_table.setdefault(row[Col.SOURCE_TABLE], []).append(row)
@@ -216,7 +216,8 @@ def test_bad_row_corpus_every_reason_nothing_lost(spark, tmp_path):
         assert c.rejected_by_reason == dict(Counter(r for _, r in want if r)), name
         assert Counter(r[Col.REASON] for r in by_table.get(name, [])) == Counter(
             r for _, r in want if r), name
-        accepted = storage.read_table(spark, wh.table(name), schemas.accepted(name), CORPUS_RUN)
+        accepted = DeltaRsWriter().read(spark, wh.table(name), schemas.accepted(name),
+                                        [CORPUS_RUN])
         got_ids = Counter(r[KEYS[name]] for r in accepted.collect())
         assert got_ids == Counter(i for i, r in want if not r), name  # no valid row rejected
     assert counts["cdr"].flagged == {"missed_calls": 0, "zero_length_calls": 1}
@@ -264,13 +265,13 @@ def test_undecodable_bytes_make_their_row_an_invalid_encoding_reject(spark, tmp_
         assert c.read == len(CORPUS[name]) - 1 + len(extra.get(name, [])), name
         assert c.read == c.accepted + c.rejected and c.rejected_by_reason == dict(want), name
     wh = Warehouse.from_config(cfg.warehouse, cfg.inputs.path)
-    subs = storage.read_table(spark, wh.table("subscribers"), schemas.accepted("subscribers"),
-                              CORPUS_RUN).collect()
+    subs = DeltaRsWriter().read(spark, wh.table("subscribers"), schemas.accepted("subscribers"),
+                                [CORPUS_RUN]).collect()
     assert {r[Col.SUBSCRIBER_ID]: r[Col.SEGMENT] for r in subs}["S7"] == "youthé"
     for name in CORPUS:
-        rows = storage.read_table(spark, wh.table(name), schemas.accepted(name), CORPUS_RUN)
+        rows = DeltaRsWriter().read(spark, wh.table(name), schemas.accepted(name), [CORPUS_RUN])
         assert not any("\ufffd" in str(v) for r in rows.collect() for v in r), name
-    rejects = storage.read_table(spark, wh.table("rejects"), schemas.REJECTS, CORPUS_RUN)
+    rejects = DeltaRsWriter().read(spark, wh.table("rejects"), schemas.REJECTS, [CORPUS_RUN])
     bad = rejects.filter(F.col(Col.REASON) == "invalid_encoding").collect()
     assert sorted(r[Col.SOURCE_TABLE] for r in bad) == ["cdr", "subscribers"]
     assert all('"_unparsable":"invalid_encoding"' in r[Col.RECORD] for r in bad)

@@ -26,8 +26,8 @@ from telcorec import sources
 from telcorec.core import config, schemas
 from telcorec.core.columns import Col
 from telcorec.core.exceptions import ConfigError, DataError, SchemaError
-from telcorec.io import storage
 from telcorec.io.warehouse import Warehouse
+from telcorec.io.writer import DeltaRsWriter
 from telcorec.offers import rules, selection
 from telcorec.sources import pseudonymise as pseudo
 from telcorec.sources import validate
@@ -149,7 +149,7 @@ def contract_arrow(frame: pd.DataFrame, name: str) -> pa.Schema:
 
 def mapped_rows(spark, cfg, name) -> list:
     """The input table as ingest receives it from the adapter (contract columns, parse flags)."""
-    df = sources.read_inputs(spark, cfg, RUN, "delta-rs")[name]
+    df = sources.read_inputs(spark, cfg, RUN, DeltaRsWriter())[name]
     return sorted((tuple(r) for r in df.collect()), key=repr)
 
 
@@ -188,7 +188,7 @@ def test_extra_columns_ignore_reads_the_wider_source(spark, tmp_path, tiny_frame
     frames["cdr"] = tiny_frames["cdr"].assign(cell_id="C1")
     write_sources(frames, tmp_path / "src")
     cfg = operator_config(tmp_path, tmp_path / "src", "parquet", extra_columns="ignore")
-    raw = sources.read_inputs(spark, cfg, RUN, "delta-rs")
+    raw = sources.read_inputs(spark, cfg, RUN, DeltaRsWriter())
     print(f"extra column ignored: cdr has {len(raw['cdr'].columns)} columns after mapping")
     assert "cell_id" not in raw["cdr"].columns
 
@@ -220,7 +220,7 @@ def test_contract_tables_source_detects_drift_too(spark, tmp_path, tiny_frames):
         if name == "cdr":
             frame = frame.assign(**{Col.DURATION_S: frame[Col.DURATION_S].astype(str)})
         df = spark.createDataFrame(frame)
-        storage.replace_table(df, wh.input_table(name), df.schema)
+        DeltaRsWriter().replace_table(df, wh.input_table(name), df.schema)
     with pytest.raises(SchemaError, match=r"'duration_s' \(contract 'duration_s'\) is string, "
                                           "expected double"):
         ingest_stage.run(spark, base, RUN)
@@ -263,7 +263,7 @@ def test_malformed_cdr_lines_counts_hold_for_every_projection(spark, tmp_path, t
     (src / "cdr.csv").write_text("\n".join(lines) + "\n")
     cfg = operator_config(tmp_path, src, "csv")
     read = len(lines) - 1
-    raw = sources.read_inputs(spark, cfg, RUN, "delta-rs")
+    raw = sources.read_inputs(spark, cfg, RUN, DeltaRsWriter())
     subs = validate.tag_subscribers(raw["subscribers"])
     sub_ids = subs.filter(F.col(Col.REASON).isNull()).select(Col.SUBSCRIBER_ID)
     tagged = validate.tag_cdr(raw["cdr"], sub_ids, RUN, cfg.ingest.cdr_window_days).cache()
@@ -299,7 +299,7 @@ def test_malformed_cdr_lines_counts_hold_for_every_projection(spark, tmp_path, t
     # under the limit: every quarantined row is in rejects, with its reason
     counts = {c.table: c for c in ingest_stage.run(spark, cfg, RUN)}
     wh = Warehouse.from_config(cfg.warehouse, cfg.inputs.path)
-    rejects = storage.read_table(spark, wh.table("rejects"), schemas.REJECTS, RUN)
+    rejects = DeltaRsWriter().read(spark, wh.table("rejects"), schemas.REJECTS, [RUN])
     stored = {r[0]: r[1] for r in rejects.where(F.col(Col.SOURCE_TABLE) == "cdr")
               .groupBy(Col.REASON).count().collect()}
     assert counts["cdr"].read == read and stored == expected
@@ -376,8 +376,8 @@ def test_rejects_keep_no_source_value_of_unparsable_rows_when_pseudonymised(spar
         **{"pseudonymisation.enabled": True})
     ingest_stage.run(spark, cfg, RUN, secret=KEY)
     wh = Warehouse.from_config(cfg.warehouse, cfg.inputs.path)
-    records = [r[Col.RECORD] for r in storage.read_table(
-        spark, wh.table("rejects"), schemas.REJECTS, RUN).collect()]
+    records = [r[Col.RECORD] for r in DeltaRsWriter().read(spark, wh.table("rejects"),
+                                                           schemas.REJECTS, [RUN]).collect()]
     leaks = [r for r in records if "4570000999" in r or "4.570000999" in r]
     print(f"rejects under pseudonymisation: {len(records)} records, {len(leaks)} with the canary")
     assert len(records) >= 4 and leaks == []
@@ -387,8 +387,8 @@ def test_rejects_keep_no_source_value_of_unparsable_rows_when_pseudonymised(spar
 
 def test_opted_out_subscribers_get_no_offers_and_the_rule_counts_them(spark, tmp_path):
     from deltalake import DeltaTable
-    from helpers.selection_rows import COLUMNS, ROWS, literal_batch, make_selection
 
+    from helpers.selection_rows import COLUMNS, ROWS, literal_batch, make_selection
     from telcorec.publish import passes
     from telcorec.publish.contract import OffersContract
     batch = literal_batch()
@@ -401,13 +401,13 @@ def test_opted_out_subscribers_get_no_offers_and_the_rule_counts_them(spark, tmp
     # the score stage's publishing pass: counted and written by the same tasks
     sel = make_selection()
     contract = OffersContract(tuple(sel.offers[Col.OFFER_ID]), sel.depth)
-    staged = storage.stage_partition(df, tmp_path / "offers", schemas.OFFERS, RUN,
-                                     passes.publishing_task(sel, sel.depth, None, contract,
+    staged = DeltaRsWriter().stage_partition(df, tmp_path / "offers", schemas.OFFERS, RUN,
+                                             passes.publishing_task(sel, sel.depth, None, contract,
                                                                  RUN, "run-1"))
     names = (rules.CANDIDATE_PAIRS, rules.CONSENT, rules.CURRENT_PLAN,
              *(r.name for r in sel.eligibility), rules.FATIGUE, rules.ELIGIBLE_PAIRS,
              rules.WITHOUT_OFFERS)
-    counts = {name: staged.summary.get(name, 0) for name in names}
+    counts = {name: staged.counts.rules.get(name, 0) for name in names}
     staged.commit()
     offered = DeltaTable(str(tmp_path / "offers")).to_pandas()
     leaked = offered[offered[Col.SUBSCRIBER_ID].str[0].isin(opted_out)]
@@ -572,14 +572,14 @@ def test_opted_out_subscribers_get_no_offers_end_to_end(spark, tmp_path):
         "gate.min_lift_over_popularity": -1.0, "gate.min_row_share": 0.0})
     results = pipeline.run(spark, cfg, RUN)
     wh = Warehouse.from_config(cfg.warehouse, cfg.inputs.path)
-    feats = storage.read_table(spark, wh.table("subscriber_features"),
-                               schemas.SUBSCRIBER_FEATURES, RUN)
-    offers = storage.read_table(spark, wh.table("offers"), schemas.OFFERS, RUN)
+    feats = DeltaRsWriter().read(spark, wh.table("subscriber_features"),
+                                 schemas.SUBSCRIBER_FEATURES, [RUN])
+    offers = DeltaRsWriter().read(spark, wh.table("offers"), schemas.OFFERS, [RUN])
     opted = feats.where(F.col(Col.MARKETING_OPT_OUT)).select(Col.SUBSCRIBER_ID)
     n_opted = opted.count()
     leaked = offers.join(opted, on=Col.SUBSCRIBER_ID).count()
-    n_offers = storage.read_table(spark, wh.table("offer_features"), schemas.OFFER_FEATURES,
-                                  RUN).count()
+    n_offers = DeltaRsWriter().read(spark, wh.table("offer_features"), schemas.OFFER_FEATURES,
+                                    [RUN]).count()
     removed = results["score"]["rules"][rules.CONSENT]
     print(f"consent end to end: {n_opted} of {feats.count()} subscribers opted out, "
           f"{leaked} offers to them, rule consent removed {removed} = {n_opted} x {n_offers}")

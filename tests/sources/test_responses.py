@@ -10,8 +10,8 @@ from pyspark.testing import assertDataFrameEqual
 from helpers import fault_injection
 from telcorec.core import config, schemas
 from telcorec.core.columns import Col
-from telcorec.io import storage
 from telcorec.io.warehouse import Warehouse
+from telcorec.io.writer import DeltaRsWriter
 from telcorec.sources import validate
 from telcorec.stages import ingest as ingest_stage
 
@@ -119,8 +119,8 @@ def operator_config(tmp_path, with_responses=True):
 
 def publish_offers(spark, wh):
     rows = [offer_row("S1", "O2"), offer_row("S2", "O2")]
-    storage.replace_partition(spark.createDataFrame(rows, schemas.OFFERS), wh.table("offers"),
-                              schemas.OFFERS, OFFERED_ON)
+    DeltaRsWriter().replace_partition(spark.createDataFrame(rows, schemas.OFFERS),
+                                      wh.table("offers"), schemas.OFFERS, OFFERED_ON)
 
 
 @pytest.mark.slow  # three ingest runs: ~45 s on 2 cores
@@ -140,8 +140,8 @@ def test_a_bad_response_file_is_fully_accounted_and_a_rerun_changes_nothing(spar
         schemas.accepted("responses"))
 
     def written():
-        rejects = storage.read_table(spark, wh.table("rejects"), schemas.REJECTS, RUN)
-        return (storage.read_table(spark, wh.table("responses"), schemas.accepted("responses")),
+        rejects = DeltaRsWriter().read(spark, wh.table("rejects"), schemas.REJECTS, [RUN])
+        return (DeltaRsWriter().read(spark, wh.table("responses"), schemas.accepted("responses")),
                 Counter(r[Col.REASON] for r in rejects.where(
                     F.col(Col.SOURCE_TABLE) == "responses").collect()))
 
@@ -162,5 +162,5 @@ def test_no_response_file_means_no_responses(spark, tmp_path):
     counts = {c.table: c for c in ingest_stage.run(spark, cfg, RUN)}
     assert (counts["responses"].read, counts["responses"].rejected) == (0, 0)
     wh = Warehouse.from_config(cfg.warehouse, cfg.inputs.path)
-    assert storage.read_table(spark, wh.table("responses"),
-                              schemas.accepted("responses")).count() == 0
+    assert DeltaRsWriter().read(spark, wh.table("responses"),
+                                schemas.accepted("responses")).count() == 0

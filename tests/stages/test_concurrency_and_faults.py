@@ -32,8 +32,9 @@ from helpers.fault_injection import committed_and_orphan_files, offers_rows, tab
 from telcorec.core import config, schemas
 from telcorec.core.columns import Col
 from telcorec.core.exceptions import PublishError
-from telcorec.io import storage
+from telcorec.io import delta_rs
 from telcorec.io.warehouse import Warehouse
+from telcorec.io.writer import DeltaRsWriter
 from telcorec.stages import pipeline
 
 D1, D2, D3 = dt.date(2026, 11, 1), dt.date(2026, 11, 2), dt.date(2026, 11, 3)
@@ -45,16 +46,16 @@ REFUSED = (r"another run wrote {where} of .* while this one was writing \(it sta
 
 def started_together(monkeypatch, writes: list) -> list:
     """Run `writes` in threads that all read the table version and write their Parquet files
-    before any of them commits (a barrier in front of storage._commit, the commit itself is the
+    before any of them commits (a barrier in front of delta_rs.commit, the commit itself is the
     real one); return each write's result or exception."""
     barrier = threading.Barrier(len(writes), timeout=300)
-    commit = storage._commit
+    commit = delta_rs.commit
 
     def commit_when_all_have_written(*args, **kwargs):
         barrier.wait()
         return commit(*args, **kwargs)
 
-    monkeypatch.setattr(storage, "_commit", commit_when_all_have_written)
+    monkeypatch.setattr(delta_rs, "commit", commit_when_all_have_written)
     outcomes: list = [None] * len(writes)
 
     def run(i: int) -> None:
@@ -72,7 +73,7 @@ def started_together(monkeypatch, writes: list) -> list:
 
 
 def version(path: Path) -> int:
-    return storage.table_version(path)
+    return delta_rs.table_version(path)
 
 
 def rows_of(path: Path, run_date: dt.date) -> list[tuple]:
@@ -83,7 +84,7 @@ def rows_of(path: Path, run_date: dt.date) -> list[tuple]:
 
 
 def test_delta_rs_alone_commits_two_stale_overwrites_of_a_new_partition(tmp_path):
-    """Why storage._commit checks for concurrent commits itself (measured on deltalake 0.18.2):
+    """Why delta_rs.commit checks for concurrent commits itself (measured on deltalake 0.18.2):
     two overwrites of a partition that does not exist yet, both from the same snapshot, both
     commit through delta-rs's own conflict checker, and the partition holds both sets of rows.
     If this starts failing, delta-rs refuses the second commit itself: keep our check anyway."""
@@ -93,7 +94,7 @@ def test_delta_rs_alone_commits_two_stale_overwrites_of_a_new_partition(tmp_path
     write_deltalake(path, pa.table({Col.RUN_DATE: ["2026-11-02"], "x": [0]}, schema=schema),
                     partition_by=[Col.RUN_DATE])
 
-    def add(name: str, n: int) -> AddAction:  # a file written as storage's tasks write them
+    def add(name: str, n: int) -> AddAction:  # a file written as delta-rs writer tasks write them
         part_dir.mkdir(parents=True, exist_ok=True)
         pq.write_table(pa.table({"x": list(range(n))}), part_dir / name)
         stats = get_file_stats_from_metadata(pq.read_metadata(part_dir / name),
@@ -118,15 +119,16 @@ def test_delta_rs_alone_commits_two_stale_overwrites_of_a_new_partition(tmp_path
 def test_same_date_started_together_exactly_one_commits(spark, tmp_path, monkeypatch, before):
     path = tmp_path / "offers"
     if before != "no table":
-        storage.replace_partition(offers_rows(spark, D2, 5, 2), path, schemas.OFFERS, D2)
+        DeltaRsWriter().replace_partition(offers_rows(spark, D2, 5, 2), path, schemas.OFFERS, D2)
     if before == "existing partition":
-        storage.replace_partition(offers_rows(spark, D1, 4, 2, "O0"), path, schemas.OFFERS, D1)
+        DeltaRsWriter().replace_partition(offers_rows(spark, D1, 4, 2, "O0"), path, schemas.OFFERS,
+                                          D1)
     start = version(path)
     d2_files = set(DeltaTable(str(path)).files([(Col.RUN_DATE, "=", D2.isoformat())])
                    ) if start >= 0 else set()
     runs = {"O1": 7, "O2": 9}  # two runs of D1 told apart by their offer id and row count
     outcomes = started_together(monkeypatch, [
-        lambda offer=offer, n=n: storage.replace_partition(
+        lambda offer=offer, n=n: DeltaRsWriter().replace_partition(
             offers_rows(spark, D1, n, 3, offer), path, schemas.OFFERS, D1)
         for offer, n in runs.items()])
 
@@ -156,11 +158,13 @@ def test_same_date_started_together_exactly_one_commits(spark, tmp_path, monkeyp
 def test_different_dates_started_together_both_commit(spark, tmp_path, monkeypatch, before):
     path = tmp_path / "offers"
     if before != "no table":
-        storage.replace_partition(offers_rows(spark, D3, 5, 2), path, schemas.OFFERS, D3)
+        DeltaRsWriter().replace_partition(offers_rows(spark, D3, 5, 2), path, schemas.OFFERS, D3)
     start = version(path)
     outcomes = started_together(monkeypatch, [
-        lambda: storage.replace_partition(offers_rows(spark, D1, 7, 3), path, schemas.OFFERS, D1),
-        lambda: storage.replace_partition(offers_rows(spark, D2, 9, 3), path, schemas.OFFERS, D2),
+        lambda: DeltaRsWriter().replace_partition(offers_rows(spark, D1, 7, 3), path,
+                                                  schemas.OFFERS, D1),
+        lambda: DeltaRsWriter().replace_partition(offers_rows(spark, D2, 9, 3), path,
+                                                  schemas.OFFERS, D2),
     ])
     print(f"2 concurrent runs of different dates ({before}): outcomes {outcomes}; versions "
           f"{start} -> {version(path)}")
@@ -173,9 +177,10 @@ def test_different_dates_started_together_both_commit(spark, tmp_path, monkeypat
 @pytest.mark.slow
 def test_whole_table_replaces_started_together_exactly_one_commits(spark, tmp_path, monkeypatch):
     path = tmp_path / "inputs"
-    storage.replace_table(offers_rows(spark, D1, 3, 1), path, schemas.OFFERS)
+    DeltaRsWriter().replace_table(offers_rows(spark, D1, 3, 1), path, schemas.OFFERS)
     outcomes = started_together(monkeypatch, [
-        lambda n=n: storage.replace_table(offers_rows(spark, D1, n, 2), path, schemas.OFFERS)
+        lambda n=n: DeltaRsWriter().replace_table(offers_rows(spark, D1, n, 2), path,
+                                                  schemas.OFFERS)
         for n in (4, 6)])
     refused = [o for o in outcomes if isinstance(o, PublishError)]
     print(f"2 concurrent whole-table replaces: outcomes {outcomes}; version {version(path)}")
@@ -192,9 +197,9 @@ def test_whole_table_replaces_started_together_exactly_one_commits(spark, tmp_pa
 # concurrent writer appended. Keyed by (function, call), not by file: moving a function to
 # another module keeps its review.
 UNPREDICATED_OVERWRITES = {
-    ("_commit", "write_new_deltalake"):
+    ("commit", "write_new_deltalake"):
         "creates a table that does not exist yet, under the commit lock",
-    ("_commit", "create_write_transaction"):
+    ("commit", "create_write_transaction"):
         "its filters are None only for replace_table; every commit is checked against "
         "concurrent commits since the version the write started from",
     ("replace_table", "mode"):
@@ -272,7 +277,7 @@ def test_no_write_overwrites_a_shared_table_without_a_predicate():
         f"overwrite without a predicate: {set(unpredicated) - set(UNPREDICATED_OVERWRITES)}"
     assert set(UNPREDICATED_OVERWRITES) <= set(overwrites), "stale exception in the list"
     callers = {p.stem for p in [*ROOT.glob("telcorec/**/*.py"), *ROOT.glob("jobs/**/*.py")]
-               if "replace_table(" in p.read_text() and p.name != "storage.py"}
+               if "replace_table(" in p.read_text() and p.name != "writer.py"}
     print(f"replace_table (whole-table replace) is called from {sorted(callers)}")
     assert callers == REPLACE_TABLE_CALLERS
 

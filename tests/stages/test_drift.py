@@ -8,8 +8,8 @@ from helpers.rows import full_row
 from telcorec.core import config, schemas
 from telcorec.core.columns import SUBSCRIBER_CATEGORICALS, Col
 from telcorec.evaluation.drift import NUMERIC_FEATURES
-from telcorec.io import storage
 from telcorec.io.warehouse import Warehouse
+from telcorec.io.writer import DeltaRsWriter
 from telcorec.stages import drift as stage
 
 D1, D2 = dt.date(2026, 11, 1), dt.date(2026, 11, 2)
@@ -17,7 +17,8 @@ D1, D2 = dt.date(2026, 11, 1), dt.date(2026, 11, 2)
 
 def put(spark, wh, name, rows, day):
     schema = schemas.TABLES[name]
-    storage.replace_partition(spark.createDataFrame(rows, schema), wh.table(name), schema, day)
+    DeltaRsWriter().replace_partition(spark.createDataFrame(rows, schema), wh.table(name), schema,
+                                      day)
 
 
 def test_drift_rows_alerts_and_an_idempotent_rerun(spark, tmp_path):
@@ -36,7 +37,7 @@ def test_drift_rows_alerts_and_an_idempotent_rerun(spark, tmp_path):
             put(spark, wh, name, [full_row(schemas.TABLES[name], **{Col.RUN_DATE: day})] * rows,
                 day)
     first = stage.run(spark, cfg, D2)
-    written = storage.read_table(spark, wh.table("drift"), schemas.DRIFT)
+    written = DeltaRsWriter().read(spark, wh.table("drift"), schemas.DRIFT)
     got = {(r[Col.KIND], r[Col.FEATURE]): (r[Col.REFERENCE], r[Col.REFERENCE_DATE], r[Col.ALERT])
            for r in written.collect()}
     features = [*NUMERIC_FEATURES, *SUBSCRIBER_CATEGORICALS]
@@ -48,4 +49,4 @@ def test_drift_rows_alerts_and_an_idempotent_rerun(spark, tmp_path):
     assert sorted(k for k, v in got.items() if v[2]) == [("volume", "cdr")]
     assert first == {"rows": len(got), "alerts": ["volume:cdr (previous)"]}
     assert stage.run(spark, cfg, D2) == first
-    assertDataFrameEqual(storage.read_table(spark, wh.table("drift"), schemas.DRIFT), written)
+    assertDataFrameEqual(DeltaRsWriter().read(spark, wh.table("drift"), schemas.DRIFT), written)

@@ -11,7 +11,7 @@ from helpers.tiny_warehouse import RUN, tiny_warehouse
 from telcorec.core import schemas
 from telcorec.core.columns import Col
 from telcorec.evaluation import sampled_protocol
-from telcorec.io import storage
+from telcorec.io.writer import DeltaRsWriter
 from telcorec.models.ncf import examples, feed, trainer
 from telcorec.models.ncf.model import NCFRecommender
 from telcorec.models.ncf.scorer import NCFScorer
@@ -31,7 +31,7 @@ def warehouse(spark, tmp_path_factory):
 
 
 def metric_rows(spark, wh, protocol):
-    metrics = storage.read_table(spark, wh.table("metrics"), schemas.METRICS, RUN)
+    metrics = DeltaRsWriter().read(spark, wh.table("metrics"), schemas.METRICS, [RUN])
     return {(r[Col.MODEL], r[Col.METRIC], r[Col.K]): r[Col.VALUE]
             for r in metrics.filter((F.col(Col.PROTOCOL) == protocol)
                                     & (F.col(Col.SEGMENT) == "all")).collect()}

@@ -9,7 +9,7 @@ from pyspark.testing import assertDataFrameEqual, assertSchemaEqual
 
 from telcorec.core import schemas
 from telcorec.core.columns import Col, Route
-from telcorec.io import storage
+from telcorec.io.writer import DeltaRsWriter
 from telcorec.stages import evaluate as evaluate_stage
 from telcorec.stages import pipeline
 from telcorec.stages import score as score_stage
@@ -24,11 +24,11 @@ def tiny(tiny_pipeline):
 
 def test_offers_contract(spark, tiny):
     cfg, wh, results = tiny
-    offers = storage.read_table(spark, wh.table("offers"), schemas.OFFERS, RUN)
+    offers = DeltaRsWriter().read(spark, wh.table("offers"), schemas.OFFERS, [RUN])
     assertSchemaEqual(offers.schema, schemas.OFFERS)
     assert DeltaTable(str(wh.table("offers"))).metadata().partition_columns == [Col.RUN_DATE]
-    features = storage.read_table(spark, wh.table("subscriber_features"),
-                                  schemas.SUBSCRIBER_FEATURES, RUN)
+    features = DeltaRsWriter().read(spark, wh.table("subscriber_features"),
+                                    schemas.SUBSCRIBER_FEATURES, [RUN])
     per_sub = offers.groupBy(Col.SUBSCRIBER_ID).agg(
         F.count(F.lit(1)).alias("n"), F.collect_set(Col.RANK).alias("ranks"),
         F.countDistinct(Col.OFFER_ID).alias("distinct_offers"))
@@ -108,13 +108,14 @@ def test_next_days_batch_excludes_the_offers_published_at_rank_1(spark, tiny):
     from telcorec.publish import passes
 
     cfg, wh, _ = tiny
-    features = storage.read_table(spark, wh.table("subscriber_features"),
-                                  schemas.SUBSCRIBER_FEATURES, RUN)
-    offer_df = storage.read_table(spark, wh.table("offer_features"), schemas.OFFER_FEATURES, RUN)
-    history = passes.offer_history(spark, wh, "delta-rs")
+    features = DeltaRsWriter().read(spark, wh.table("subscriber_features"),
+                                    schemas.SUBSCRIBER_FEATURES, [RUN])
+    offer_df = DeltaRsWriter().read(spark, wh.table("offer_features"), schemas.OFFER_FEATURES,
+                                    [RUN])
+    history = passes.offer_history(spark, wh, DeltaRsWriter())
     tomorrow = selection.subscriber_batch(features, offer_df, history, cfg,
                                           RUN + dt.timedelta(days=1))
-    shown = (storage.read_table(spark, wh.table("offers"), schemas.OFFERS, RUN)
+    shown = (DeltaRsWriter().read(spark, wh.table("offers"), schemas.OFFERS, [RUN])
              .where(F.col(Col.RANK) == 1).join(offer_df, on=Col.OFFER_ID, how="inner")
              .select(Col.SUBSCRIBER_ID, F.array(F.col(Col.OFFER_IDX)).alias(Col.FATIGUE_IDX)))
     # subscribers who opted out got no offers, so nothing to tire them of
@@ -134,7 +135,7 @@ def test_ingest_counts_add_up(tiny):
 
 def test_metrics_table_has_model_and_baselines(spark, tiny):
     _, wh, _ = tiny
-    metrics = storage.read_table(spark, wh.table("metrics"), schemas.METRICS, RUN)
+    metrics = DeltaRsWriter().read(spark, wh.table("metrics"), schemas.METRICS, [RUN])
     models = {r[Col.MODEL] for r in metrics.select(Col.MODEL).distinct().collect()}
     assert models == {"lightfm_warp", "content", "popularity", "random", "oracle"}
     overall = metrics.filter((F.col(Col.SEGMENT) == "all") & (F.col(Col.METRIC) == "precision")
@@ -149,15 +150,15 @@ def test_metrics_table_has_model_and_baselines(spark, tiny):
 
 def test_rerun_same_date_is_idempotent(spark, tiny):
     cfg, wh, _ = tiny
-    before = storage.read_table(spark, wh.table("offers"), schemas.OFFERS, RUN).cache()
+    before = DeltaRsWriter().read(spark, wh.table("offers"), schemas.OFFERS, [RUN]).cache()
     before.count()
     version = DeltaTable(str(wh.table("offers"))).version()
-    metric_rows = storage.read_table(spark, wh.table("metrics"), schemas.METRICS).count()
+    metric_rows = DeltaRsWriter().read(spark, wh.table("metrics"), schemas.METRICS).count()
     pipeline.run(spark, cfg, RUN)
-    after = storage.read_table(spark, wh.table("offers"), schemas.OFFERS, RUN)
+    after = DeltaRsWriter().read(spark, wh.table("offers"), schemas.OFFERS, [RUN])
     assert DeltaTable(str(wh.table("offers"))).version() == version + 1
     assertDataFrameEqual(after, before)
-    assert storage.read_table(spark, wh.table("metrics"), schemas.METRICS).count() == metric_rows
+    assert DeltaRsWriter().read(spark, wh.table("metrics"), schemas.METRICS).count() == metric_rows
     dupes = after.groupBy(Col.RUN_DATE, Col.SUBSCRIBER_ID, Col.OFFER_ID).count()
     assert dupes.filter(F.col("count") > 1).count() == 0
 
@@ -180,8 +181,8 @@ def test_runs_table_records_each_attempt(spark, tiny):
 def test_latest_offers_view_shows_only_succeeded_runs(spark, tiny):
     _, wh, _ = tiny
     from telcorec import sql
-    got = sql.query(spark, wh, "delta-rs", "SELECT count(*) AS n, count(DISTINCT subscriber_id) "
-                    "AS s FROM latest_offers").first()
+    got = sql.query(spark, wh, DeltaRsWriter(), "SELECT count(*) AS n, count(DISTINCT "
+                    "subscriber_id) AS s FROM latest_offers").first()
     n = results_offers(wh)
     assert (got["n"], got["s"]) == (n, n // 10)
 
@@ -193,7 +194,7 @@ def test_gate_refuses_a_broken_model_and_leaves_offers_as_they_were(spark, tiny)
     from telcorec.io import artifacts
 
     cfg, wh, _ = tiny
-    before = storage.read_table(spark, wh.table("offers"), schemas.OFFERS, RUN).cache()
+    before = DeltaRsWriter().read(spark, wh.table("offers"), schemas.OFFERS, [RUN]).cache()
     before.count()
     version = DeltaTable(str(wh.table("offers"))).version()
     model_dir = wh.models(RUN, "lightfm_warp")
@@ -208,8 +209,8 @@ def test_gate_refuses_a_broken_model_and_leaves_offers_as_they_were(spark, tiny)
         with pytest.raises(GateRejected, match="quality gate refused to publish"):
             score_stage.run(spark, cfg, RUN)
         assert DeltaTable(str(wh.table("offers"))).version() == version
-        assertDataFrameEqual(storage.read_table(spark, wh.table("offers"), schemas.OFFERS, RUN),
-                             before)
+        assertDataFrameEqual(
+            DeltaRsWriter().read(spark, wh.table("offers"), schemas.OFFERS, [RUN]), before)
     finally:
         artifacts.save(shard, good, {k: v for k, v in meta.items() if k != "arrays_sha256"})
         evaluate_stage.run(spark, cfg, RUN)

@@ -16,12 +16,11 @@ from telcorec.core import paths
 from telcorec.core.config.evaluation import EvaluationConfig, GateConfig
 from telcorec.core.config.features import FeaturesConfig, InteractionsConfig
 from telcorec.core.config.loader import build, check, read_yaml
-from telcorec.core.config.monitoring import DriftConfig, RunsConfig, SimulationConfig
 from telcorec.core.config.models import (
     LIGHTFM_VARIANTS,
+    NCF_KINDS,
     EarlyStoppingConfig,
     EnsembleConfig,
-    NCF_KINDS,
     LightFMConfig,
     NCFConfig,
     TrainConfig,
@@ -31,6 +30,7 @@ from telcorec.core.config.models import (
     parse_model_name,
     variant_model_name,
 )
+from telcorec.core.config.monitoring import DriftConfig, RunsConfig, SimulationConfig
 from telcorec.core.config.offers import (
     CampaignCapConfig,
     ColdStartConfig,

@@ -40,10 +40,15 @@ from pyspark.sql.pandas.types import to_arrow_schema
 
 from telcorec.core import schemas
 from telcorec.core.columns import LIGHTFM_KNOBS, Col
-from telcorec.core.config import (Config, EarlyStoppingConfig, TuningConfig, model_name,
-                                  variant_model_name)
+from telcorec.core.config import (
+    Config,
+    EarlyStoppingConfig,
+    TuningConfig,
+    model_name,
+    variant_model_name,
+)
 from telcorec.core.exceptions import DataError
-from telcorec.io import artifacts, runs, storage
+from telcorec.io import artifacts, delta_rs, runs
 from telcorec.io.warehouse import Warehouse
 from telcorec.models import shards
 from telcorec.models.encoding import Vocabulary
@@ -171,7 +176,7 @@ def search(rows: DataFrame, cfg: Config, user_vocab: Vocabulary, item_features: 
                  r[Col.TRIAL], knobs[r[Col.TRIAL]], metric, r[Col.VALUE], r[Col.BEST_EPOCH],
                  r[Col.SECONDS])
     table = trials_table(results, trials, model, metric, runs.run_id(cfg, run_date), run_date)
-    storage.write_small(table, wh.table("trials"),
+    delta_rs.write_small(table, wh.table("trials"),
                         f"{Col.RUN_DATE} = '{run_date.isoformat()}'")
     best = next(r for r in table.to_pylist() if r[Col.BEST])
     record = {"run_date": run_date.isoformat(), "run_id": best[Col.RUN_ID],
