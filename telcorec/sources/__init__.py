@@ -65,14 +65,13 @@ def operator_tables(spark: SparkSession, cfg: Config, writer: Writer) -> dict[st
     return out
 
 
-def read_inputs(spark: SparkSession, cfg: Config, run_date: dt.date,
+def read_inputs(spark: SparkSession, cfg: Config, run_date: dt.date, wh: Warehouse,
                 writer: Writer) -> dict[str, DataFrame]:
     """The four input tables of the configured source (lazy; nothing is read yet but headers
     and table schemas, so a missing or mistyped column fails here, before any write)."""
     source = cfg.inputs.source
     if source in ("generated", "tables"):
-        return contract_tables(spark, Warehouse.from_config(cfg.warehouse, cfg.inputs.path),
-                               writer, cfg.ingest.extra_columns)
+        return contract_tables(spark, wh, writer, cfg.ingest.extra_columns)
     if source == "operator":
         return operator_tables(spark, cfg, writer)
     if source == "ibm_telco":
@@ -87,14 +86,14 @@ def no_responses(spark: SparkSession) -> DataFrame:
     return empty_parse_columns(spark.createDataFrame([], schemas.full("responses")))
 
 
-def read_responses(spark: SparkSession, cfg: Config, writer: Writer) -> DataFrame:
+def read_responses(spark: SparkSession, cfg: Config, wh: Warehouse, writer: Writer) -> DataFrame:
     """The `responses` table of the configured source in the contract (lazy), or no rows when
     the source has none: a Delta table `responses` at inputs.path (generated, tables), the file
     inputs.operator.responses.path (operator; absent = none); the public-data adapters have no
     responses. A present file is mapped and checked like the other inputs."""
     source = cfg.inputs.source
     if source in ("generated", "tables"):
-        path = Warehouse.from_config(cfg.warehouse, cfg.inputs.path).input_table("responses")
+        path = wh.input_table("responses")
         if not writer.exists(spark, path):
             return no_responses(spark)
         df = read_delta(spark, str(path), writer)

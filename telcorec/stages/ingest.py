@@ -17,7 +17,6 @@ from telcorec.core import schemas
 from telcorec.core.columns import Col
 from telcorec.core.config import Config
 from telcorec.core.exceptions import ConfigError, DataError
-from telcorec.io.writer import Writer
 from telcorec.sources.pseudonymise import private_record, pseudonymise
 from telcorec.sources.validate import (
     CONSENT_RECORDED,
@@ -37,18 +36,18 @@ from telcorec.stages.context import StageContext
 log = logging.getLogger(__name__)
 
 
-def read_raw(spark: SparkSession, cfg: Config, run_date: dt.date, writer: Writer,
-             secret: bytes | None) -> dict[str, DataFrame]:
+def read_raw(ctx: StageContext, secret: bytes | None) -> dict[str, DataFrame]:
     """The configured source's four tables and responses, pseudonymised when configured
     (fails closed)."""
-    raw = {**sources.read_inputs(spark, cfg, run_date, writer),
-           "responses": sources.read_responses(spark, cfg, writer)}
+    spark, cfg = ctx.spark, ctx.cfg
+    raw = {**sources.read_inputs(spark, cfg, ctx.run_date, ctx.wh, ctx.writer),
+           "responses": sources.read_responses(spark, cfg, ctx.wh, ctx.writer)}
     if not cfg.pseudonymisation.enabled:
         return raw
     if secret is None:
         raise ConfigError(
             "pseudonymisation.enabled is true but the ingest stage was given no key; the job's "
-            "edge must pass telcorec.adapters.pseudonymise.resolve_secret(cfg) as secret=")
+            "edge must pass telcorec.sources.pseudonymise.resolve_secret(cfg) as secret=")
     return pseudonymise(raw, secret, cfg.pseudonymisation.event_ids)
 
 def run(spark: SparkSession, cfg: Config, run_date: dt.date, *,
@@ -57,7 +56,7 @@ def run(spark: SparkSession, cfg: Config, run_date: dt.date, *,
     (resolved at the job's edge; required when pseudonymisation is on)."""
     ctx = StageContext.open(spark, cfg, run_date)
     wh, writer = ctx.wh, ctx.writer
-    raw = read_raw(spark, cfg, run_date, writer, secret)
+    raw = read_raw(ctx, secret)
     results, tagged_all = [], []
 
     def settle(name: str, tagged: DataFrame, blocking: bool = True) -> DataFrame:

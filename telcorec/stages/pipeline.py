@@ -6,6 +6,7 @@ import functools
 import logging
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 from pyspark.sql import SparkSession
@@ -14,7 +15,6 @@ from telcorec.core.config import Config
 from telcorec.core.exceptions import GateRejected
 from telcorec.evaluation import report, report_sections
 from telcorec.io import runs
-from telcorec.io.warehouse import Warehouse
 from telcorec.publish import fit
 from telcorec.publish.gate import GateRefusal
 from telcorec.stages import (
@@ -77,7 +77,7 @@ def run(spark: SparkSession, cfg: Config, run_date: dt.date, *,
     """Run every stage as one attempt recorded in `runs` (running -> succeeded/failed/rejected).
     `secret` is the pseudonymisation key, resolved at the job's edge (see ingest.run). `into`
     receives each stage's result as it finishes, so a caller keeps them when a stage raises."""
-    wh = Warehouse.from_config(cfg.warehouse, cfg.inputs.path)
+    wh = StageContext.open(spark, cfg, run_date).wh
     # the key is handed to the one stage that reads identifiers, never stored in config
     stages = {**STAGES, "ingest": functools.partial(ingest.run, secret=secret)}
 
@@ -185,7 +185,6 @@ def summary(cfg: Config, run_date: dt.date, results: dict[str, object],
             refusal: GateRejected | None = None) -> str:
     """A plain-text report of the gate's verdict, rows per stage, rejects, metrics and where the
     tables are."""
-    wh = Warehouse.from_config(cfg.warehouse, cfg.inputs.path)
     lines = [f"telcorec run {runs.run_id(cfg, run_date)} for run date {run_date}",
              *verdict_lines(results, refusal), ""]
     if "generate" in results:
@@ -210,7 +209,7 @@ def summary(cfg: Config, run_date: dt.date, results: dict[str, object],
                 f"{k} {v:.3f}" for k, v in sorted(values.items(), key=_headline_first)
                 if " " not in k), sep="  "))
         lines.append(f"run report (figures, per segment, cold start, training): {path}")
-    lines += ["", f"tables (Delta) under {wh.root}: offers, metrics, rejects, ...",
+    lines += ["", f"tables (Delta) under {Path(cfg.warehouse).resolve()}: offers, metrics, rejects, ...",
               "query them:  ./spark-submit.sh sql \"SELECT * FROM offers LIMIT 20\""]
     return "\n".join(lines)
 

@@ -140,7 +140,8 @@ def test_an_undecodable_header_stops_ingest(spark, tmp_path, content, message):
 @pytest.mark.parametrize("content", [b"", b"subscriber_id,offer_id\n"])
 def test_an_empty_responses_file_means_no_responses(spark, tmp_path, content):
     cfg, _ = operator_config(tmp_path, {"answers.csv": content})
-    assert read_responses(spark, cfg, DeltaRsWriter()).count() == 0
+    wh = Warehouse.from_config(cfg.warehouse, cfg.inputs.path)
+    assert read_responses(spark, cfg, wh, DeltaRsWriter()).count() == 0
 
 
 def test_a_directory_is_empty_only_when_no_file_has_a_row(tmp_path):

@@ -35,6 +35,14 @@ from telcorec.stages import ingest as ingest_stage
 from telcorec.synthetic.generate import generate
 
 RUN = dt.date(2026, 11, 23)
+
+
+def read_inputs(spark, cfg):
+    """The configured source's four tables, read as the ingest stage reads them."""
+    wh = Warehouse.from_config(cfg.warehouse, cfg.inputs.path)
+    return sources.read_inputs(spark, cfg, RUN, wh, DeltaRsWriter())
+
+
 TABLES = ("subscribers", "catalogue", "subscriptions", "cdr")
 KEY = b"canary-test-key-0123456789abcdef"
 
@@ -149,7 +157,7 @@ def contract_arrow(frame: pd.DataFrame, name: str) -> pa.Schema:
 
 def mapped_rows(spark, cfg, name) -> list:
     """The input table as ingest receives it from the adapter (contract columns, parse flags)."""
-    df = sources.read_inputs(spark, cfg, RUN, DeltaRsWriter())[name]
+    df = read_inputs(spark, cfg)[name]
     return sorted((tuple(r) for r in df.collect()), key=repr)
 
 
@@ -188,7 +196,7 @@ def test_extra_columns_ignore_reads_the_wider_source(spark, tmp_path, tiny_frame
     frames["cdr"] = tiny_frames["cdr"].assign(cell_id="C1")
     write_sources(frames, tmp_path / "src")
     cfg = operator_config(tmp_path, tmp_path / "src", "parquet", extra_columns="ignore")
-    raw = sources.read_inputs(spark, cfg, RUN, DeltaRsWriter())
+    raw = read_inputs(spark, cfg)
     print(f"extra column ignored: cdr has {len(raw['cdr'].columns)} columns after mapping")
     assert "cell_id" not in raw["cdr"].columns
 
@@ -263,7 +271,7 @@ def test_malformed_cdr_lines_counts_hold_for_every_projection(spark, tmp_path, t
     (src / "cdr.csv").write_text("\n".join(lines) + "\n")
     cfg = operator_config(tmp_path, src, "csv")
     read = len(lines) - 1
-    raw = sources.read_inputs(spark, cfg, RUN, DeltaRsWriter())
+    raw = read_inputs(spark, cfg)
     subs = validate.tag_subscribers(raw["subscribers"])
     sub_ids = subs.filter(F.col(Col.REASON).isNull()).select(Col.SUBSCRIBER_ID)
     tagged = validate.tag_cdr(raw["cdr"], sub_ids, RUN, cfg.ingest.cdr_window_days).cache()
