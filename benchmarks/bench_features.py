@@ -28,10 +28,10 @@ import resource
 import time
 from pathlib import Path
 
+from common import generated_warehouse, jvm_peak_mb, machine, session
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from common import generated_warehouse, jvm_peak_mb, machine, session
 from telcorec.core import config, schemas
 from telcorec.core.columns import Col
 from telcorec.io.warehouse import Warehouse

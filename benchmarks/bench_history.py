@@ -24,22 +24,18 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
 import platform
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
+import common  # benchmarks/common.py and raw_lightfm.py, beside this script
+import raw_lightfm as raw
 import yaml
-import pandas as pd
-import scipy.sparse as sp
-from lightfm import LightFM
 from pyspark.sql import SparkSession
 
 from telcorec.core import config, schemas
-from telcorec.core.columns import SUBSCRIBER_CATEGORICALS, Col, Split
+from telcorec.core.columns import SUBSCRIBER_CATEGORICALS, Col
 from telcorec.io.warehouse import Warehouse
 from telcorec.io.writer import DeltaRsWriter
 from telcorec.models.encoding import fit_vocabulary
@@ -69,61 +65,38 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def headline(wh: Warehouse, spark: SparkSession, k: int) -> dict[str, dict[str, float]]:
     rows = (DeltaRsWriter().read(spark, wh.table("metrics"), schemas.METRICS, [RUN]).toPandas())
-    rows = rows[(rows["protocol"] == "full") & (rows["segment"] == "all")]
+    rows = rows[rows["protocol"] == "full"]
     out: dict[str, dict[str, float]] = {}
-    for r in rows.itertuples():
+    for r in rows[rows["segment"] == "all"].itertuples():
         if r.k in (k, 0) or r.metric == "hit_rate":
             out.setdefault(r.model, {})[f"{r.metric}@{r.k}" if r.k else r.metric] = round(
                 float(r.value), 4)
+    # by history length (history_0, history_1-2, history_3+): where history helps
+    by_history = rows[rows["segment"].str.startswith("history_") & (rows["metric"] == "precision")
+                      & (rows["k"] == k)]
+    for r in by_history.itertuples():
+        out.setdefault(r.model, {})[f"precision@{k}[{r.segment}]"] = round(float(r.value), 4)
     return out
 
 
 def raw_lightfm(spark: SparkSession, wh: Warehouse, cfg, k: int) -> dict[str, dict[str, float]]:
     """Plain LightFM, identity-only and features-only, on the run's train/test split."""
-    pairs = DeltaRsWriter().read(spark, wh.table("interactions"), schemas.INTERACTIONS,
-                                 [RUN]).toPandas()
+    split = raw.run_split(spark, wh, RUN)
     features = DeltaRsWriter().read(spark, wh.table("subscriber_features"),
                                     schemas.SUBSCRIBER_FEATURES, [RUN]).toPandas()
-    n_items = int(pairs[Col.OFFER_IDX].max()) + 1
-    users = pd.Index(sorted(pairs[Col.SUBSCRIBER_ID].unique()))
-    row = users.get_indexer(pairs[Col.SUBSCRIBER_ID])
-    train = (pairs[Col.SPLIT] == Split.TRAIN).to_numpy()
-    shape = (len(users), n_items)
-    fit_on = sp.coo_matrix((pairs[Col.WEIGHT].to_numpy(np.float32)[train],
-                            (row[train], pairs[Col.OFFER_IDX].to_numpy()[train])), shape=shape)
-    seen = fit_on.tocsr()
-    test = sp.csr_matrix((np.ones((~train).sum()), (row[~train],
-                          pairs[Col.OFFER_IDX].to_numpy()[~train])), shape=shape)
-    feats = features.set_index(Col.SUBSCRIBER_ID).loc[users].reset_index()
-    vocab = fit_vocabulary(spark.createDataFrame(feats[list(SUBSCRIBER_CATEGORICALS)].astype(str)),
+    feats = features.set_index(Col.SUBSCRIBER_ID).loc[split.users].reset_index()
+    feats = feats.astype({c: str for c in SUBSCRIBER_CATEGORICALS})
+    vocab = fit_vocabulary(spark.createDataFrame(feats[list(SUBSCRIBER_CATEGORICALS)]),
                            SUBSCRIBER_CATEGORICALS)
     p = cfg.train.lightfm
-    out = {}
-    for name, user_features in (("raw_lightfm_identity", None),
-                                ("raw_lightfm_features", vocab.encode(feats.astype(
-                                    {c: str for c in SUBSCRIBER_CATEGORICALS})))):
-        model = LightFM(no_components=p.no_components, loss="warp", learning_rate=p.learning_rate,
-                        item_alpha=p.item_alpha, user_alpha=p.user_alpha,
-                        max_sampled=p.max_sampled, learning_schedule="adagrad",
-                        random_state=np.random.RandomState(cfg.seed))
-        model.fit(fit_on, user_features=user_features, epochs=p.epochs, num_threads=2)
-        evaluated = np.flatnonzero(np.diff(test.indptr))
-        u = np.repeat(evaluated, n_items)
-        i = np.tile(np.arange(n_items), len(evaluated))
-        s = model.predict(u, i, user_features=user_features).reshape(len(evaluated), n_items)
-        held = seen[evaluated]
-        s[np.repeat(np.arange(len(evaluated)), np.diff(held.indptr)), held.indices] = -np.inf
-        top = np.argsort(-s, axis=1, kind="stable")[:, :k]
-        hits = np.asarray(test[evaluated][np.arange(len(evaluated))[:, None], top].sum(axis=1))
-        out[name] = {f"precision@{k}": round(float(np.mean(hits / k)), 4),
-                     f"hit_rate@{k}": round(float(np.mean(hits > 0)), 4)}
-    return out
+    return {name: raw.fit_and_rank(split, p, p.epochs, cfg.seed, k, user_features)
+            for name, user_features in (("raw_lightfm_identity", None),
+                                        ("raw_lightfm_features", vocab.encode(feats)))}
 
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
     ks = [int(k) for k in args.ks.split(",")]
-    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # workers: this interpreter
     base = config.load(args.conf)
     with tempfile.TemporaryDirectory(prefix="bench_history_") as tmp:
         overrides = {"warehouse": str(Path(tmp) / "wh"), "evaluation.ks": ks, "gate.k": ks[0],
@@ -132,9 +105,7 @@ def main(argv=None) -> dict:
             overrides["generator.subscribers"] = args.subscribers
         overrides.update({k: yaml.safe_load(v) for k, v in (s.split("=", 1) for s in args.set)})
         cfg = base.with_overrides(**overrides)
-        spark = (SparkSession.builder.master("local[2]").appName("bench_history")
-                 .config("spark.sql.shuffle.partitions", "4")
-                 .config("spark.ui.enabled", "false").getOrCreate())
+        spark = common.session("bench_history", "3g", 4)
         wh = Warehouse.from_config(cfg.warehouse, cfg.inputs.path)
         started = time.monotonic()
         for name in ("generate", "ingest", "features", "interactions"):

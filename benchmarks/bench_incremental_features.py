@@ -28,11 +28,11 @@ import resource
 import time
 from pathlib import Path
 
+from common import generated_warehouse, jvm_peak_mb, machine, session
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from common import generated_warehouse, jvm_peak_mb, machine, session
 from telcorec.core import config, schemas
 from telcorec.core.columns import Col
 from telcorec.io.warehouse import Warehouse

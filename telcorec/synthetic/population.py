@@ -57,12 +57,16 @@ NEED_SIGMA, SMS_SIGMA, PRICE_SIGMA = 0.6, 0.8, 0.15
 NEW_MAX_DAYS, TENURE_MEDIAN_DAYS, TENURE_SIGMA, MAX_TENURE_DAYS = 30, 600.0, 1.0, 3650
 SHORT_TERM_SHARE = 0.4  # postpaid contracts of 12 months; the rest run 24
 MONTH_SIGMA, VOLATILE_SIGMA, VOLATILE_SHARE = 0.2, 0.5, 0.25  # month-to-month usage swings
-# 1 to 5 plans: a taste shows in a history of two or more (one plan cannot reveal it)
-HISTORY_PROBS = (0.15, 0.25, 0.25, 0.2, 0.15)
+# 1 to 8 plans over the years (upgrades, promotions, contract renewals on a new plan), no more
+# than one per MIN_PLAN_DAYS of tenure: a taste shows in a history of two or more (one plan
+# cannot reveal it), and the longer the history, the surer
+HISTORY_PROBS = (0.05, 0.1, 0.15, 0.2, 0.2, 0.15, 0.1, 0.05)
+MIN_PLAN_DAYS = 90
 CHOICE_TEMPERATURE = 0.7
 # Hidden tastes (utility.taste_axes): TASTE_SHARE of subscribers like one hidden offer family
-# beyond what their needs explain, evenly over the families, for life (keyed by subscriber alone)
-TASTE_SHARE = 0.8
+# beyond what their needs explain, evenly over the families, for life (keyed by subscriber alone);
+# everyone has one, as everyone ends up with some favourite brand
+TASTE_SHARE = 1.0
 CURRENT_PLAN_MIN_AGE_DAYS = 30
 
 
@@ -140,7 +144,8 @@ def history(pop: pd.DataFrame, catalogue: pd.DataFrame, seed: int) -> pd.DataFra
     tenure = pop[GenCol.TENURE_DAYS].to_numpy()
     h = 1 + rand.categorical(rand.uniform(rand.key(seed, n), Salt.HISTORY_LEN), HISTORY_PROBS)
     h = np.where(pop[GenCol.IS_NEW].to_numpy(), 0,
-                 np.minimum(h, 1 + np.maximum(tenure - CURRENT_PLAN_MIN_AGE_DAYS, 0)))
+                 np.minimum(h, 1 + np.maximum(tenure - CURRENT_PLAN_MIN_AGE_DAYS, 0)
+                            // MIN_PLAN_DAYS))
     offers = np.arange(len(catalogue))
     noisy = true_utility(pop, catalogue) + CHOICE_TEMPERATURE * rand.gumbel(
         rand.key(seed, n[:, None], offers[None, :]), Salt.CHOICE)

@@ -12,13 +12,17 @@ so both must call this function. It is pure and vectorised: importable and calla
         + 1.5 [payment type matches]
         + 0.6 [family offer and household >= 3] - 0.4 [family offer and household < 3]
         + 0.5 [5G and flagship device] - 0.5 [5G and basic device]
-        + 3.0 [the offer is of the subscriber's favourite family]   persona: one of 6 hidden
+        + 4.5 [the offer is of the subscriber's favourite family]   persona: one of 6 hidden
                                               offer families (a stable hash of the offer id,
-                                              like a sub-brand), or none
+                                              like a sub-brand), or none (persona -1)
 
 The taste is what real subscribers have and no feature shows: two subscribers with the same
 segment, usage and plan differ in it, and only the plans they held reveal it. A model that sees
-features only cannot reach the oracle here; one that sees the subscriber's history can.
+features only cannot reach the oracle here; one that sees the subscriber's history can. Its
+weight is brand loyalty strong enough that most of a subscriber's plans come from their family
+(at 3.0 a history of one to five plans revealed it so faintly that even perfect knowledge of
+every need plus the history reached only 0.86x the oracle's precision@5; measured by ranking
+the generator's own utilities, without a model).
 """
 from __future__ import annotations
 
@@ -31,7 +35,7 @@ from telcorec.core.columns import Col
 
 W_DATA, W_VOICE, W_SMS, PRICE_SCALE_EUR = 1.5, 1.0, 0.3, 30.0
 W_PLAN, W_PAYMENT, W_FAMILY_FIT, W_FAMILY_MISFIT, W_5G = 1.0, 1.5, 0.6, 0.4, 0.5
-W_TASTE = 3.0
+W_TASTE = 4.5
 TASTE_FAMILIES = 6
 
 
