@@ -46,7 +46,8 @@ def conversion_figure(results: pd.DataFrame, confidence: float) -> Figure | None
     right.set_title(f"uplift over control, {confidence:.0%} interval", fontsize=9)
     for ax in (left, right):
         ax.tick_params(axis="x", labelrotation=30, labelsize=7)
-        ax.legend(fontsize=7)
+        if ax.get_legend_handles_labels()[0]:  # no uplift line when no arm has a control
+            ax.legend(fontsize=7)
     return figure
 
 
