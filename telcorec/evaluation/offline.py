@@ -152,13 +152,18 @@ def sampled_ks(cfg: EvaluationConfig) -> tuple[int, ...]:
 
 
 def sampled_candidates(interactions: DataFrame, features: DataFrame, scorers: list[Scorer],
-                       cfg: Config) -> dict[str, list[tuple[str, int, str, float]]]:
+                       cfg: Config, candidates: DataFrame | None = None,
+                       ) -> dict[str, list[tuple[str, int, str, float]]]:
     """Every scorer on the sampled-candidates protocol: each held-out plan ranked among
     `evaluation.sampled_negatives` sampled plans the subscriber does not hold (the same sample
-    for every model), on the executors; per model, (metric, k, segment, value) rows."""
-    batch = with_shard(sampled_protocol.evaluation_rows(interactions)  # has subscriber_idx
-                       .join(features.drop(Col.SUBSCRIBER_IDX), on=Col.SUBSCRIBER_ID,
-                             how="inner"), cfg.train)
+    for every model), or among exactly the `candidates` of a negatives file
+    (sampled_protocol.file_candidates; subscribers without any are left out), on the
+    executors; per model, (metric, k, segment, value) rows."""
+    rows = sampled_protocol.evaluation_rows(interactions)  # has subscriber_idx
+    if candidates is not None:
+        rows = rows.join(candidates, on=Col.SUBSCRIBER_ID, how="inner")
+    batch = with_shard(rows.join(features.drop(Col.SUBSCRIBER_IDX), on=Col.SUBSCRIBER_ID,
+                                 how="inner"), cfg.train)
     segments = features.select(Col.SUBSCRIBER_ID, Col.SEGMENT)
     return sampled_protocol.sampled_metrics(batch, scorers, segments, cfg.seed,
                                             cfg.evaluation.sampled_negatives,
