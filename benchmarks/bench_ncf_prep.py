@@ -48,9 +48,7 @@ RESULTS = Path(__file__).resolve().parent / "results" / "bench_ncf_prep.json"
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--users", type=int, default=movielens_shaped.USERS)
-    parser.add_argument("--items", type=int, default=movielens_shaped.ITEMS)
-    parser.add_argument("--pairs", type=int, default=movielens_shaped.PAIRS)
+    movielens_shaped.add_arguments(parser)
     parser.add_argument("--negatives", type=int, default=4, help="per positive (ncf.negatives)")
     parser.add_argument("--batch-size", type=int, default=1024)
     parser.add_argument("--out", default=str(RESULTS))

@@ -51,9 +51,7 @@ RESULTS = Path(__file__).resolve().parent / "results" / "bench_train_stage.json"
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--users", type=int, default=movielens_shaped.USERS)
-    parser.add_argument("--items", type=int, default=movielens_shaped.ITEMS)
-    parser.add_argument("--pairs", type=int, default=movielens_shaped.PAIRS)
+    movielens_shaped.add_arguments(parser)
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--conf", default="conf/interactions_example.yaml",
                         help="config whose train section the stage uses (default %(default)s)")

@@ -8,6 +8,8 @@ generator in telcorec/synthetic/ instead.
 """
 from __future__ import annotations
 
+import argparse
+
 import numpy as np
 import pandas as pd
 
@@ -15,6 +17,13 @@ from telcorec.core.columns import SUBSCRIBER_CATEGORICALS, Col
 
 USERS, ITEMS, PAIRS = 6_040, 3_706, 1_000_209
 MIN_PER_USER, MAX_PER_USER = 20, 2_314
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """--users, --items, --pairs: the shape of the generated set (default MovieLens-1M's)."""
+    parser.add_argument("--users", type=int, default=USERS)
+    parser.add_argument("--items", type=int, default=ITEMS)
+    parser.add_argument("--pairs", type=int, default=PAIRS)
 
 
 def per_user_counts(rng: np.random.Generator, users: int, pairs: int, items: int) -> np.ndarray:
