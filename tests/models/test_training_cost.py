@@ -48,3 +48,17 @@ def test_the_refit_runs_only_when_the_validation_pairs_are_worth_it(representati
     # a refit model is a new fit of best_epoch epochs; the probe keeps its configured epochs
     assert model.get_params()["epochs"] == (model.best_epoch if refit else PARAMS["epochs"])
     assert len(model.history) == 3
+
+
+def test_every_validation_check_is_logged_with_its_epoch_metric_and_elapsed_time(caplog):
+    rows = shard_rows(200, 2)
+    vocab = Vocabulary(SUBSCRIBER_CATEGORICALS, tuple(f"{c}=x" for c in SUBSCRIBER_CATEGORICALS))
+    stopping = EarlyStoppingConfig(every=2, patience=5, validation_share=0.1, k=5)
+    data = training.shard_matrices(rows, vocab, sp.identity(40, format="csr"), stopping, seed=2,
+                                   validate=True, history_weight=1.0)
+    with caplog.at_level("INFO", logger="telcorec"):
+        model = training._fit_variant(PARAMS, data, threads=1, stopping=stopping)
+    checks = [r.getMessage() for r in caplog.records if "validation precision@5" in r.getMessage()]
+    assert [m.split(":")[0] for m in checks] == ["epoch 2/6", "epoch 4/6", "epoch 6/6"]
+    for message, (epoch, value) in zip(checks, model.history):
+        assert f"{value:.4f}" in message and "s since the fit began" in message
