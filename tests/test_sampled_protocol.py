@@ -12,7 +12,6 @@ from telcorec.core.exceptions import ConfigError
 from telcorec.evaluation import offline, sampled_protocol
 from telcorec.models import sampled_ranking
 from telcorec.models.scoring import PopularityScorer
-from telcorec.sources.negatives import read_negatives
 
 N_OFFERS = 8
 OFFER_IDS = [f"O{i}" for i in range(N_OFFERS)]
@@ -210,11 +209,12 @@ def test_a_negatives_file_gives_exactly_its_candidates_and_counts_every_row(spar
                        [9] * 8, [9] * 8], dtype=float)
     offers = spark.createDataFrame([(o, i) for i, o in enumerate(OFFER_IDS)],
                                    f"{Col.OFFER_ID} string, {Col.OFFER_IDX} int")
-    source = config.InteractionsSourceConfig(path=str(tmp_path), negatives=config.TableSourceConfig(
-        "negatives.csv", {"user": "user", "item": "item"}))
-    negatives = read_negatives(spark, source, "delta-rs")
-    candidates, counts = sampled_protocol.file_candidates(
-        negatives, offers, sampled_protocol.evaluation_rows(interactions))
+    cfg = config.load("conf/interactions_example.yaml").with_overrides(**{
+        "inputs.interactions.path": str(tmp_path),
+        "inputs.interactions.negatives.path": "negatives.csv"})
+    assert offline.uses_negatives_file(cfg)
+    candidates, counts = offline.negatives_file_candidates(spark, cfg, "delta-rs",
+                                                           interactions, offers)
     assert {r[Col.SUBSCRIBER_ID]: list(r[sampled_protocol.CANDIDATE_IDX])
             for r in candidates.collect()} == {"S0": [1, 2], "S1": [0, 6, 7]}
     assert counts == {"read": 9, "accepted": 5, "null_key": 1, "unknown_item": 1,

@@ -6,7 +6,6 @@ import datetime as dt
 import logging
 
 from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql import functions as F
 
 from telcorec.core import schemas
 from telcorec.core.columns import Cohort, Col
@@ -18,6 +17,7 @@ from telcorec.evaluation.offline import (
     OracleScorer,
     RandomScorer,
     cohorts,
+    negatives_file_candidates,
     offer_vectors,
     popularity,
     sampled_candidates,
@@ -27,34 +27,9 @@ from telcorec.io.metrics_store import ALL_SEGMENTS, metrics_table, write_metrics
 from telcorec.models.scoring import Scorer, load_scorer, model_names, with_subscriber_index
 from telcorec.models.shards import with_shard
 from telcorec.offers.cold_start import ContentScorer, served
-from telcorec.sources.negatives import read_negatives
-from telcorec.sources.pseudonymise import hasher, resolve_secret
 from telcorec.stages.context import StageContext
 
 log = logging.getLogger(__name__)
-
-
-def file_candidates(ctx: StageContext, interactions: DataFrame,
-                    offer_df: DataFrame) -> tuple[DataFrame | None, dict[str, int]]:
-    """The candidates of inputs.interactions.negatives (None when no file is configured) and
-    what became of its rows, also logged (a warning when any was not used)."""
-    cfg = ctx.cfg
-    if cfg.inputs.source != "interactions" or not cfg.inputs.interactions.negatives.path:
-        return None, {}
-    negatives = read_negatives(ctx.spark, cfg.inputs.interactions, ctx.writer)
-    secret = resolve_secret(cfg) if cfg.pseudonymisation.enabled else None
-    if secret is not None:  # the warehouse holds the users' pseudonyms, not the file's ids
-        negatives = negatives.withColumn(Col.SUBSCRIBER_ID,
-                                         hasher(secret)(F.col(Col.SUBSCRIBER_ID)))
-    candidates, counts = sampled_protocol.file_candidates(
-        negatives, offer_df, sampled_protocol.evaluation_rows(interactions))
-    unused = counts["read"] - counts["accepted"]
-    (log.warning if unused or counts["without_candidates"] else log.info)(
-        "negatives file %s: %s; rows not used name no known user with a held-out item "
-        "(unknown_user), no catalogue item (unknown_item), lack a value (null_key) or repeat "
-        "a pair (duplicate); test subscribers without candidates are left out of %s",
-        cfg.inputs.interactions.negatives.path, counts, sampled_protocol.FILE_PROTOCOL)
-    return candidates.cache(), counts
 
 
 def run(spark: SparkSession, cfg: Config, run_date: dt.date) -> dict[str, object]:
@@ -104,7 +79,8 @@ def run(spark: SparkSession, cfg: Config, run_date: dt.date) -> dict[str, object
     write_metrics(wh.table("metrics"), tables, run_date, "full")
     population.unpersist()
     if cfg.evaluation.sampled_negatives:
-        candidates, _ = file_candidates(ctx, interactions, offer_df)  # the counts are logged
+        candidates, _ = negatives_file_candidates(spark, cfg, ctx.writer, interactions,
+                                                  offer_df)  # the counts are logged
         protocol = sampled_protocol.protocol_name(cfg.evaluation.sampled_negatives,
                                                   from_file=candidates is not None)
         by_model = sampled_candidates(interactions, features, ranked, cfg, candidates)
