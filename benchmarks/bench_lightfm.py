@@ -13,7 +13,9 @@ both paths fit exactly --epochs epochs of the WARP model:
                          model per shard, the artifacts written (the input rows are cached
                          beforehand: reading the tables is not counted on either side)
   raw_seconds            plain `LightFM.fit(epochs, num_threads=2)` in this process, one model
-                         on the same interaction and feature matrices (matrix building excluded)
+                         on the matrices the shards' tasks build (training.shard_matrices on
+                         all rows at once: the same representation, train.representation's
+                         history tokens included; matrix building excluded)
   ratio_raw_over_shard   raw_seconds / shard_seconds: 1.0 means the Spark path costs nothing
   speedup_2_vs_1_cores   the sharded path's shard_seconds on local[1] / on local[2] (same shards,
                          same data); the raw path's num_threads 1 vs 2 is recorded beside it
@@ -153,17 +155,18 @@ def shard_path(inputs: Inputs, cfg: config.Config, out_root: Path) -> tuple[floa
     return time.monotonic() - started, results
 
 
-def raw_matrices(inputs: Inputs) -> tuple[sp.coo_matrix, sp.csr_matrix, sp.csr_matrix]:
+def raw_matrices(inputs: Inputs, cfg: config.Config) -> tuple[sp.coo_matrix, sp.csr_matrix,
+                                                              sp.csr_matrix]:
     """All training rows as one model sees them: (interactions, user features, item features),
-    encoded with the same vocabularies as the shard path (rows collected: benchmark sizes)."""
-    pdf = inputs.rows.toPandas()
-    codes, ids = pd.factorize(pdf[Col.SUBSCRIBER_ID], sort=True)
-    first_rows = pdf.iloc[np.unique(codes, return_index=True)[1]]
+    built by the very function each shard's task runs (training.shard_matrices) on all rows as
+    one shard, so both sides fit the same representation: for train.representation
+    features+history the leave-one-out rows with their history tokens, else one row per
+    subscriber with its feature tokens (rows collected: benchmark sizes)."""
+    pdf = inputs.rows.toPandas().assign(**{Col.SHARD: 0})
     items = training.item_feature_matrix(inputs.offers, inputs.item_vocab)
-    matrix = sp.coo_matrix((pdf[Col.WEIGHT].to_numpy(np.float32),
-                            (codes, pdf[Col.OFFER_IDX].to_numpy(np.int64))),
-                           shape=(len(ids), items.shape[0]))
-    return matrix, inputs.user_vocab.encode(first_rows), items
+    data = training.shard_matrices(pdf, inputs.user_vocab, items, cfg.train.early_stopping,
+                                   cfg.seed, validate=False, history_weight=cfg.train.history)
+    return data.full.interactions, data.full.user_features, items
 
 
 def raw_fit_seconds(matrices: tuple, cfg: config.Config, threads: int) -> float:
@@ -231,7 +234,7 @@ def measure(args, cfg: config.Config, timed: config.Config, wh: Warehouse,
     spark = session(2)
     ensure_data(spark, cfg, wh)
     inputs, shard_seconds, shard_detail = time_shards(spark, timed, wh, args, scratch)
-    matrices = raw_matrices(inputs)
+    matrices = raw_matrices(inputs, timed)
     raw_seconds, raw_runs = fastest(lambda: raw_fit_seconds(matrices, timed, 2), args.repeats)
     raw_1, _ = fastest(lambda: raw_fit_seconds(matrices, timed, 1), args.repeats)
     counts = [int(s) for s in args.shards.split(",") if s]
@@ -254,8 +257,10 @@ def measure(args, cfg: config.Config, timed: config.Config, wh: Warehouse,
         "raw_speedup_2_vs_1_threads": round(raw_1 / raw_seconds, 3),
         "shard_path": {"local[2]": shard_detail, "local[1]": one_core_detail},
         "raw_path": {"runs_seconds": raw_runs, "one_thread_seconds": round(raw_1, 3),
-                     "users": matrices[0].shape[0], "offers": matrices[0].shape[1]},
+                     "rows": matrices[0].shape[0], "offers": matrices[0].shape[1]},
         "model": MODEL, "params": dataclasses.asdict(timed.train.variant("warp")),
+        "representation": timed.train.representation,
+        "raw_rows": matrices[0].shape[0], "raw_user_tokens": int(matrices[1].nnz),
     }
     if shards is not None:
         result["shards_quality"] = shards
@@ -285,7 +290,8 @@ def main(argv=None) -> dict:
     result["measured_at"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     out = Path(args.out)
     previous = json.loads(out.read_text()) if out.is_file() else {}
-    label = f"subscribers={args.subscribers},scale={args.scale}" + "".join(
+    label = (f"subscribers={args.subscribers},scale={args.scale},"
+             f"representation={timed.train.representation}") + "".join(
         f",{item}" for item in args.set)
     runs = {**previous.get("runs", {}), label: result}
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from pyspark.sql import DataFrame
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from telcorec.core.columns import OFFER_CATEGORICALS, Cohort, Col, Split
@@ -31,6 +31,8 @@ from telcorec.io.metrics_store import ALL_SEGMENTS
 from telcorec.models.encoding import Vocabulary
 from telcorec.models.scoring import PopularityScorer, Scorer
 from telcorec.models.shards import with_shard
+from telcorec.sources.negatives import read_negatives
+from telcorec.sources.pseudonymise import hasher, resolve_secret
 from telcorec.synthetic.utility import true_utility
 
 log = logging.getLogger(__name__)
@@ -152,16 +154,48 @@ def sampled_ks(cfg: EvaluationConfig) -> tuple[int, ...]:
 
 
 def sampled_candidates(interactions: DataFrame, features: DataFrame, scorers: list[Scorer],
-                       cfg: Config) -> dict[str, list[tuple[str, int, str, float]]]:
+                       cfg: Config, candidates: DataFrame | None = None,
+                       ) -> dict[str, list[tuple[str, int, str, float]]]:
     """Every scorer on the sampled-candidates protocol: each held-out plan ranked among
     `evaluation.sampled_negatives` sampled plans the subscriber does not hold (the same sample
-    for every model), on the executors; per model, (metric, k, segment, value) rows."""
-    batch = with_shard(sampled_protocol.evaluation_rows(interactions)  # has subscriber_idx
-                       .join(features.drop(Col.SUBSCRIBER_IDX), on=Col.SUBSCRIBER_ID,
-                             how="inner"), cfg.train)
+    for every model), or among exactly the `candidates` of a negatives file
+    (sampled_protocol.file_candidates; subscribers without any are left out), on the
+    executors; per model, (metric, k, segment, value) rows."""
+    rows = sampled_protocol.evaluation_rows(interactions)  # has subscriber_idx
+    if candidates is not None:
+        rows = rows.join(candidates, on=Col.SUBSCRIBER_ID, how="inner")
+    batch = with_shard(rows.join(features.drop(Col.SUBSCRIBER_IDX), on=Col.SUBSCRIBER_ID,
+                                 how="inner"), cfg.train)
     segments = features.select(Col.SUBSCRIBER_ID, Col.SEGMENT)
     return sampled_protocol.sampled_metrics(batch, scorers, segments, cfg.seed,
                                             cfg.evaluation.sampled_negatives,
                                             sampled_ks(cfg.evaluation))
 
 
+def uses_negatives_file(cfg: Config) -> bool:
+    """A negatives file replaces the sampled candidates (inputs.interactions.negatives)."""
+    return cfg.inputs.source == "interactions" and bool(cfg.inputs.interactions.negatives.path)
+
+
+def negatives_file_candidates(spark: SparkSession, cfg: Config, writer: str,
+                              interactions: DataFrame, offer_df: DataFrame,
+                              ) -> tuple[DataFrame | None, dict[str, int]]:
+    """The candidates of inputs.interactions.negatives (None when no file is configured) and
+    what became of its rows (sampled_protocol.file_candidates), also logged: a warning when a
+    row was not used or a test subscriber got no candidates."""
+    if not uses_negatives_file(cfg):
+        return None, {}
+    negatives = read_negatives(spark, cfg.inputs.interactions, writer)
+    secret = resolve_secret(cfg) if cfg.pseudonymisation.enabled else None
+    if secret is not None:  # the warehouse holds the users' pseudonyms, not the file's ids
+        negatives = negatives.withColumn(Col.SUBSCRIBER_ID,
+                                         hasher(secret)(F.col(Col.SUBSCRIBER_ID)))
+    candidates, counts = sampled_protocol.file_candidates(
+        negatives, offer_df, sampled_protocol.evaluation_rows(interactions))
+    unused = counts["read"] - counts["accepted"]
+    (log.warning if unused or counts["without_candidates"] else log.info)(
+        "negatives file %s: %s; rows not used name no known user with a held-out item "
+        "(unknown_user), no catalogue item (unknown_item), lack a value (null_key) or repeat "
+        "a pair (duplicate); test subscribers without candidates are left out of %s",
+        cfg.inputs.interactions.negatives.path, counts, sampled_protocol.FILE_PROTOCOL)
+    return candidates.cache(), counts

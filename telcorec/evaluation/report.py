@@ -30,6 +30,7 @@ from telcorec.core.columns import Cohort, Col
 from telcorec.core.config import Config
 from telcorec.evaluation import report_sections as words
 from telcorec.evaluation.report_sections import OffersOutcome, note
+from telcorec.evaluation.sampled_protocol import FILE_PROTOCOL
 from telcorec.io import artifacts, metrics_store, runs
 from telcorec.io.artifacts import MANIFEST
 from telcorec.io.warehouse import Warehouse
@@ -265,11 +266,14 @@ def render(metrics: pd.DataFrame, curves: list[TrainingCurve], title: str,
                       + note(words.TRAINING.format(label=training_label))
                       + words.epoch_notes(curves))]
     for protocol in sampled_protocols(metrics):
-        n = int(protocol.removeprefix("sampled") or 0)
+        if protocol == FILE_PROTOCOL:  # a negatives file's candidates, however many it gives
+            text = words.SAMPLED_FILE.format(protocol=protocol)
+        else:
+            n = int(protocol.removeprefix("sampled") or 0)
+            text = words.SAMPLED.format(protocol=protocol, n=n, n1=n + 1)
         parts.append(_section(f"Sampled candidates: protocol {protocol}",
                               _table(sampled_table(metrics, protocol))
-                              + _image(sampled_figure(metrics, protocol), "")
-                              + note(words.SAMPLED.format(protocol=protocol, n=n, n1=n + 1))))
+                              + _image(sampled_figure(metrics, protocol), "") + note(text)))
     parts.append(_section("Offers", words.offers_html(outcome)))
     return (f"<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>{html.escape(title)}"
             f"</title><style>{STYLE}</style></head><body>\n<h1>{html.escape(title)}</h1>\n"

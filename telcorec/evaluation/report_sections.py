@@ -71,6 +71,10 @@ SAMPLED = ("Protocol {protocol}: each held-out plan is ranked among {n} plans th
            "{n1}; ndcg@K: the same, weighted by its rank. Easier than the full ranking, and "
            "the same as it when the catalogue has no more than {n} plans a subscriber does not "
            "hold (the demo's 60 plans, the IBM table's 13).")
+SAMPLED_FILE = ("Protocol {protocol}: each held-out item is ranked among the candidates the "
+                "negatives file (inputs.interactions.negatives) lists for its user, the same for "
+                "every model; users the file lists nothing for are left out. hr@K: the held-out "
+                "item is in the top K of them and itself; ndcg@K: the same, weighted by its rank.")
 MIX_SEGMENT = ("Rows published per offer (every rank) by subscriber segment: which plans each "
                "segment is offered. An offer stopped at the same total in every run hit the "
                "campaign cap (rules.campaign_cap).")

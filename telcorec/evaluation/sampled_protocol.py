@@ -29,6 +29,7 @@ from telcorec.models.sampled_ranking import rank_of_test, sample_negatives
 
 TEST_OFFER_IDX = "test_offer_idx"
 HELD_IDX = "held_idx"
+CANDIDATE_IDX = "candidate_idx"  # a negatives file's candidates of the subscriber
 TEST_RANK = "test_rank"
 PER_SUBSCRIBER = T.StructType([
     T.StructField(Col.SUBSCRIBER_ID, T.StringType(), False),
@@ -37,23 +38,73 @@ PER_SUBSCRIBER = T.StructType([
 ])
 
 
-def protocol_name(negatives: int) -> str:
-    """The `protocol` value in `metrics`: sampled99 for the paper's 99 negatives."""
-    return f"sampled{negatives}"
+FILE_PROTOCOL = "sampled_file"
+
+
+def protocol_name(negatives: int, from_file: bool = False) -> str:
+    """The `protocol` value in `metrics`: sampled99 for the paper's 99 negatives,
+    sampled_file for the candidates of a negatives file."""
+    return FILE_PROTOCOL if from_file else f"sampled{negatives}"
 
 
 def per_subscriber(batch: pd.DataFrame, scorer, seed: int, negatives: int) -> pd.DataFrame:
-    """The 0-based rank of the test offer among its sampled candidates, for every row of batch
-    (scorer columns + test offer + held offers); HR and NDCG at any k follow from it."""
+    """The 0-based rank of the test offer among its candidates, for every row of batch
+    (scorer columns + test offer + held offers, + CANDIDATE_IDX when a negatives file gives
+    them: then exactly those, else `negatives` sampled ones); HR and NDCG at any k follow."""
     test = batch[TEST_OFFER_IDX].to_numpy(np.int64)
-    excluded = [np.append(np.asarray(h if h is not None else [], dtype=np.int64), t)
-                for h, t in zip(batch[HELD_IDX], test)]
     scores = np.asarray(scorer.score(batch), dtype=np.float64)
-    sampled = sample_negatives(seed, batch[Col.SUBSCRIBER_IDX].to_numpy(), excluded,
-                               scores.shape[1], negatives)
+    if CANDIDATE_IDX in batch.columns:
+        sampled = padded(batch[CANDIDATE_IDX])
+    else:
+        excluded = [np.append(np.asarray(h if h is not None else [], dtype=np.int64), t)
+                    for h, t in zip(batch[HELD_IDX], test)]
+        sampled = sample_negatives(seed, batch[Col.SUBSCRIBER_IDX].to_numpy(), excluded,
+                                   scores.shape[1], negatives)
     return pd.DataFrame({Col.SUBSCRIBER_ID: batch[Col.SUBSCRIBER_ID].to_numpy(),
                          Col.MODEL: scorer.name,
                          TEST_RANK: rank_of_test(scores, test, sampled).astype(np.int64)})
+
+
+def padded(lists: pd.Series) -> np.ndarray:
+    """Lists of offer indices as one (rows x longest) array, -1 where a list is shorter."""
+    arrays = [np.asarray(v, dtype=np.int64) for v in lists]
+    out = np.full((len(arrays), max((len(a) for a in arrays), default=0)), -1, dtype=np.int64)
+    for i, a in enumerate(arrays):
+        out[i, :len(a)] = a
+    return out
+
+
+def file_candidates(negatives: DataFrame, offers: DataFrame,
+                    rows: DataFrame) -> tuple[DataFrame, dict[str, int]]:
+    """The negatives file's (subscriber_id, offer_id) rows as one list of offer indices per
+    subscriber (CANDIDATE_IDX), for the evaluation `rows` of those subscribers, and what became
+    of every file row: read = accepted + null_key (a value missing, or a malformed line) +
+    unknown_item (not in the catalogue) + unknown_user (no held-out offer to rank: not a user
+    of the events, or one with no test pair) + duplicate (the same pair again). Test
+    subscribers the file has no row for are counted (without_candidates) and left out: the
+    protocol then covers the file's users only."""
+    users = rows.select(Col.SUBSCRIBER_ID).distinct().withColumn("_user", F.lit(True))
+    items = offers.select(Col.OFFER_ID, Col.OFFER_IDX)
+    marked = (negatives.join(items, on=Col.OFFER_ID, how="left")
+              .join(users, on=Col.SUBSCRIBER_ID, how="left"))
+    null_key = F.col(Col.SUBSCRIBER_ID).isNull() | F.col(Col.OFFER_ID).isNull()
+    unknown_item = ~null_key & F.col(Col.OFFER_IDX).isNull()
+    unknown_user = ~null_key & ~unknown_item & F.col("_user").isNull()
+    usable = ~null_key & ~unknown_item & ~unknown_user
+    per_pair = (marked.filter(usable).groupBy(Col.SUBSCRIBER_ID, Col.OFFER_IDX)
+                .agg(F.count(F.lit(1)).alias("_n")))
+    candidates = (per_pair.groupBy(Col.SUBSCRIBER_ID)
+                  .agg(F.sort_array(F.collect_list(Col.OFFER_IDX)).alias(CANDIDATE_IDX)))
+    total = marked.agg(*[F.sum(c.cast("long")).alias(name) for name, c in (
+        ("read", F.lit(True)), ("null_key", null_key), ("unknown_item", unknown_item),
+        ("unknown_user", unknown_user))]).first()
+    kept = per_pair.agg(F.count(F.lit(1)).alias("pairs"), F.sum("_n").alias("rows")).first()
+    counts = {k: int(total[k] or 0) for k in ("read", "null_key", "unknown_item", "unknown_user")}
+    counts["duplicate"] = int(kept["rows"] or 0) - int(kept["pairs"])
+    counts["accepted"] = int(kept["pairs"])
+    counts["without_candidates"] = users.join(candidates, on=Col.SUBSCRIBER_ID,
+                                              how="left_anti").count()
+    return candidates, counts
 
 
 def evaluation_rows(interactions: DataFrame) -> DataFrame:

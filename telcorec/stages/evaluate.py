@@ -17,6 +17,7 @@ from telcorec.evaluation.offline import (
     OracleScorer,
     RandomScorer,
     cohorts,
+    negatives_file_candidates,
     offer_vectors,
     popularity,
     sampled_candidates,
@@ -78,8 +79,11 @@ def run(spark: SparkSession, cfg: Config, run_date: dt.date) -> dict[str, object
     write_metrics(wh.table("metrics"), tables, run_date, "full")
     population.unpersist()
     if cfg.evaluation.sampled_negatives:
-        protocol = sampled_protocol.protocol_name(cfg.evaluation.sampled_negatives)
-        by_model = sampled_candidates(interactions, features, ranked, cfg)
+        candidates, _ = negatives_file_candidates(spark, cfg, ctx.writer, interactions,
+                                                  offer_df)  # the counts are logged
+        protocol = sampled_protocol.protocol_name(cfg.evaluation.sampled_negatives,
+                                                  from_file=candidates is not None)
+        by_model = sampled_candidates(interactions, features, ranked, cfg, candidates)
         write_metrics(wh.table("metrics"), [metrics_table(rows, name, rid, run_date, protocol)
                                             for name, rows in by_model.items()],
                       run_date, protocol)

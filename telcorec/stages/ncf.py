@@ -120,11 +120,12 @@ def save_model(spec: trainer.TrainSpec, summary: dict, cfg: Config, wh: Warehous
     return model, meta
 
 
-def evaluate(cfg: Config, inputs: Inputs, scorers: list) -> dict[str, dict]:
+def evaluate(ctx: StageContext, inputs: Inputs, scorers: list) -> dict[str, dict]:
     """Per model and protocol, (metric, k, segment, value) rows: `full` (the project's ranking
     through `scoring.recommend`, NCF only: popularity's full rows come from the evaluate stage)
-    and `sampled{ncf.eval_negatives}` (every NCF model and popularity, in one pass)."""
-    interactions = inputs.interactions
+    and `sampled{ncf.eval_negatives}`, or `sampled_file` with a negatives file (every NCF model
+    and popularity, in one pass)."""
+    cfg, interactions = ctx.cfg, inputs.interactions
     segments = inputs.features.select(Col.SUBSCRIBER_ID, Col.SEGMENT)
     subscriber_cols = inputs.features.select(Col.SUBSCRIBER_ID, *SUBSCRIBER_CATEGORICALS)
     idx = inputs.index.select(Col.SUBSCRIBER_ID, Col.SUBSCRIBER_IDX)
@@ -143,16 +144,26 @@ def evaluate(cfg: Config, inputs: Inputs, scorers: list) -> dict[str, dict]:
         full_batch.unpersist()
     sampled_batch = (sampled_protocol.evaluation_rows(interactions)
                      .join(subscriber_cols, on=Col.SUBSCRIBER_ID, how="inner"))
+    offer_df = ctx.spark.createDataFrame(inputs.offers[[Col.OFFER_ID, Col.OFFER_IDX]])
+    candidates, _ = offline.negatives_file_candidates(ctx.spark, cfg, ctx.writer, interactions,
+                                                      offer_df)  # the counts are logged
+    if candidates is not None:
+        sampled_batch = sampled_batch.join(candidates, on=Col.SUBSCRIBER_ID, how="inner")
     by_model = sampled_protocol.sampled_metrics(sampled_batch, [*scorers, popularity], segments,
                                                 cfg.seed, cfg.ncf.eval_negatives, (10,))
     for name, rows in by_model.items():
-        results.setdefault(name, {})[sampled_protocol.protocol_name(cfg.ncf.eval_negatives)] = rows
+        results.setdefault(name, {})[_sampled_protocol(cfg)] = rows
     return results
+
+
+def _sampled_protocol(cfg: Config) -> str:
+    return sampled_protocol.protocol_name(cfg.ncf.eval_negatives,
+                                          offline.uses_negatives_file(cfg))
 
 
 def _write(cfg: Config, wh: Warehouse, run_date: dt.date, results: dict[str, dict]) -> None:
     rid = runs.run_id(cfg, run_date)
-    for protocol in ("full", sampled_protocol.protocol_name(cfg.ncf.eval_negatives)):
+    for protocol in ("full", _sampled_protocol(cfg)):
         tables = [metrics_table(rows[protocol], model, rid, run_date, protocol)
                   for model, rows in results.items() if protocol in rows]
         if tables:
@@ -181,7 +192,7 @@ def run(spark: SparkSession, cfg: Config, run_date: dt.date) -> dict:
         trained[kind], metas[kind] = save_model(spec, summary, cfg, wh, run_date, inputs, data)
     evaluate_started = time.monotonic()
     scorers = [NCFScorer.from_model(trained[k], metas[k]) for k in cfg.ncf.models]
-    results = evaluate(cfg, inputs, scorers)
+    results = evaluate(ctx, inputs, scorers)
     _write(cfg, wh, run_date, results)
     summary = {model: {f"{protocol}:{m}@{k}": v for protocol, rows in by.items()
                        for m, k, seg, v in rows if seg == ALL_SEGMENTS}

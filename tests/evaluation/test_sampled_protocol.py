@@ -183,3 +183,54 @@ def test_a_subscribers_other_test_offers_are_never_their_negatives(spark):
            for r in sampled_protocol.evaluation_rows(interactions).collect()}
     assert got == {("S1", 2): ([0, 2, 4], [0]), ("S1", 4): ([0, 2, 4], [0]),
                    ("S2", 3): ([3], [])}
+
+
+NEGATIVES_CSV = """user,item
+S0,O1
+S0,O2
+S0,O2
+S1,O0
+S1,O6
+S1,O7
+S1,
+S9,O1
+S2,O99
+"""
+
+
+def test_a_negatives_file_gives_exactly_its_candidates_and_counts_every_row(spark, tmp_path):
+    # S0's test offer 3 scores 5: of its file candidates O1 (6) and O2 (4) one is ahead, rank 1;
+    # sampled candidates would have met O4..O7 (9) too. S1's test offer 4 scores 2 below O6 and
+    # O7 (3) and above O0 (1): rank 2. S2 has only an unknown item: left out, as is S3.
+    (tmp_path / "negatives.csv").write_text(NEGATIVES_CSV)
+    held, test = [[0], [1], [], [5]], [3, 4, 7, 0]
+    interactions, features = literal_frames(spark, held, test, ["a", "a", "b", "b"])
+    scores = np.array([[0, 6, 4, 5, 9, 9, 9, 9], [1, 0, 9, 9, 2, 9, 3, 3],
+                       [9] * 8, [9] * 8], dtype=float)
+    offers = spark.createDataFrame([(o, i) for i, o in enumerate(OFFER_IDS)],
+                                   f"{Col.OFFER_ID} string, {Col.OFFER_IDX} int")
+    cfg = config.load("conf/interactions_example.yaml").with_overrides(**{
+        "inputs.interactions.path": str(tmp_path),
+        "inputs.interactions.negatives.path": "negatives.csv"})
+    assert offline.uses_negatives_file(cfg)
+    candidates, counts = offline.negatives_file_candidates(spark, cfg, "delta-rs",
+                                                           interactions, offers)
+    assert {r[Col.SUBSCRIBER_ID]: list(r[sampled_protocol.CANDIDATE_IDX])
+            for r in candidates.collect()} == {"S0": [1, 2], "S1": [0, 6, 7]}
+    assert counts == {"read": 9, "accepted": 5, "null_key": 1, "unknown_item": 1,
+                      "unknown_user": 1, "duplicate": 1, "without_candidates": 2}
+    got = offline.sampled_candidates(interactions, features, [MatrixScorer(scores)],
+                                     small_config(99, (1, 2, 3)), candidates)
+    expected = {("hr", 1, "all"): 0.0, ("hr", 2, "all"): 0.5, ("hr", 3, "all"): 1.0,
+                ("ndcg", 1, "all"): 0.0, ("ndcg", 2, "all"): 0.5 / np.log2(3),
+                ("ndcg", 3, "all"): 0.5 / np.log2(3) + 0.5 / np.log2(4)}
+    expected.update({(m, 10, "all"): expected[(m, 3, "all")] for m in ("hr", "ndcg")})
+    assert {(m, k, seg): v for m, k, seg, v in got["matrix"] if seg == "all"} == pytest.approx(
+        expected)
+    assert sampled_protocol.protocol_name(99, from_file=True) == "sampled_file"
+
+
+def test_a_negatives_file_needs_user_and_item_mapped():
+    with pytest.raises(ConfigError, match=r"inputs\.interactions\.negatives\.columns"):
+        config.InteractionsSourceConfig(negatives=config.TableSourceConfig(
+            "negatives.csv", {"user": "u"}))

@@ -63,3 +63,29 @@ def test_ncf_paper_protocol_from_config_alone(spark, tmp_path):
     assert offers[Col.MODEL_VERSION].str.startswith("ncf_neumf-").all()
     assert offers[Col.SUBSCRIBER_ID].nunique() == USERS
     assert (offers.groupby(Col.SUBSCRIBER_ID)[Col.RANK].max() == cfg.scoring.k).all()
+
+
+def test_a_negatives_file_replaces_the_sampled_candidates_of_both_stages(spark, tmp_path):
+    # each user's candidates: the 20 items outside its taste group (its held-out item is in
+    # the group), plus one row for an unknown user; a model that learned the groups ranks the
+    # held-out item above them (both stages write sampled_file rows, none sampled20)
+    root = write_events(tmp_path / "ml")
+    rows = [(u, item) for u in range(USERS) for item in range(ITEMS) if item // 10 != u % 3]
+    pd.DataFrame(rows + [(USERS + 1, 0)], columns=["user", "item"]).to_csv(
+        tmp_path / "ml" / "negatives.csv", index=False)
+    cfg = config.load("conf/interactions_ncf.yaml").with_overrides(**{
+        "warehouse": str(tmp_path / "wh"), "inputs.interactions.path": root,
+        "inputs.interactions.items": {"path": ""},
+        "inputs.interactions.negatives": {"path": "negatives.csv",
+                                          "columns": {"user": "user", "item": "item"}},
+        "evaluation.sampled_negatives": 20, "ncf.eval_negatives": 20, "ncf.epochs": 4,
+        "ncf.models": ["gmf"], "scoring.model": "ncf_gmf", "ncf.validation_subscribers": 60,
+        "gate.min_lift_over_popularity": -1.0})
+    pipeline.run(spark, cfg, RUN)
+    metrics = DeltaTable(str(tmp_path / "wh" / "metrics")).to_pandas()
+    assert not (metrics[Col.PROTOCOL] == "sampled20").any()
+    hr = metrics[(metrics[Col.PROTOCOL] == "sampled_file") & (metrics[Col.SEGMENT] == "all")
+                 & (metrics[Col.K] == 10) & (metrics[Col.METRIC] == "hr")].set_index(Col.MODEL)
+    assert {"ncf_gmf", "popularity"} <= set(hr.index), hr
+    # chance is 10 of 21 candidates in the top 10 (0.48); 4 epochs of GMF measured 0.84
+    assert (hr.loc[["ncf_gmf"], Col.VALUE] > 0.6).all(), hr

@@ -137,10 +137,20 @@ class InteractionsSourceConfig:
     timestamp_unit: str = "seconds"   # seconds | milliseconds | format (csv.timestamp_format)
     users: TableSourceConfig = field(default_factory=TableSourceConfig)   # optional attributes
     items: TableSourceConfig = field(default_factory=TableSourceConfig)   # optional attributes
+    # optional fixed candidates of the sampled protocol: one row per (user, negative item)
+    # (telcorec/sources/negatives.py); "" = sampled negatives (evaluation.sampled_negatives)
+    negatives: TableSourceConfig = field(default_factory=TableSourceConfig)
 
     def __post_init__(self) -> None:
         check(self.format in ("csv", "parquet"), "inputs.interactions.format",
                "must be csv or parquet")
+        mapped = self.negatives.columns
+        check(not self.negatives.path or sorted(mapped) == ["item", "user"],
+              "inputs.interactions.negatives.columns",
+              f"must map exactly user and item onto the file's columns (got {sorted(mapped)}), "
+              "e.g. {user: user, item: item}")
+        check(not self.negatives.values, "inputs.interactions.negatives.values",
+              "is not supported: the ids must be written as in the events file")
         check(self.timestamp_unit in ("seconds", "milliseconds", "format"),
                "inputs.interactions.timestamp_unit", "must be seconds, milliseconds or format")
 

@@ -18,6 +18,7 @@ from lightfm import LightFM
 from telcorec.core.exceptions import ModelError
 
 log = logging.getLogger(__name__)
+PROGRESS_EVERY = 5  # epochs between progress lines of a fit without validation checks
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,7 @@ class LightFMRecommender:
                               random_state=np.random.RandomState(p["seed"]))
         check = validation is not None and validation.nnz > 0 and every > 0
         best, best_state, misses = -1.0, None, 0
+        fit_started = time.monotonic()
         for epoch in range(1, p["epochs"] + 1):
             started = time.monotonic()
             self._model.fit_partial(interactions, user_features=user_features,
@@ -69,13 +71,17 @@ class LightFMRecommender:
             self.epoch_seconds.append(time.monotonic() - started)
             self._check_finite(epoch)
             if not check or (epoch % every and epoch != p["epochs"]):
+                if epoch % PROGRESS_EVERY == 0:
+                    log.info("epoch %d/%d: %.1f s since the fit began (%.1f s an epoch)", epoch,
+                             p["epochs"], time.monotonic() - fit_started, self.epoch_seconds[-1])
                 continue
             value = validation_precision(self.arrays(), user_features, item_features,
                                          interactions.tocsr() if exclude is None else exclude,
                                          validation, k)
             self.history.append((epoch, value))
-            log.info("epoch %d: validation precision@%d %.4f (%.1f s an epoch)", epoch, k, value,
-                     self.epoch_seconds[-1])
+            log.info("epoch %d/%d: validation precision@%d %.4f, %.1f s since the fit began "
+                     "(%.1f s an epoch)", epoch, p["epochs"], k, value,
+                     time.monotonic() - fit_started, self.epoch_seconds[-1])
             if value > best:
                 best, misses, self.best_epoch = value, 0, epoch
                 best_state = {name: a.copy() for name, a in self.arrays().items()}

@@ -2,10 +2,10 @@
 
 Positives are the `train` split of `interactions`. Each positive gets `negatives` sampled
 offers the subscriber does not hold in training. A negative is a pure function of
-(seed, epoch, subscriber, positive offer, draw number) through `xxhash64`, so it does not
-depend on how the data is partitioned: the j-th draw picks uniformly the r-th offer of the
-subscriber's non-held offers, r = pmod(hash, offers - held), mapped onto offer indices by
-walking the sorted held list. With `resample_negatives` every epoch uses its own epoch number
+(seed, epoch, subscriber, positive offer, draw number) through a 64-bit hash (`draw_keys`), so
+it does not depend on how the data is partitioned: the j-th draw picks uniformly the r-th offer
+of the subscriber's non-held offers, r = hash mod (offers - held), mapped onto offer indices by
+a binary search in the sorted held list (`draw_batch`). With `resample_negatives` every epoch uses its own epoch number
 in the hash; otherwise all epochs use epoch 0 (one fixed pool).
 
 Validation: for up to `validation_subscribers` subscribers with at least two training offers
@@ -14,7 +14,11 @@ training and used to pick the best epoch; the test split is never looked at duri
 """
 from __future__ import annotations
 
-from pyspark.sql import Column, DataFrame, Window
+from typing import Iterator
+
+import numpy as np
+import pandas as pd
+from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
 from telcorec.core.columns import Col, Split
@@ -55,24 +59,74 @@ def validation_split(pairs: DataFrame, subscribers: int, seed: int) -> tuple[Dat
     return train, validation
 
 
-def nth_free_offer(held: Column, r: Column) -> Column:
-    """The r-th (0-based) offer index not in the sorted array `held`."""
-    return F.aggregate(held, r, lambda acc, h: F.when(h <= acc, acc + 1).otherwise(acc))
+_NEGATIVE_SCHEMA = (f"{Col.SUBSCRIBER_IDX} long, _positive int, {DRAW} int, "
+                    f"{Col.OFFER_IDX} int")
+_M64 = np.uint64(0xFFFFFFFFFFFFFFFF)
+
+
+def _mix(x: np.ndarray) -> np.ndarray:
+    """splitmix64's finaliser: a well-spread 64-bit hash of each value."""
+    with np.errstate(over="ignore"):
+        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return x ^ (x >> np.uint64(31))
+
+
+def draw_keys(seed: int, epoch: int, subscribers: np.ndarray, positives: np.ndarray,
+              draws: np.ndarray) -> np.ndarray:
+    """A uint64 key per draw, a function of (seed, epoch, subscriber, positive, draw) only."""
+    key = _mix(np.full(len(subscribers), (seed * 1_000_003 + epoch) & 0xFFFFFFFF, np.uint64))
+    with np.errstate(over="ignore"):
+        for part in (subscribers, positives, draws):
+            key = _mix(key ^ (np.asarray(part).astype(np.int64).astype(np.uint64)
+                              + np.uint64(0x9E3779B97F4A7C15)))
+    return key
+
+
+def draw_batch(batch: pd.DataFrame, n_offers: int, negatives: int, seed: int,
+               epoch: int) -> pd.DataFrame:
+    """The negatives of a batch of subscribers (one row each: their positives and sorted held
+    offers), vectorised: the r-th free offer of a sorted held list h is r + #{j: h[j] - j <= r}
+    (h[j] - j free offers lie below h[j]), one binary search per draw."""
+    pos_lists = [np.asarray(v, dtype=np.int64) for v in batch["_positives"]]
+    held_lists = [np.asarray(v, dtype=np.int64) for v in batch[HELD]]
+    n_pos = np.fromiter((len(v) for v in pos_lists), np.int64, len(pos_lists))
+    n_held = np.fromiter((len(v) for v in held_lists), np.int64, len(held_lists))
+    row = np.repeat(np.repeat(np.arange(len(batch)), n_pos), negatives)
+    positive = np.repeat(np.concatenate(pos_lists) if n_pos.sum() else np.empty(0, np.int64),
+                         negatives)
+    draw = np.tile(np.arange(negatives), int(n_pos.sum()))
+    free = n_offers - n_held[row]
+    ok = free > 0  # a subscriber holding every offer has no negative to draw
+    row, positive, draw, free = row[ok], positive[ok], draw[ok], free[ok]
+    subscriber = batch[Col.SUBSCRIBER_IDX].to_numpy(np.int64)[row]
+    r = (draw_keys(seed, epoch, subscriber, positive, draw) % free.astype(np.uint64)).astype(
+        np.int64)
+    held = np.concatenate(held_lists) if n_held.sum() else np.empty(0, np.int64)
+    starts = np.cumsum(n_held) - n_held
+    below = held - (np.arange(len(held)) - np.repeat(starts, n_held))  # free offers below
+    width = n_offers + 1
+    keyed = np.repeat(np.arange(len(batch)), n_held) * width + below
+    count = np.searchsorted(keyed, row * width + r, side="right") - starts[row]
+    return pd.DataFrame({Col.SUBSCRIBER_IDX: subscriber, "_positive": positive.astype(np.int32),
+                         DRAW: draw.astype(np.int32), Col.OFFER_IDX: (r + count).astype(np.int32)})
 
 
 def sample_negatives(positives: DataFrame, held: DataFrame, n_offers: int, negatives: int,
                      seed: int, epoch: int) -> DataFrame:
-    """`negatives` rows (subscriber_idx, offer_idx, draw) per positive, never a held offer."""
-    free = F.lit(n_offers) - F.size(HELD)
-    draw_hash = F.xxhash64(F.lit(seed), F.lit(epoch), F.col(Col.SUBSCRIBER_IDX),
-                           F.col(Col.OFFER_IDX), F.col(DRAW))
-    has_free = free > 0  # a subscriber holding every offer has no negative to draw
-    return (positives.join(held, on=Col.SUBSCRIBER_IDX, how="inner")
-            .filter(has_free)
-            .withColumn(DRAW, F.explode(F.sequence(F.lit(0), F.lit(negatives - 1))))
-            .withColumn("_r", F.pmod(draw_hash, free))
-            .select(Col.SUBSCRIBER_IDX, F.col(Col.OFFER_IDX).alias("_positive"), DRAW,
-                    nth_free_offer(F.col(HELD), F.col("_r")).cast("int").alias(Col.OFFER_IDX)))
+    """`negatives` rows (subscriber_idx, offer_idx, draw) per positive, never a held offer.
+
+    Drawn per subscriber in numpy (draw_batch): the cost grows with the draws, not with draws
+    x held offers (a SQL walk along each held list cost 537 s at 1M MovieLens-like pairs)."""
+    grouped = (positives.groupBy(Col.SUBSCRIBER_IDX)
+               .agg(F.collect_list(Col.OFFER_IDX).alias("_positives"))
+               .join(held, on=Col.SUBSCRIBER_IDX, how="inner"))
+
+    def draw(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        for batch in batches:
+            yield draw_batch(batch, n_offers, negatives, seed, epoch)
+
+    return grouped.mapInPandas(draw, _NEGATIVE_SCHEMA)
 
 
 def epoch_examples(positives: DataFrame, held: DataFrame, user_codes: DataFrame | None,

@@ -181,16 +181,21 @@ def reference_nth_free(held, r):
     return [o for o in range(100) if o not in set(held)][r]
 
 
-def test_nth_free_offer_agrees_with_reference(spark):
+def test_drawn_negative_is_the_rth_free_offer_of_the_reference():
     rng = np.random.default_rng(0)
-    rows = []
-    for _ in range(60):
-        held = sorted(rng.choice(20, size=rng.integers(0, 10), replace=False).tolist())
-        rows.append((held, int(rng.integers(0, 20 - len(held)))))
-    df = spark.createDataFrame(rows, "held array<int>, r long")
-    got = [r["x"] for r in df.select(examples.nth_free_offer(F.col("held"), F.col("r"))
-                                     .alias("x")).collect()]
-    assert got == [reference_nth_free(h, r) for h, r in rows]
+    held = [sorted(rng.choice(20, size=rng.integers(0, 10), replace=False).tolist())
+            for _ in range(60)]
+    batch = pd.DataFrame({Col.SUBSCRIBER_IDX: np.arange(60), examples.HELD: held,
+                          "_positives": [[int(rng.integers(0, 20))] for _ in range(60)]})
+    got = examples.draw_batch(batch, 20, 3, seed=5, epoch=1)
+    keys = examples.draw_keys(5, 1, got[Col.SUBSCRIBER_IDX].to_numpy(),
+                              got["_positive"].to_numpy(), got[examples.DRAW].to_numpy())
+    free = 20 - np.array([len(held[u]) for u in got[Col.SUBSCRIBER_IDX]])
+    r = (keys % free.astype(np.uint64)).astype(np.int64)
+    expected = [reference_nth_free(held[u], int(x))
+                for u, x in zip(got[Col.SUBSCRIBER_IDX], r)]
+    assert got[Col.OFFER_IDX].tolist() == expected
+    assert len(got) == 3 * 60
 
 
 def sampler_inputs(spark, partitions):
