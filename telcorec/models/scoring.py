@@ -160,11 +160,15 @@ def _excluded_at_neg_inf(s: np.ndarray, exclude: pd.Series | None) -> np.ndarray
 def masked_keys(score_matrix: np.ndarray, exclude: pd.Series | None) -> np.ndarray:
     """Ranking keys: excluded offers at -inf, and ties broken by the lower offer index (scores
     nudged down by index x a step far below any score difference a model produces: 1e-9 of
-    the score range), so the same scores always give the same ranking."""
+    the scores' range or magnitude), so the same scores always give the same ranking. The
+    magnitude counts because a step below float64's resolution there would vanish: a model
+    that scores every offer 0.5 (the content rules on data without attributes) would then rank
+    every held-out offer first."""
     s = _excluded_at_neg_inf(np.array(score_matrix, dtype=np.float64), exclude)
     finite = s[np.isfinite(s)]
     spread = float(finite.max() - finite.min()) if finite.size else 0.0
-    step = 1e-9 * max(spread, 1e-6) / s.shape[1]
+    magnitude = float(np.abs(finite).max()) if finite.size else 0.0
+    step = 1e-9 * max(spread, magnitude, 1e-6) / s.shape[1]
     return s - np.arange(s.shape[1]) * step
 
 

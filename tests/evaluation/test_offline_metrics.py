@@ -53,11 +53,15 @@ def reference(scores, exclude, held, k, vectors, share):
     return out
 
 
+@pytest.mark.parametrize("offset, spread", [(0.0, 1.0), (5.0, 0.0), (1e8, 1.0)],
+                         ids=["ties", "one-score", "far-from-zero"])
 @pytest.mark.parametrize("seed", range(4))
-def test_metrics_agree_with_reference(seed):
+def test_metrics_agree_with_reference(seed, offset, spread):
     rng = np.random.default_rng(seed)
     n, m = 40, 12
-    scores = rng.integers(0, 5, size=(n, m)).astype(float)  # ties on purpose
+    # ties on purpose; a model that gives every offer one score (5.0) must rank them by index,
+    # not put every held-out offer first, and so must scores far from zero
+    scores = offset + spread * rng.integers(0, 5, size=(n, m)).astype(float)
     exclude, held = [], []
     for _ in range(n):
         perm = rng.permutation(m)
