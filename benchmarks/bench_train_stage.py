@@ -57,8 +57,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="config whose train section the stage uses (default %(default)s)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="config override, VALUE as JSON (repeatable)")
-    parser.add_argument("--history-cap", type=int, default=loo.HISTORY_CAP,
-                        help="history tokens per leave-one-out row (default %(default)s)")
+    parser.add_argument("--history-budget", type=int, default=loo.HISTORY_TOKEN_BUDGET,
+                        help="history tokens the leave-one-out rows may hold; rows are capped "
+                             "to fit (default %(default)s)")
     parser.add_argument("--out", default=str(RESULTS))
     return parser.parse_args(argv)
 
@@ -107,8 +108,9 @@ def main(argv=None) -> dict:
     overrides = {k: json.loads(v) for k, v in (item.split("=", 1) for item in args.set)}
     cfg = config.load(args.conf).with_overrides(**{"train.lightfm.epochs": args.epochs,
                                                    **overrides})
-    loo.HISTORY_CAP = args.history_cap  # the module's cap, read by each fit
+    loo.HISTORY_TOKEN_BUDGET = args.history_budget  # the module's budget, read by each fit
     pdf = movielens_shaped.interactions(args.users, args.items, args.pairs)
+    cap = loo.history_cap(pd.factorize(pdf[Col.SUBSCRIBER_ID])[0])
     user_vocab, item_features = vocabularies(pdf, args.items)
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="bench-train-stage-") as scratch:
@@ -116,7 +118,8 @@ def main(argv=None) -> dict:
     raw = raw_seconds(pdf, args.items, cfg)
     result = {
         "users": args.users, "items": args.items, "pairs": len(pdf), "epochs": args.epochs,
-        "representation": cfg.train.representation, "history_cap": args.history_cap,
+        "representation": cfg.train.representation, "history_cap": cap,
+        "history_token_budget": args.history_budget,
         "conf": args.conf, "overrides": overrides,
         "early_stopping": asdict(cfg.train.early_stopping),
         "params": asdict(cfg.train.variant("warp")), "threads": 1,
@@ -128,7 +131,7 @@ def main(argv=None) -> dict:
     out = Path(args.out)
     previous = json.loads(out.read_text()) if out.is_file() else {}
     label = (f"pairs={args.pairs},representation={cfg.train.representation},"
-             f"history_cap={args.history_cap}") + "".join(
+             f"history_cap={cap}") + "".join(
         f",{item}" for item in args.set)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({**result, "runs": {**previous.get("runs", {}), label: result}},

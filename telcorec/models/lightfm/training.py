@@ -129,13 +129,13 @@ def _features_only(codes, items, weights, held, feature_rows, n_items) -> tuple:
 
 def _with_history(codes, items, weights, held, feature_rows, n_items, weight, seed) -> tuple:
     """Leave-one-out rows (telcorec/models/lightfm/history.py): one row per training pair, its
-    history (at most loo.HISTORY_CAP tokens, telcorec/models/lightfm/loo.py) the subscriber's
-    other offers. The validation pairs (`held`) are in no probe row nor history; each gets a
-    row of its own whose history is the subscriber's other offers, as scoring sees it, and
-    those offers are excluded from its ranking."""
+    history the subscriber's other offers (whole, or capped to a token budget:
+    telcorec/models/lightfm/loo.py). The validation pairs (`held`) are in no probe row nor
+    history; each gets a row of its own whose history is the subscriber's other offers, as
+    scoring sees it, and those offers are excluded from its ranking."""
     def rows(c, i, w):
         user_features = loo.loo_user_matrix(feature_rows, c, i, n_items, weight,
-                                            loo.HISTORY_CAP, seed)
+                                            loo.history_cap(c), seed)
         fitted = sp.coo_matrix((w, (np.arange(len(c)), i)), shape=(len(c), n_items))
         return fitted, user_features
 

@@ -47,3 +47,13 @@ def test_the_sample_follows_the_seed_and_is_unbiased_over_seeds():
                for s in range(400)) / 400
     whole = history.history_block(history.loo_histories(codes, items), 50, 1.0).toarray()
     np.testing.assert_allclose(mean, whole, atol=0.12)
+
+
+def test_the_cap_keeps_histories_whole_within_the_budget_and_bounds_them_beyond():
+    # 3 subscribers with 40, 20 and 2 pairs: whole, they hold 40*39 + 20*19 + 2*1 = 1942 tokens
+    codes = np.repeat([0, 1, 2], [40, 20, 2])
+    assert loo.history_cap(codes, budget=1942) == 39              # every history whole
+    cap = loo.history_cap(codes, budget=1500)
+    assert 40 * min(39, cap) + 20 * min(19, cap) + 2 <= 1500      # within the budget ...
+    assert 40 * min(39, cap + 1) + 20 * min(19, cap + 1) + 2 > 1500  # ... and the largest
+    assert loo.history_cap(codes, budget=10) == loo.MIN_CAP       # never below the floor
