@@ -49,8 +49,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import lightfm
-import numpy as np
 import pandas as pd
+import raw_lightfm
 import scipy.sparse as sp
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -171,11 +171,7 @@ def raw_matrices(inputs: Inputs, cfg: config.Config) -> tuple[sp.coo_matrix, sp.
 
 def raw_fit_seconds(matrices: tuple, cfg: config.Config, threads: int) -> float:
     p = cfg.train.variant("warp")
-    model = lightfm.LightFM(no_components=p.no_components, k=p.k, n=p.n,
-                            learning_schedule="adagrad", loss=p.loss,
-                            learning_rate=p.learning_rate, item_alpha=p.item_alpha,
-                            user_alpha=p.user_alpha, max_sampled=p.max_sampled,
-                            random_state=np.random.RandomState(cfg.seed))
+    model = raw_lightfm.model(p, cfg.seed)
     interactions, users, items = matrices
     started = time.monotonic()
     model.fit(interactions, user_features=users, item_features=items, epochs=p.epochs,

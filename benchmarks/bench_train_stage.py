@@ -32,13 +32,13 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-import lightfm
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import movielens_shaped  # noqa: E402
+import raw_lightfm  # noqa: E402
 
 from telcorec.core import config  # noqa: E402
 from telcorec.core.columns import SUBSCRIBER_CATEGORICALS, Col  # noqa: E402
@@ -91,11 +91,7 @@ def raw_seconds(pdf: pd.DataFrame, items: int, cfg) -> float:
     matrix = sp.coo_matrix((pdf[Col.WEIGHT].to_numpy(np.float32),
                             (codes, pdf[Col.OFFER_IDX].to_numpy(np.int64))),
                            shape=(len(ids), items))
-    model = lightfm.LightFM(no_components=p.no_components, k=p.k, n=p.n,
-                            learning_schedule="adagrad", loss=p.loss,
-                            learning_rate=p.learning_rate, item_alpha=p.item_alpha,
-                            user_alpha=p.user_alpha, max_sampled=p.max_sampled,
-                            random_state=np.random.RandomState(cfg.seed))
+    model = raw_lightfm.model(p, cfg.seed)
     started = time.monotonic()
     model.fit(matrix, epochs=p.epochs, num_threads=1)
     return time.monotonic() - started

@@ -41,22 +41,30 @@ def run_split(spark: SparkSession, wh: Warehouse, run_date: dt.date) -> RunSplit
     return RunSplit(users, fit_on, test)
 
 
+def model(params, seed: int, loss: str | None = None) -> LightFM:
+    """Plain LightFM with train.lightfm's hyperparameters (`params`: a LightFMConfig, its loss
+    unless `loss` says otherwise), built as telcorec's own model builds it
+    (telcorec/models/lightfm/model.py): the one reference every benchmark compares with."""
+    return LightFM(no_components=params.no_components, k=params.k, n=params.n,
+                   learning_schedule="adagrad", loss=loss or params.loss,
+                   learning_rate=params.learning_rate, item_alpha=params.item_alpha,
+                   user_alpha=params.user_alpha, max_sampled=params.max_sampled,
+                   random_state=np.random.RandomState(seed))
+
+
 def fit_and_rank(split: RunSplit, params, epochs: int, seed: int, k: int,
                  user_features: sp.csr_matrix | None = None) -> dict[str, float]:
     """WARP LightFM with `params` (train.lightfm's fields) for `epochs`, then precision@k and
     hit_rate@k over the users with held-out pairs, their training offers excluded from the
     ranking as telcorec's evaluate stage does. No user features: identity only (one embedding
     per user, LightFM's default)."""
-    model = LightFM(no_components=params.no_components, loss="warp",
-                    learning_rate=params.learning_rate, item_alpha=params.item_alpha,
-                    user_alpha=params.user_alpha, max_sampled=params.max_sampled,
-                    learning_schedule="adagrad", random_state=np.random.RandomState(seed))
-    model.fit(split.fit_on, user_features=user_features, epochs=epochs, num_threads=2)
+    fitted = model(params, seed, loss="warp")
+    fitted.fit(split.fit_on, user_features=user_features, epochs=epochs, num_threads=2)
     n_items = split.fit_on.shape[1]
     evaluated = np.flatnonzero(np.diff(split.test.indptr))
     u = np.repeat(evaluated, n_items)
     i = np.tile(np.arange(n_items), len(evaluated))
-    s = model.predict(u, i, user_features=user_features).reshape(len(evaluated), n_items)
+    s = fitted.predict(u, i, user_features=user_features).reshape(len(evaluated), n_items)
     held = split.fit_on.tocsr()[evaluated]
     s[np.repeat(np.arange(len(evaluated)), np.diff(held.indptr)), held.indices] = -np.inf
     top = np.argsort(-s, axis=1, kind="stable")[:, :k]

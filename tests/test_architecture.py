@@ -23,7 +23,9 @@ from pathlib import Path
 
 import pytest
 
-PACKAGE = Path(__file__).resolve().parents[1] / "telcorec"
+from helpers import REPO
+
+PACKAGE = REPO / "telcorec"
 
 LAYERS = (  # top first
     ("cli", "sql", "launch"),
