@@ -28,6 +28,7 @@ from telcorec.evaluation import sampled_protocol
 from telcorec.evaluation.metrics import COHORT, HELD_IDX, exact_mean
 from telcorec.features.interactions import check_no_overlap
 from telcorec.io.metrics_store import ALL_SEGMENTS
+from telcorec.io.writer import Writer
 from telcorec.models.encoding import Vocabulary
 from telcorec.models.scoring import PopularityScorer, Scorer
 from telcorec.models.shards import with_shard
@@ -177,7 +178,7 @@ def uses_negatives_file(cfg: Config) -> bool:
     return cfg.inputs.source == "interactions" and bool(cfg.inputs.interactions.negatives.path)
 
 
-def negatives_file_candidates(spark: SparkSession, cfg: Config, writer: str,
+def negatives_file_candidates(spark: SparkSession, cfg: Config, writer: Writer,
                               interactions: DataFrame, offer_df: DataFrame,
                               ) -> tuple[DataFrame | None, dict[str, int]]:
     """The candidates of inputs.interactions.negatives (None when no file is configured) and

@@ -26,7 +26,13 @@ from telcorec.core.config import InteractionsSourceConfig
 from telcorec.core.exceptions import ConfigError, SchemaError
 from telcorec.io.writer import Writer
 from telcorec.sources.files import read_source, require_path, resolve
-from telcorec.sources.parse import READER_COLUMNS, map_table, parse_text, text, with_parse_columns
+from telcorec.sources.parse import (
+    map_table,
+    parse_text,
+    require_mapped,
+    text,
+    with_parse_columns,
+)
 from telcorec.sources.preflight import CsvSource
 
 EVENT_KEYS = ("user", "item", "timestamp", "weight")
@@ -54,10 +60,7 @@ def events(raw: DataFrame, cfg: InteractionsSourceConfig, run_date: dt.date) -> 
     for key in ("user", "item"):
         if key not in cols:
             raise SchemaError(f"{KEY}.events.columns: map '{key}' onto a source column")
-    for key, src in cols.items():
-        if src not in raw.columns:
-            raise SchemaError(f"{KEY}.events.columns.{key}: the source has no column '{src}'; "
-                              f"columns present: {sorted(c for c in raw.columns if c not in READER_COLUMNS)}")
+    require_mapped(raw, cols, f"{KEY}.events.columns")
     src = {k: text(F.col(f"`{v}`")) for k, v in cols.items()}
     ts = _timestamp(src["timestamp"], cfg) if "timestamp" in src else None
     weight = src["weight"].try_cast("double") if "weight" in src else None

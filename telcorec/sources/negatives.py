@@ -13,9 +13,9 @@ from pyspark.sql import functions as F
 
 from telcorec.core.columns import Col
 from telcorec.core.config import InteractionsSourceConfig
-from telcorec.core.exceptions import SchemaError
+from telcorec.io.writer import Writer
 from telcorec.sources.files import read_source, require_path, resolve
-from telcorec.sources.parse import CORRUPT, READER_COLUMNS, UNDECODABLE, text
+from telcorec.sources.parse import CORRUPT, UNDECODABLE, require_mapped, text
 from telcorec.sources.preflight import CsvSource
 
 KEY = "inputs.interactions.negatives"
@@ -23,7 +23,7 @@ NEGATIVE_KEYS = ("user", "item")
 
 
 def read_negatives(spark: SparkSession, cfg: InteractionsSourceConfig,
-                   writer: str) -> DataFrame:
+                   writer: Writer) -> DataFrame:
     """(subscriber_id, offer_id) per row of the file, as strings; NULL where a value is
     missing or the line is malformed (the caller counts those rows)."""
     source = cfg.negatives
@@ -31,10 +31,7 @@ def read_negatives(spark: SparkSession, cfg: InteractionsSourceConfig,
     path = require_path(resolve(cfg.path, source.path), f"{KEY}.path")
     raw = read_source(spark, cfg.format, CsvSource(path, KEY, cfg.csv, "inputs.interactions.csv",
                                                    tuple(cols.values())), writer)
-    for key, column in cols.items():
-        if column not in raw.columns:
-            raise SchemaError(f"{KEY}.columns.{key}: {path} has no column '{column}'; columns "
-                              f"present: {sorted(c for c in raw.columns if c not in READER_COLUMNS)}")
+    require_mapped(raw, cols, f"{KEY}.columns", where=str(path))
     broken = F.lit(False)  # a malformed or undecodable line names nobody
     if CORRUPT in raw.columns:
         broken = broken | F.col(CORRUPT).isNotNull()

@@ -103,6 +103,17 @@ def _holds(source: T.DataType, target: T.DataType) -> bool:
     return isinstance(source, temporal) and isinstance(target, temporal)
 
 
+def require_mapped(df: DataFrame, columns: dict[str, str], key: str,
+                   where: str = "the source") -> None:
+    """Raise SchemaError for the first source column of `columns` ({config name: source
+    column}, under config key `key`) that `df` lacks, listing the columns it has."""
+    for name, src in columns.items():
+        if src not in df.columns:
+            present = sorted(c for c in df.columns if c not in READER_COLUMNS)
+            raise SchemaError(f"{key}.{name}: {where} has no column '{src}'; "
+                              f"columns present: {present}")
+
+
 def check_columns(present: T.StructType, name: str, columns: dict[str, str], key: str, *,
                   required: tuple[str, ...], typed: bool, extra_columns: str | None,
                   recoded: tuple[str, ...] = ()) -> None:
