@@ -22,6 +22,7 @@ from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
 from telcorec.core.columns import Col, Split
+from telcorec.models.sampled_ranking import GOLDEN, mix64
 
 LABEL = "label"
 HELD = "held"
@@ -61,25 +62,15 @@ def validation_split(pairs: DataFrame, subscribers: int, seed: int) -> tuple[Dat
 
 _NEGATIVE_SCHEMA = (f"{Col.SUBSCRIBER_IDX} long, _positive int, {DRAW} int, "
                     f"{Col.OFFER_IDX} int")
-_M64 = np.uint64(0xFFFFFFFFFFFFFFFF)
-
-
-def _mix(x: np.ndarray) -> np.ndarray:
-    """splitmix64's finaliser: a well-spread 64-bit hash of each value."""
-    with np.errstate(over="ignore"):
-        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-        return x ^ (x >> np.uint64(31))
 
 
 def draw_keys(seed: int, epoch: int, subscribers: np.ndarray, positives: np.ndarray,
               draws: np.ndarray) -> np.ndarray:
     """A uint64 key per draw, a function of (seed, epoch, subscriber, positive, draw) only."""
-    key = _mix(np.full(len(subscribers), (seed * 1_000_003 + epoch) & 0xFFFFFFFF, np.uint64))
+    key = mix64(np.full(len(subscribers), (seed * 1_000_003 + epoch) & 0xFFFFFFFF, np.uint64))
     with np.errstate(over="ignore"):
         for part in (subscribers, positives, draws):
-            key = _mix(key ^ (np.asarray(part).astype(np.int64).astype(np.uint64)
-                              + np.uint64(0x9E3779B97F4A7C15)))
+            key = mix64(key ^ (np.asarray(part).astype(np.int64).astype(np.uint64) + GOLDEN))
     return key
 
 
