@@ -10,7 +10,7 @@ Training must not teach the shortcut "history token i -> offer i": if the offers
 on were also its history tokens, the model would learn to recommend what the subscriber already
 holds, which the ranking then excludes (measured on the IBM Telco table: below popularity). So
 training uses one row per training pair, whose history is the subscriber's *other* offers
-(`loo_rows`). At scoring time the history is every offer the subscriber holds.
+(telcorec/models/lightfm/loo.py). At scoring time the history is every offer the subscriber holds.
 """
 from __future__ import annotations
 
@@ -42,17 +42,3 @@ def batch_histories(values: pd.Series) -> list[np.ndarray]:
     return [np.empty(0, np.int64) if v is None else np.asarray(v, dtype=np.int64)
             for v in values]
 
-
-def loo_histories(codes: np.ndarray, items: np.ndarray) -> list[np.ndarray]:
-    """For pairs (codes[j], items[j]): the history of pair j's training row, the subscriber's
-    other offers (leave-one-out rows, one per pair)."""
-    order = np.lexsort((items, codes))
-    sorted_codes, sorted_items = codes[order], items[order]
-    starts = np.flatnonzero(np.r_[True, sorted_codes[1:] != sorted_codes[:-1]])
-    ends = np.r_[starts[1:], len(sorted_codes)]
-    histories: list[np.ndarray] = [np.empty(0, np.int64)] * len(codes)
-    for start, end in zip(starts, ends):
-        mine = sorted_items[start:end]
-        for pos, item in zip(order[start:end], mine):
-            histories[pos] = mine[mine != item]
-    return histories

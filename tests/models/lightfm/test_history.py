@@ -14,7 +14,7 @@ from telcorec.core.config import EarlyStoppingConfig
 from telcorec.core.exceptions import DataError
 from telcorec.evaluation import offline, sampled_protocol
 from telcorec.models.encoding import Vocabulary
-from telcorec.models.lightfm import history, training
+from telcorec.models.lightfm import history, loo, training
 from telcorec.models.lightfm.model import LightFMRecommender, Representations
 from telcorec.models.lightfm.scorer import LightFMScorer
 from telcorec.offers import reasons, selection
@@ -38,8 +38,9 @@ def test_history_tokens_weigh_w_over_sqrt_n_beside_a_feature_block_summing_to_on
 def test_each_training_row_has_the_subscribers_other_offers_as_history():
     codes = np.array([1, 0, 1, 1, 2])
     items = np.array([4, 3, 0, 2, 5])
-    got = history.loo_histories(codes, items)
-    assert [sorted(h.tolist()) for h in got] == [[0, 2], [], [2, 4], [0, 4], []]
+    got = loo.capped_history_block(codes, items, 6, weight=1.0, cap=loo.MIN_CAP, seed=0)
+    assert [sorted(got.getrow(j).indices.tolist()) for j in range(len(codes))] == [
+        [0, 2], [], [2, 4], [0, 4], []]
 
 
 def shard_rows() -> pd.DataFrame:
