@@ -36,6 +36,7 @@ from pyspark.sql import SparkSession
 
 from telcorec.core import config, schemas
 from telcorec.core.columns import SUBSCRIBER_CATEGORICALS, Col
+from telcorec.io import metrics_store
 from telcorec.io.warehouse import Warehouse
 from telcorec.io.writer import DeltaRsWriter
 from telcorec.models.encoding import fit_vocabulary
@@ -63,8 +64,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def headline(wh: Warehouse, spark: SparkSession, k: int) -> dict[str, dict[str, float]]:
-    rows = (DeltaRsWriter().read(spark, wh.table("metrics"), schemas.METRICS, [RUN]).toPandas())
+def headline(wh: Warehouse, k: int) -> dict[str, dict[str, float]]:
+    rows = metrics_store.run_metrics(wh.table("metrics"), RUN)
     rows = rows[rows["protocol"] == "full"]
     out: dict[str, dict[str, float]] = {}
     for r in rows[rows["segment"] == "all"].itertuples():
@@ -121,7 +122,7 @@ def main(argv=None) -> dict:
             pipeline.STAGES["train"](spark, run_cfg, RUN)
             train_seconds = time.monotonic() - started
             pipeline.STAGES["evaluate"](spark, run_cfg, RUN)
-            metrics = headline(wh, spark, ks[0])
+            metrics = headline(wh, ks[0])
             result["by_representation"][representation] = {
                 "train_seconds": round(train_seconds, 1), "metrics": metrics}
         if args.raw:

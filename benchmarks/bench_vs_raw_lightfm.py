@@ -32,11 +32,10 @@ import pandas as pd
 import raw_lightfm as raw
 import yaml
 
-from telcorec.core import config, schemas
+from telcorec.core import config
 from telcorec.io import metrics_store
 from telcorec.io.artifacts import MANIFEST
 from telcorec.io.warehouse import Warehouse
-from telcorec.io.writer import DeltaRsWriter
 from telcorec.stages import pipeline
 from telcorec.synthetic.ratings import write_ratings
 
@@ -78,9 +77,8 @@ def default_run_date(path: Path, cfg) -> dt.date:
     return dt.datetime.fromtimestamp(int(seconds), dt.timezone.utc).date() + dt.timedelta(days=1)
 
 
-def telcorec_figure(spark, wh: Warehouse, run_date: dt.date, k: int) -> dict[str, float]:
-    rows = DeltaRsWriter().read(spark, wh.table("metrics"), schemas.METRICS,
-                                [run_date]).toPandas()
+def telcorec_figure(wh: Warehouse, run_date: dt.date, k: int) -> dict[str, float]:
+    rows = metrics_store.run_metrics(wh.table("metrics"), run_date)
     rows = rows[(rows["protocol"] == "full") & (rows["segment"] == metrics_store.ALL_SEGMENTS)]
     out = {}
     for r in rows.itertuples():
@@ -123,7 +121,7 @@ def main(argv=None, spark=None) -> dict:
             if pipeline.skip_reason(cfg, stage) is None:
                 pipeline.STAGES[stage](spark, cfg, run_date)
         telcorec_seconds = time.monotonic() - started
-        figures = telcorec_figure(spark, wh, run_date, args.k)
+        figures = telcorec_figure(wh, run_date, args.k)
         split = raw.run_split(spark, wh, run_date)
         params = cfg.train.lightfm
         epochs = trained_epochs(wh, run_date, params.epochs)
