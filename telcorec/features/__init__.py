@@ -1,7 +1,8 @@
 """Stage 2, features: subscriber and offer features with one definition for training and scoring.
 
 Reading order: `daily` (the one aggregation of the CDR, per subscriber and day), `window` (those
-days summed over the sliding window, kept and moved one day per run), `usage` (the usage and
+days summed over the sliding window, kept per subscriber), `advance` (the daily move of that
+state, summed with numpy in Spark's Python tasks), `usage` (the usage and
 behaviour features derived from the window's sums row by row), `subscriber` (lifecycle, value,
 plan fit, attributes), `churn` (classifier or rule), `offers`, and `stats` (the fitted numbers, saved as JSON beside the tables and reused).
 `run` reads the validated tables and writes `subscriber_features` and `offer_features`.

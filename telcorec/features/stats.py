@@ -64,7 +64,7 @@ class FeatureStats:
         path.write_text(json.dumps({**asdict(self), "version": self.version}, indent=2))
 
     @classmethod
-    def load(cls, path: Path) -> "FeatureStats":
+    def load(cls, path: Path) -> FeatureStats:
         data = json.loads(path.read_text())
         data.pop("version", None)
         churn = data.pop("churn", None)
@@ -128,16 +128,19 @@ def fitted_quantiles(requests: list[tuple[DataFrame, list[str], list[float]]]
     """
     tagged, sketches, names = [], [], []
     for df, columns, probabilities in requests:
+        pairs = []
         for column in columns:
             position = len(names)
             value = F.nanvl(F.col(column).cast("double"), F.lit(None).cast("double"))
-            tagged.append(df.select(F.lit(position).alias("_column"), value.alias("_value"))
-                          .where(F.col("_value").isNotNull()))
+            pairs.append(F.struct(F.lit(position).alias("_column"), value.alias("_value")))
             mine = F.when(F.col("_column") == position, F.col("_value"))
             sketch = F.percentile_approx(mine, probabilities, _ACCURACY)
             none = F.array().cast("array<double>")  # a column without values: no quantiles
             sketches.append(F.coalesce(sketch, none).alias(f"q{position}"))
             names.append((column, probabilities))
+        # one pass over `df` for all its columns (a select per column would compute it again
+        # for each, cached or not, when they run in one job)
+        tagged.append(df.select(F.inline(F.array(*pairs))).where(F.col("_value").isNotNull()))
     ordered = (functools.reduce(DataFrame.unionByName, tagged)
                .repartition(1).sortWithinPartitions("_column", "_value"))
     row = ordered.agg(*sketches).first()

@@ -23,11 +23,14 @@ GROWING, DECLINING, STABLE, UNKNOWN = "growing", "declining", "stable", "unknown
 
 
 def _mean_std(values: list[Column]) -> tuple[Column, Column]:
-    """Mean and sample standard deviation of the non-NULL values (std NULL below 2 values)."""
-    present = F.filter(F.array(*values), lambda x: x.isNotNull())
-    n = F.size(present)
-    mean = F.aggregate(present, F.lit(0.0), lambda acc, x: acc + x) / n
-    squares = F.aggregate(present, F.lit(0.0), lambda acc, x: acc + (x - mean) * (x - mean))
+    """Mean and sample standard deviation of the non-NULL values (std NULL below 2 values).
+    Plain arithmetic over the columns, summed left to right: an array and higher-order
+    functions gave the same numbers, but Spark interprets those row by row, without codegen."""
+    zero = F.lit(0.0)
+    n = sum((x.isNotNull().cast("int") for x in values), F.lit(0))
+    mean = sum((F.coalesce(x, zero) for x in values), zero) / n
+    squares = sum((F.when(x.isNotNull(), (x - mean) * (x - mean)).otherwise(zero)
+                   for x in values), zero)
     std = F.when(n >= 2, F.sqrt(squares / (n - 1)))
     return F.when(n > 0, mean), std
 

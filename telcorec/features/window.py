@@ -12,10 +12,11 @@ to S(R) touches a few days, never the whole window:
   window is removed at its place for R - 1 and added at its place for R (nothing, if it left):
   one day per month boundary plus the day leaving, about one day per month of the window.
 The features then add the unsettled days R - late_days .. R - 1, aggregated again this run,
-to the state (`window_totals`); a run groups the state's parts and the unsettled days once,
-for both S(R) and the totals (`state_and_totals`). Every sum is an integer (daily.py), so a
-state moved N times equals the state built in one go; the full recompute builds it in one go
-(`settled_state`).
+to the state (`window_totals`). The daily move sums S(R-1) and those few days per subscriber in
+numpy tasks (advance.py); the full recompute groups every settled and unsettled day once in
+Spark, for both S(R) and the totals (`state_and_totals`). Every sum is an integer (daily.py), so
+a state moved N times equals the state built in one go (`settled_state`), whichever engine
+summed it.
 """
 from __future__ import annotations
 
@@ -82,28 +83,20 @@ class SlidingWindow:
         return full_from if day <= self.last_settled(full_from) else day + (self.late_days + 1) * DAY
 
 
-def contributions(daily: DataFrame, run_date: dt.date, window: SlidingWindow,
-                  removed_from: dt.date | None = None) -> DataFrame:
+def contributions(daily: DataFrame, run_date: dt.date, window: SlidingWindow) -> DataFrame:
     """Each usage_daily row as its part of the window sums at `run_date`: its sums in the
-    columns of the month it falls in, and in the whole-window sums; 0 outside the window. With
-    `removed_from`, minus its part at that run date (a day moving between months, in one
-    pass over the rows)."""
-    places = [(run_date, 1)] + ([(removed_from, -1)] if removed_from is not None else [])
+    columns of the month it falls in, and in the whole-window sums; 0 outside the window."""
+    days_back = F.datediff(F.lit(run_date), F.col(Col.DAY)) - 1
+    inside = (days_back >= 0) & (days_back < window.days)
+    month = F.when(inside, F.floor(days_back / MONTH_DAYS)).otherwise(F.lit(-1))
 
-    def part(name: str, month: int | None) -> F.Column:
-        total = F.lit(0).cast("long")
-        for day, sign in places:
-            days_back = F.datediff(F.lit(day), F.col(Col.DAY)) - 1
-            where = (days_back >= 0) & (days_back < window.days)
-            if month is not None:
-                where = where & (F.floor(days_back / MONTH_DAYS) == month)
-            total = total + F.when(where, F.col(name) * sign).otherwise(F.lit(0))
-        return total.cast("long")
+    def part(name: str, where: F.Column) -> F.Column:
+        return F.when(where, F.col(name)).otherwise(F.lit(0)).cast("long")
 
-    cols = [part(name, m).alias(f"{name}_{m}")
+    cols = [part(name, month == m).alias(f"{name}_{m}")
             for m in range(window.months) for name in MONTHLY_SUMS]
-    cols += [part(name, None).alias(name) for name in (*HOUR_CALLS, *BEHAVIOUR_COUNTS)]
-    cols.append(part("events", None).alias(Col.EVENTS_WINDOW))
+    cols += [part(name, inside).alias(name) for name in (*HOUR_CALLS, *BEHAVIOUR_COUNTS)]
+    cols.append(part("events", inside).alias(Col.EVENTS_WINDOW))
     return daily.select(Col.SUBSCRIBER_ID, *cols)
 
 
@@ -125,27 +118,13 @@ def settled_parts(daily: DataFrame, run_date: dt.date, window: SlidingWindow) ->
     return [contributions(settled, run_date, window)]
 
 
-def moving_parts(previous: DataFrame, moved: DataFrame, settling: DataFrame,
-                 run_date: dt.date, window: SlidingWindow) -> list[DataFrame]:
-    """What sums to S(run_date) from S(run_date - 1): `moved` are the usage_daily rows of
-    `window.moved_days(run_date)` as S(run_date - 1) holds them, `settling` the rows of the day
-    that settles now (`window.last_settled(run_date)`)."""
-    return [previous, contributions(moved, run_date, window, removed_from=run_date - DAY),
-            contributions(settling, run_date, window)]
-
-
 def settled_state(daily: DataFrame, run_date: dt.date, window: SlidingWindow) -> DataFrame:
     """S(run_date) in one go, from the daily sums of every day of the window (full recompute)."""
     return summed(settled_parts(daily, run_date, window), window.months)
 
 
-def advance_state(previous: DataFrame, moved: DataFrame, settling: DataFrame,
-                  run_date: dt.date, window: SlidingWindow) -> DataFrame:
-    """S(run_date) from S(run_date - 1) (`moving_parts`)."""
-    return summed(moving_parts(previous, moved, settling, run_date, window), window.months)
-
-
-def _total(name: str) -> str:
+def total(name: str) -> str:
+    """The column of a window sum's total (settled and unsettled days) in `state_and_totals`."""
     return f"_total_{name}"
 
 
@@ -164,7 +143,7 @@ def state_and_totals(settled: list[DataFrame], unsettled: DataFrame, run_date: d
     settled_sums = [F.sum(F.when(F.col("_settled"), F.col(name))).cast("long").alias(name)
                     for name in names]
     return (rows.groupBy(Col.SUBSCRIBER_ID)
-            .agg(*settled_sums, *[F.sum(name).cast("long").alias(_total(name))
+            .agg(*settled_sums, *[F.sum(name).cast("long").alias(total(name))
                                   for name in names]))
 
 
@@ -176,8 +155,8 @@ def state_of(grouped: DataFrame, window: SlidingWindow) -> DataFrame:
 
 def totals_of(grouped: DataFrame, window: SlidingWindow) -> DataFrame:
     """The window's sums from `state_and_totals`: subscribers with a CDR row in the window."""
-    return (grouped.filter(F.col(_total(Col.EVENTS_WINDOW)) > 0)
-            .select(Col.SUBSCRIBER_ID, *[F.col(_total(name)).alias(name)
+    return (grouped.filter(F.col(total(Col.EVENTS_WINDOW)) > 0)
+            .select(Col.SUBSCRIBER_ID, *[F.col(total(name)).alias(name)
                                          for name in window_sums(window.months)]))
 
 

@@ -20,6 +20,7 @@ from telcorec.core.columns import Col
 from telcorec.core.config import Config
 from telcorec.core.exceptions import ConfigError
 from telcorec.features import fit_stats
+from telcorec.features.advance import advance, buckets_for
 from telcorec.features.churn import fit_churn_model, has_label, with_churn
 from telcorec.features.daily import daily_usage
 from telcorec.features.offers import offer_features
@@ -29,10 +30,10 @@ from telcorec.features.usage import usage_profile
 from telcorec.features.window import (
     DAY,
     SlidingWindow,
-    moving_parts,
     settled_parts,
     state_and_totals,
     state_of,
+    total,
     totals_of,
 )
 from telcorec.stages.context import StageContext
@@ -119,7 +120,7 @@ def usage_totals(ctx: StageContext, window: SlidingWindow, full: bool) -> Usage:
         if isinstance(previous, str):
             reason = previous
         else:
-            outcome = _incremental(ctx, window, *previous)
+            outcome = _incremental(ctx, window, previous)
             if not isinstance(outcome, str):
                 return outcome
             reason = outcome
@@ -127,12 +128,18 @@ def usage_totals(ctx: StageContext, window: SlidingWindow, full: bool) -> Usage:
     return _full(ctx, window, f"full: {reason}")
 
 
-def _previous_state(ctx: StageContext, window: SlidingWindow) -> tuple[DataFrame, dt.date] | str:
-    """S(run_date - 1) and the run date of the full recompute it descends from, or why this run
-    cannot continue from it."""
+class Previous(NamedTuple):
+    state: DataFrame    # S(run_date - 1)
+    full_from: dt.date  # the run date of the full recompute it descends from
+    rows: int           # its subscribers
+
+
+def _previous_state(ctx: StageContext, window: SlidingWindow) -> Previous | str:
+    """S(run_date - 1), or why this run cannot continue from it."""
     before = ctx.run_date - DAY
     path = ctx.wh.table(window.state_table)
-    if ctx.writer.partition_rows(ctx.spark, path, before) == 0:
+    rows = ctx.writer.partition_rows(ctx.spark, path, before)
+    if rows == 0:
         return (f"no window state for {before} in {window.state_table} (a first run, a missed "
                 "day, or ingest.cdr_window_days / features.late_days changed since)")
     state = ctx.writer.read(ctx.spark, path, schemas.usage_window(window.months), [before])
@@ -142,36 +149,35 @@ def _previous_state(ctx: StageContext, window: SlidingWindow) -> tuple[DataFrame
         if ctx.writer.partition_rows(ctx.spark, ctx.wh.table("usage_daily"), source) == 0:
             return (f"usage_daily has no partition run_date={source}, which holds days the "
                     f"window state of {before} must move")
-    return state.drop(Col.FULL_FROM), full_from
+    return Previous(state.drop(Col.FULL_FROM), full_from, rows)
 
 
-def _incremental(ctx: StageContext, window: SlidingWindow, previous: DataFrame,
-                 full_from: dt.date) -> Usage | str:
+def _incremental(ctx: StageContext, window: SlidingWindow, previous: Previous) -> Usage | str:
     """Aggregate the day that settles now and the late days, move the state by one day; or say
     why the CDR partition holds rows the state does not account for."""
     settling_day = window.last_settled(ctx.run_date)
     # a pushed-down filter: row groups of older days are skipped, not read
     first = F.to_timestamp(F.lit(settling_day.isoformat()))
     daily = _write_daily(ctx, ctx.read("cdr").filter(F.col(Col.EVENT_TS) >= first))
-    moved = _read_days(ctx, {d: window.daily_source(d, full_from)
+    moved = _read_days(ctx, {d: window.daily_source(d, previous.full_from)
                              for d in window.moved_days(ctx.run_date)})
     settling = daily.filter(F.col(Col.DAY) == settling_day)
     unsettled = daily.filter(F.col(Col.DAY) > settling_day)
-    grouped = state_and_totals(moving_parts(previous, moved, settling, ctx.run_date, window),
-                               unsettled, ctx.run_date, window).cache()
+    partitions = int(ctx.spark.conf.get("spark.sql.shuffle.partitions"))
+    grouped = advance(previous.state, moved, settling, unsettled, ctx.run_date, window,
+                      buckets_for(previous.rows, partitions)).cache()
     in_partition = ctx.writer.partition_rows(ctx.spark, ctx.wh.table("cdr"), ctx.run_date)
-    # two one-row sums in one job, which also fills the cache the state and features read
-    sums = grouped.agg(F.sum(Col.EVENTS_WINDOW).alias("settled")).crossJoin(
-        unsettled.agg(F.sum("events").alias("recent"))).first()
-    settled, recent = sums["settled"] or 0, sums["recent"] or 0
-    if settled + recent != in_partition:
+    # the window's events, settled and late days: one sum, which also fills the cache the
+    # state and the features read
+    counted = grouped.agg(F.sum(total(Col.EVENTS_WINDOW))).first()[0] or 0
+    if counted != in_partition:
         grouped.unpersist()
         return (f"the cdr partition run_date={ctx.run_date} holds {in_partition:,} rows but "
                 f"the window state and the {window.late_days} late days account for "
-                f"{settled + recent:,}: CDR older than features.late_days="
+                f"{counted:,}: CDR older than features.late_days="
                 f"{window.late_days} days changed (raise features.late_days if they often "
                 "arrive this late)")
-    rows = _write_state(ctx, window, state_of(grouped, window), full_from)
+    rows = _write_state(ctx, window, state_of(grouped, window), previous.full_from)
     return Usage(totals_of(grouped, window), "incremental", rows, grouped)
 
 

@@ -13,8 +13,15 @@ from pyspark.sql import functions as F
 
 from telcorec.core import config, schemas
 from telcorec.core.columns import Col
+from telcorec.features.advance import advance
 from telcorec.features.daily import daily_usage
-from telcorec.features.window import SlidingWindow, advance_state, settled_state
+from telcorec.features.window import (
+    SlidingWindow,
+    settled_state,
+    state_of,
+    totals_of,
+    window_totals,
+)
 from telcorec.io.warehouse import Warehouse
 from telcorec.io.writer import DeltaRsWriter
 from telcorec.stages import features as features_stage
@@ -66,7 +73,8 @@ def all_events(last: dt.date) -> list[tuple]:
 
 @pytest.mark.parametrize("days", [1, 2, pytest.param(31, marks=pytest.mark.slow)])
 def test_a_state_moved_day_by_day_equals_the_state_built_at_once(spark, days):
-    """The sums alone (no tables): S(R0) moved `days` times equals S(R0 + days), exactly."""
+    """The sums alone (no tables): S(R0) moved `days` times in numpy equals S(R0 + days) summed
+    in Spark at once, exactly, and so do the totals with the unsettled days."""
     last = R0 + days * DAY
     cdr = spark.createDataFrame(all_events(last), schemas.full("cdr"))
     daily = daily_usage(cdr).cache()
@@ -76,11 +84,18 @@ def test_a_state_moved_day_by_day_equals_the_state_built_at_once(spark, days):
         day = R0 + offset * DAY
         moved = daily.filter(F.col(Col.DAY).isin(window.moved_days(day)))
         settling = daily.filter(F.col(Col.DAY) == window.last_settled(day))
-        moved_state = advance_state(state, moved, settling, day, window)
+        unsettled = daily.filter(F.col(Col.DAY).between(window.last_settled(day) + DAY,
+                                                        day - DAY))
+        grouped = advance(state, moved, settling, unsettled, day, window, buckets=3)
+        moved_state = state_of(grouped, window)
         # a handful of rows: collected to cut the lineage that 31 moves would otherwise build
         state = spark.createDataFrame(moved_state.collect(), moved_state.schema)
+        totals = totals_of(grouped, window)
     rows = lambda df: sorted(tuple(r) for r in df.collect())
     assert rows(state) == rows(settled_state(daily, last, window))
+    unsettled = daily.filter(F.col(Col.DAY).between(window.last_settled(last) + DAY, last - DAY))
+    assert rows(totals) == rows(window_totals(settled_state(daily, last, window), unsettled,
+                                              last, window))
     daily.unpersist()
 
 
