@@ -18,8 +18,10 @@ from telcorec.io.warehouse import Warehouse
 
 def session(app: str, memory: str, partitions: int) -> SparkSession:
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    # the JIT flag as conf/spark/common.properties gives every job (the reason is there)
     return (SparkSession.builder.master("local[2]").appName(app)
             .config("spark.driver.memory", memory).config("spark.ui.enabled", "false")
+            .config("spark.driver.extraJavaOptions", "-XX:-DontCompileHugeMethods")
             .config("spark.sql.shuffle.partitions", str(partitions))
             .config("spark.sql.session.timeZone", "UTC").getOrCreate())
 

@@ -15,8 +15,9 @@ JOBS = REPO / "jobs"
 PY = "/repo/.venv/bin/python"
 COMMON = ["--conf", "spark.ui.showConsoleProgress=true",
           "--conf", "spark.sql.execution.arrow.pyspark.enabled=true",
-          "--conf", "spark.driver.extraJavaOptions="
-          "-Dlog4j2.configurationFile=conf/spark/log4j2.properties"]
+          "--conf", ("spark.driver.extraJavaOptions=-Dlog4j2.configurationFile="
+                     "conf/spark/log4j2.properties -XX:-DontCompileHugeMethods"),
+          "--conf", "spark.executor.extraJavaOptions=-XX:-DontCompileHugeMethods"]
 DELTA = ["--packages", "io.delta:delta-spark_2.13:4.0.1",
          "--conf", "spark.sql.extensions=io.delta.sql.DeltaSparkSessionExtension",
          "--conf", "spark.sql.catalog.spark_catalog=org.apache.spark.sql.delta.catalog.DeltaCatalog"]
