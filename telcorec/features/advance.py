@@ -4,9 +4,9 @@ A daily run adds a few days of usage_daily rows to yesterday's state S(R-1) (win
 days and why). Spark's aggregate of those rows costs ~116 conditional sums a row in generic
 row-at-a-time code: measured at 100k subscribers (~0.8M rows), 4-5 s of a daily run whose
 budget is a few seconds, against ~0.1 s for the same sums over numpy columns. So the state and
-the day rows are grouped by a hash bucket of the subscriber (each task holds one bucket: memory
-per task is set by `buckets`, not by the number of subscribers) and each bucket is summed in
-numpy with int64 arithmetic, exact like the Spark sums of the full recompute
+the day rows are grouped by a hash bucket of the subscriber (a Python worker holds one bucket
+at a time: its memory is set by `buckets`, not by the number of subscribers) and each bucket is
+summed in numpy with int64 arithmetic, exact like the Spark sums of the full recompute
 (`window.state_and_totals`), which tests check it against.
 """
 from __future__ import annotations
@@ -114,7 +114,7 @@ def advance(previous: DataFrame, moved: DataFrame, settling: DataFrame, unsettle
             run_date: dt.date, window: SlidingWindow, buckets: int) -> DataFrame:
     """S(run_date) and the totals per subscriber (`state_and_totals`' columns) from
     S(run_date - 1) and the usage_daily rows of `window.moved_days(run_date)` as S(run_date - 1)
-    holds them, of the settling day and of the unsettled days, in `buckets` Python tasks."""
+    holds them, of the settling day and of the unsettled days: one numpy call per bucket."""
     bucket = F.pmod(F.xxhash64(Col.SUBSCRIBER_ID), F.lit(buckets)).alias(BUCKET)
     # aliased: a new attribute on each side, or the cogroup drops the column from one side
     # when both descend from the same rows (as in the tests)
