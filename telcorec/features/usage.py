@@ -59,7 +59,8 @@ def _share(part: str, whole: Column) -> Column:
 
 
 def usage_profile(agg: DataFrame, months: int, cfg: FeaturesConfig) -> DataFrame:
-    """Per-subscriber usage and behaviour features, row by row from `window.window_totals`.
+    """Per-subscriber usage and behaviour features, row by row from the window's totals
+    (`window.totals_of`).
 
     The monthly means come first, in a projection of their own, and the spreads read them as
     columns: written as one expression, each spread repeated its mean's whole sum in every

@@ -12,16 +12,14 @@ to S(R) touches a few days, never the whole window:
   window is removed at its place for R - 1 and added at its place for R (nothing, if it left):
   one day per month boundary plus the day leaving, about one day per month of the window.
 The features then add the unsettled days R - late_days .. R - 1, aggregated again this run,
-to the state (`window_totals`). The daily move sums S(R-1) and those few days per subscriber in
+to the state (the totals). The daily move sums S(R-1) and those few days per subscriber in
 numpy tasks (advance.py); the full recompute groups every settled and unsettled day once in
 Spark, for both S(R) and the totals (`state_and_totals`). Every sum is an integer (daily.py), so
-a state moved N times equals the state built in one go (`settled_state`), whichever engine
-summed it.
+a state moved N times equals the state built in one go, whichever engine summed it.
 """
 from __future__ import annotations
 
 import datetime as dt
-import functools
 from dataclasses import dataclass
 
 from pyspark.sql import DataFrame
@@ -97,30 +95,7 @@ def contributions(daily: DataFrame, run_date: dt.date, window: SlidingWindow) ->
             for m in range(window.months) for name in MONTHLY_SUMS]
     cols += [part(name, inside).alias(name) for name in (*HOUR_CALLS, *BEHAVIOUR_COUNTS)]
     cols.append(part("events", inside).alias(Col.EVENTS_WINDOW))
-    return daily.select(Col.SUBSCRIBER_ID, *cols)
-
-
-def summed(parts: list[DataFrame], months: int) -> DataFrame:
-    """The parts' rows summed per subscriber (one shuffle of rows already one per subscriber
-    and day at most)."""
-    names = window_sums(months)
-    rows = parts[0].select(Col.SUBSCRIBER_ID, *names)
-    for other in parts[1:]:
-        rows = rows.unionByName(other.select(Col.SUBSCRIBER_ID, *names))
-    return (rows.groupBy(Col.SUBSCRIBER_ID)
-            .agg(*[F.sum(name).cast("long").alias(name) for name in names])
-            .filter(F.col(Col.EVENTS_WINDOW) > 0))  # no settled CDR row left: not in the window
-
-
-def settled_parts(daily: DataFrame, run_date: dt.date, window: SlidingWindow) -> list[DataFrame]:
-    """What sums to S(run_date) in one go: the daily sums of every settled day (full recompute)."""
-    settled = daily.filter(F.col(Col.DAY) <= window.last_settled(run_date))
-    return [contributions(settled, run_date, window)]
-
-
-def settled_state(daily: DataFrame, run_date: dt.date, window: SlidingWindow) -> DataFrame:
-    """S(run_date) in one go, from the daily sums of every day of the window (full recompute)."""
-    return summed(settled_parts(daily, run_date, window), window.months)
+    return daily.select(Col.SUBSCRIBER_ID, Col.DAY, *cols)
 
 
 def total(name: str) -> str:
@@ -128,18 +103,15 @@ def total(name: str) -> str:
     return f"_total_{name}"
 
 
-def state_and_totals(settled: list[DataFrame], unsettled: DataFrame, run_date: dt.date,
-                     window: SlidingWindow) -> DataFrame:
-    """In one shuffle, per subscriber: the sums of the `settled` parts (S(run_date), NULL for a
-    subscriber without a settled row) and the window's totals (those plus the unsettled days).
-    `state_of` and `totals_of` take them apart; one grouping instead of the state's and then
-    the totals' (the totals would otherwise shuffle the state's rows a second time)."""
+def state_and_totals(daily: DataFrame, run_date: dt.date, window: SlidingWindow) -> DataFrame:
+    """The full recompute, in one shuffle of the usage_daily rows: per subscriber, the sums of
+    the settled days (S(run_date), NULL for a subscriber without a settled row) and the window's
+    totals (settled and unsettled days). `state_of` and `totals_of` take them apart; one
+    grouping instead of the state's and then the totals' (the totals would otherwise shuffle
+    the state's rows a second time)."""
     names = window_sums(window.months)
-    parts = [(part, True) for part in settled]
-    parts.append((contributions(unsettled, run_date, window), False))
-    rows = functools.reduce(DataFrame.unionByName, [
-        part.select(Col.SUBSCRIBER_ID, *names, F.lit(is_settled).alias("_settled"))
-        for part, is_settled in parts])
+    rows = contributions(daily, run_date, window).withColumn(
+        "_settled", F.col(Col.DAY) <= window.last_settled(run_date))
     settled_sums = [F.sum(F.when(F.col("_settled"), F.col(name))).cast("long").alias(name)
                     for name in names]
     return (rows.groupBy(Col.SUBSCRIBER_ID)
@@ -158,9 +130,3 @@ def totals_of(grouped: DataFrame, window: SlidingWindow) -> DataFrame:
     return (grouped.filter(F.col(total(Col.EVENTS_WINDOW)) > 0)
             .select(Col.SUBSCRIBER_ID, *[F.col(total(name)).alias(name)
                                          for name in window_sums(window.months)]))
-
-
-def window_totals(state: DataFrame, unsettled: DataFrame, run_date: dt.date,
-                  window: SlidingWindow) -> DataFrame:
-    """One row per subscriber with CDR in the window: the state plus the unsettled days."""
-    return totals_of(state_and_totals([state], unsettled, run_date, window), window)

@@ -30,7 +30,6 @@ from telcorec.features.usage import usage_profile
 from telcorec.features.window import (
     DAY,
     SlidingWindow,
-    settled_parts,
     state_and_totals,
     state_of,
     total,
@@ -184,9 +183,7 @@ def _incremental(ctx: StageContext, window: SlidingWindow, previous: Previous) -
 def _full(ctx: StageContext, window: SlidingWindow, mode: str) -> Usage:
     """The window from the run date's whole CDR partition (read once), the state started anew."""
     daily = _write_daily(ctx, ctx.read("cdr"))
-    unsettled = daily.filter(F.col(Col.DAY) > window.last_settled(ctx.run_date))
-    grouped = state_and_totals(settled_parts(daily, ctx.run_date, window), unsettled,
-                               ctx.run_date, window).cache()
+    grouped = state_and_totals(daily, ctx.run_date, window).cache()
     rows = _write_state(ctx, window, state_of(grouped, window), ctx.run_date)
     return Usage(totals_of(grouped, window), mode, rows, grouped)
 

@@ -10,7 +10,7 @@ from telcorec.core.columns import Col
 from telcorec.core.config import FeaturesConfig
 from telcorec.features import subscriber, usage
 from telcorec.features.daily import daily_usage
-from telcorec.features.window import SlidingWindow, settled_state, window_totals
+from telcorec.features.window import SlidingWindow, state_and_totals, totals_of
 
 RUN = dt.date(2026, 11, 1)
 MONTHS = 6
@@ -41,9 +41,7 @@ def cdr_rows():
 def window_of(cdr, months=MONTHS):
     """The window's sums at RUN in one go, as a full recompute builds them."""
     window = SlidingWindow(months * 30, CFG.late_days)
-    daily = daily_usage(cdr)
-    unsettled = daily.filter(F.col(Col.DAY) > window.last_settled(RUN))
-    return window_totals(settled_state(daily, RUN, window), unsettled, RUN, window)
+    return totals_of(state_and_totals(daily_usage(cdr), RUN, window), window)
 
 
 def profile_of(spark, rows=None):

@@ -17,10 +17,9 @@ from telcorec.features.advance import advance
 from telcorec.features.daily import daily_usage
 from telcorec.features.window import (
     SlidingWindow,
-    settled_state,
+    state_and_totals,
     state_of,
     totals_of,
-    window_totals,
 )
 from telcorec.io.warehouse import Warehouse
 from telcorec.io.writer import DeltaRsWriter
@@ -79,7 +78,8 @@ def test_a_state_moved_day_by_day_equals_the_state_built_at_once(spark, days):
     cdr = spark.createDataFrame(all_events(last), schemas.full("cdr"))
     daily = daily_usage(cdr).cache()
     window = SlidingWindow(WINDOW, 3)
-    state = settled_state(daily, R0, window)
+    at_once = lambda day: state_and_totals(daily, day, window)
+    state = state_of(at_once(R0), window)
     for offset in range(1, days + 1):
         day = R0 + offset * DAY
         moved = daily.filter(F.col(Col.DAY).isin(window.moved_days(day)))
@@ -92,10 +92,8 @@ def test_a_state_moved_day_by_day_equals_the_state_built_at_once(spark, days):
         state = spark.createDataFrame(moved_state.collect(), moved_state.schema)
         totals = totals_of(grouped, window)
     rows = lambda df: sorted(tuple(r) for r in df.collect())
-    assert rows(state) == rows(settled_state(daily, last, window))
-    unsettled = daily.filter(F.col(Col.DAY).between(window.last_settled(last) + DAY, last - DAY))
-    assert rows(totals) == rows(window_totals(settled_state(daily, last, window), unsettled,
-                                              last, window))
+    assert rows(state) == rows(state_of(at_once(last), window))
+    assert rows(totals) == rows(totals_of(at_once(last), window))
     daily.unpersist()
 
 
