@@ -138,7 +138,7 @@ def main() -> None:
         spark.stop()
         return
     load_before = os.getloadavg()
-    full_seconds, _ = timed(spark, cfg, D, full=True)
+    full_seconds, full_result = timed(spark, cfg, D, full=True)
     incremental_seconds, result = timed(spark, cfg, NEXT, full=False)
     if result["usage_window"] != "incremental":
         raise SystemExit(f"the run of {NEXT} was not incremental: {result['usage_window']}")
@@ -157,6 +157,9 @@ def main() -> None:
         "layout": args.layout, "cdr_rows": data["cdr_rows"], "new_day_rows": data["new_day_rows"],
         "full_seconds": round(full_seconds, 2), "incremental_seconds": round(incremental_seconds, 2),
         "ratio_full_over_incremental": round(full_seconds / incremental_seconds, 2),
+        # where each run's time went (the stage's own phases: usage_daily is the CDR days'
+        # aggregation, window_state the rest of the window; the others are per subscriber)
+        "full_phases": full_result["seconds"], "incremental_phases": result["seconds"],
         "full_recompute_of_next_day_seconds": round(recompute_seconds, 2),
         "identical": different == 0, "mismatching_rows": different,
         "subscriber_features": result["subscriber_features"],

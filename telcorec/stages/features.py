@@ -47,20 +47,27 @@ def run(spark: SparkSession, cfg: Config, run_date: dt.date, *,
     ctx = StageContext.open(spark, cfg, run_date)
     wh, writer, read = ctx.wh, ctx.writer, ctx.read
     catalogue, subscribers = read("catalogue"), read("subscribers")
-    started = time.monotonic()
+    started = last = time.monotonic()
+    seconds: dict[str, float] = {}  # per phase, in the result: where a run's time went
 
-    def phase(done: str) -> None:  # minutes at CDR scale: say where the time goes
-        log.info("features: %s (%.1f s)", done, time.monotonic() - started)
+    def phase(name: str, done: str) -> None:  # minutes at CDR scale: say where the time goes
+        nonlocal last
+        now = time.monotonic()
+        seconds[name] = round(now - last, 2)
+        last = now
+        log.info("features: %s (%.1f s)", done, now - started)
 
     window = SlidingWindow(cfg.ingest.cdr_window_days, cfg.features.late_days)
     usage = usage_totals(ctx, window, full)
     profile = usage_profile(usage.totals, window.months, cfg.features).cache()
-    phase(f"CDR window ({usage.mode}): state of {usage.state_rows:,} subscribers written, "
-          f"{window.months} months")
+    seconds["usage_daily"] = usage.daily_seconds  # the CDR days aggregated into usage_daily
+    phase("window_state", f"CDR window ({usage.mode}): state of {usage.state_rows:,} "
+          f"subscribers written, {window.months} months")
+    seconds["window_state"] = round(seconds["window_state"] - usage.daily_seconds, 2)
     stats_path = wh.feature_stats(run_date)
     if cfg.features.fit_stats:
         stats = fit_stats(profile, catalogue, cfg.features)
-        phase("quantile edges and scales fitted")
+        phase("statistics", "quantile edges and scales fitted")
     else:
         stats = FeatureStats.load(newest_saved(stats_path.parent, run_date.isoformat()))
     plans = current_plans(read("subscriptions"), run_date)
@@ -69,21 +76,22 @@ def run(spark: SparkSession, cfg: Config, run_date: dt.date, *,
         stats = dataclasses.replace(stats, churn=None)
     elif cfg.features.fit_stats and has_label(subscribers):
         stats = dataclasses.replace(stats, churn=fit_churn_model(base, cfg.features, cfg.seed))
-        phase("churn classifier fitted")
+        phase("churn", "churn classifier fitted")
     stats.save(stats_path)
     subs = schemas.conform(with_churn(base, stats.churn, cfg.features),
                            schemas.SUBSCRIBER_FEATURES)
     n_subs = writer.replace_partition(subs, wh.table("subscriber_features"),
                                       schemas.SUBSCRIBER_FEATURES, run_date)
-    phase(f"subscriber_features written: {n_subs:,} rows")
+    phase("subscriber_features", f"subscriber_features written: {n_subs:,} rows")
     n_offers = writer.replace_partition(offer_features(catalogue, stats, run_date),
                                         wh.table("offer_features"), schemas.OFFER_FEATURES,
                                         run_date)
+    phase("offer_features", f"offer_features written: {n_offers:,} rows")
     profile.unpersist()
     usage.cached.unpersist()
     result: dict[str, object] = {"subscriber_features": n_subs, "offer_features": n_offers,
                                  "feature_stats_version": stats.version,
-                                 "usage_window": usage.mode}
+                                 "usage_window": usage.mode, "seconds": seconds}
     if stats.churn is not None:
         result["churn_holdout_auc"] = round(stats.churn.holdout_auc or float("nan"), 4)
     return result
@@ -109,6 +117,7 @@ class Usage(NamedTuple):
     mode: str          # "incremental", or "full: <why>"
     state_rows: int    # subscribers in the window state written (-1: the spark writer)
     cached: DataFrame  # what `totals` reads from: unpersist when the stage is done
+    daily_seconds: float  # spent aggregating the CDR days into usage_daily
 
 
 def usage_totals(ctx: StageContext, window: SlidingWindow, full: bool) -> Usage:
@@ -157,7 +166,9 @@ def _incremental(ctx: StageContext, window: SlidingWindow, previous: Previous) -
     settling_day = window.last_settled(ctx.run_date)
     # a pushed-down filter: row groups of older days are skipped, not read
     first = F.to_timestamp(F.lit(settling_day.isoformat()))
+    started = time.monotonic()
     daily = _write_daily(ctx, ctx.read("cdr").filter(F.col(Col.EVENT_TS) >= first))
+    daily_seconds = round(time.monotonic() - started, 2)
     moved = _read_days(ctx, {d: window.daily_source(d, previous.full_from)
                              for d in window.moved_days(ctx.run_date)})
     settling = daily.filter(F.col(Col.DAY) == settling_day)
@@ -177,15 +188,17 @@ def _incremental(ctx: StageContext, window: SlidingWindow, previous: Previous) -
                 f"{window.late_days} days changed (raise features.late_days if they often "
                 "arrive this late)")
     rows = _write_state(ctx, window, state_of(grouped, window), previous.full_from)
-    return Usage(totals_of(grouped, window), "incremental", rows, grouped)
+    return Usage(totals_of(grouped, window), "incremental", rows, grouped, daily_seconds)
 
 
 def _full(ctx: StageContext, window: SlidingWindow, mode: str) -> Usage:
     """The window from the run date's whole CDR partition (read once), the state started anew."""
+    started = time.monotonic()
     daily = _write_daily(ctx, ctx.read("cdr"))
+    daily_seconds = round(time.monotonic() - started, 2)
     grouped = state_and_totals(daily, ctx.run_date, window).cache()
     rows = _write_state(ctx, window, state_of(grouped, window), ctx.run_date)
-    return Usage(totals_of(grouped, window), mode, rows, grouped)
+    return Usage(totals_of(grouped, window), mode, rows, grouped, daily_seconds)
 
 
 def _read_daily(ctx: StageContext, run_date: dt.date) -> DataFrame:

@@ -42,6 +42,9 @@ def test_ibm_telco_runs_through_the_feature_stage_from_config_alone(spark, tmp_p
     result = features_stage.run(spark, cfg, RUN)
     assert result["subscriber_features"] == len(raw) and result["offer_features"] == 13
     assert result["churn_holdout_auc"] > 0.75  # a logistic regression on the Churn label
+    assert list(result["seconds"]) == ["usage_daily", "window_state", "statistics", "churn",
+                                       "subscriber_features", "offer_features"]
+    assert min(result["seconds"].values()) >= 0
     feats = read(spark, cfg, "subscriber_features", schemas.SUBSCRIBER_FEATURES)
     first = feats.filter(F.col(Col.SUBSCRIBER_ID) == "7590-VHVEG").first().asDict()
     # tenure 1, month-to-month, electronic check, DSL + online backup
