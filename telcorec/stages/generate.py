@@ -19,7 +19,8 @@ from telcorec.synthetic.generate import generate
 def run(spark: SparkSession, cfg: Config, run_date: dt.date) -> dict[str, int]:
     ctx = StageContext.open(spark, cfg, run_date)
     wh, writer = ctx.wh, ctx.writer
-    tables = generate(spark, cfg.generator, cfg.seed, run_date)
+    tables = generate(spark, cfg.generator, cfg.seed, run_date,
+                      kept_days=cfg.ingest.cdr_window_days)
     written = {}
     for name, schema in schemas.GENERATED.items():
         written[name] = writer.replace_table(getattr(tables, name), wh.input_table(name), schema)

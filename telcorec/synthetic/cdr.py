@@ -118,17 +118,22 @@ def _values(ev: dict, pop: pd.DataFrame, k_ev: np.ndarray, mb_cell: np.ndarray,
 
 
 def cdr_chunk(pop: pd.DataFrame, seed: int, run_date: dt.date, days: int,
-              usage_scale: float = 1.0) -> pd.DataFrame:
-    """Clean CDR rows of the subscribers in `pop` for the `days` days before `run_date`.
+              usage_scale: float = 1.0, snapshot: dt.date | None = None,
+              kept_days: int | None = None) -> pd.DataFrame:
+    """Clean CDR rows of the subscribers in `pop` for the `days` days before `run_date`; with a
+    `snapshot` (the day signups count back from), from `days` days before it to `run_date`
+    but at most the last `kept_days` (what the source keeps), so that a later run date gives
+    the same rows for every day it shares, plus the days since.
 
     Columns: GenCol.OWNER_NUMBER and GenCol.ID_NUMBER (both the subscriber's id digits; they
     differ only in bad rows), GenCol.EVENT_NO (numbers the subscriber's events), EVENT_CODE,
     EPOCH_S (wall-clock seconds since 1970-01-01), Col.DURATION_S and Col.DATA_MB (NaN where
     not applicable) and GenCol.KEY (the event's random key, for bad-row selection).
     """
-    run_abs = epoch_day(run_date)
-    day_abs = np.arange(run_abs - days, run_abs, dtype=np.int64)
-    first_day = run_abs - pop[GenCol.TENURE_DAYS].to_numpy()  # the signup day
+    run_abs, dated_from = epoch_day(run_date), epoch_day(snapshot or run_date)
+    first = dated_from - days if kept_days is None else max(dated_from - days, run_abs - kept_days)
+    day_abs = np.arange(first, run_abs, dtype=np.int64)
+    first_day = dated_from - pop[GenCol.TENURE_DAYS].to_numpy()  # the signup day
     counts, mb = _daily_counts(pop, seed, day_abs, first_day, usage_scale)
     ev = _expand(counts)
     number = pop[GenCol.NUMBER].to_numpy()[ev["row"]]

@@ -133,20 +133,21 @@ def _subscription_rows(batches, *, seed: int, gen: GeneratorConfig,
         })
 
 
-def _cdr_rows(batches, *, seed: int, gen: GeneratorConfig,
-             run_date: dt.date) -> Iterator[pd.DataFrame]:
+def _cdr_rows(batches, *, seed: int, gen: GeneratorConfig, run_date: dt.date,
+              snapshot: dt.date, kept_days: int | None) -> Iterator[pd.DataFrame]:
     for numbers in _chunks(batches):
         pop = population(numbers, seed, gen.cold_start_share)
-        clean = cdr_chunk(pop, seed, run_date, gen.days, gen.usage_scale)
+        clean = cdr_chunk(pop, seed, run_date, gen.days, gen.usage_scale, snapshot, kept_days)
         events = pd.concat([clean, bad_rows.bad_cdr(clean, gen.bad_row_rate, run_date)],
                            ignore_index=True)
         events[Col.EVENT_TS] = pd.to_datetime(events[GenCol.EPOCH_S].to_numpy(), unit="s")
         yield events[_CDR_ROWS.fieldNames()]
 
 
-def _subscribers(ids: DataFrame, run_date: dt.date, fn: _RowMaker) -> DataFrame:
+def _subscribers(ids: DataFrame, run_date: dt.date, snapshot: dt.date,
+                 fn: _RowMaker) -> DataFrame:
     rows = ids.mapInPandas(fn, _SUBSCRIBER_ROWS)
-    signup = F.date_add(F.lit(run_date), F.col(GenCol.SIGNUP_OFFSET))
+    signup = F.date_add(F.lit(snapshot), F.col(GenCol.SIGNUP_OFFSET))
     term = F.col(GenCol.TERM_MONTHS)
     # Contracts renew every `term` months from signup: the end is the first renewal after
     # run_date.
@@ -160,12 +161,12 @@ def _subscribers(ids: DataFrame, run_date: dt.date, fn: _RowMaker) -> DataFrame:
     ), schemas.GENERATED["subscribers"])
 
 
-def _subscriptions(ids: DataFrame, run_date: dt.date, fn: _RowMaker) -> DataFrame:
+def _subscriptions(ids: DataFrame, snapshot: dt.date, fn: _RowMaker) -> DataFrame:
     rows = ids.mapInPandas(fn, _SUBSCRIPTION_ROWS)
     return schemas.conform(rows.select(
         _id_column(GenCol.ID_NUMBER).alias(Col.SUBSCRIBER_ID), Col.OFFER_ID,
-        F.date_add(F.lit(run_date), F.col(GenCol.START_OFFSET)).alias(Col.START_DATE),
-        F.date_add(F.lit(run_date), F.col(GenCol.END_OFFSET)).alias(Col.END_DATE),
+        F.date_add(F.lit(snapshot), F.col(GenCol.START_OFFSET)).alias(Col.START_DATE),
+        F.date_add(F.lit(snapshot), F.col(GenCol.END_OFFSET)).alias(Col.END_DATE),
     ), schemas.SUBSCRIPTIONS)
 
 
@@ -196,11 +197,13 @@ def _catalogue(spark: SparkSession, offers: pd.DataFrame, bad_row_rate: float) -
 
 
 def generate(spark: SparkSession, cfg: GeneratorConfig, seed: int, run_date: dt.date, *,
-             partitions: int | None = None) -> GeneratedTables:
+             partitions: int | None = None, kept_days: int | None = None) -> GeneratedTables:
     """The five tables of a synthetic operator (lazy DataFrames; nothing is written).
 
     `partitions` overrides the number of subscriber partitions (default: one per 50,000
-    subscribers, at least 2); the result does not depend on it.
+    subscribers, at least 2); the result does not depend on it. With `cfg.snapshot_date`, the
+    operator is dated from that day and its CDR run from `cfg.days` before it to the run date,
+    at most the last `kept_days` (the CDR window ingest keeps: a source delivers no older day).
     """
     n = cfg.subscribers
     if n > MAX_SUBSCRIBERS:
@@ -208,16 +211,23 @@ def generate(spark: SparkSession, cfg: GeneratorConfig, seed: int, run_date: dt.
                           f"{n:,} (ids are S + 9 digits; 800/900 million mark injected bad rows)")
     if partitions is not None and partitions < 1:
         raise ValueError(f"partitions must be >= 1 or None (automatic), got {partitions}")
+    snapshot = dt.date.fromisoformat(cfg.snapshot_date) if cfg.snapshot_date else run_date
+    if snapshot > run_date:
+        raise ConfigError(f"config key 'generator.snapshot_date' {snapshot} is after the run "
+                          f"date {run_date}: the generated operator is dated from it; give a "
+                          "run date on or after it, or an earlier snapshot_date")
     parts = partitions or max(2, n // SUBSCRIBERS_PER_PARTITION)
     ids = spark.range(n, numPartitions=parts)
     cdr_ids = spark.range(n, numPartitions=max(parts, n // CDR_SUBSCRIBERS_PER_PARTITION))
     offers = build_catalogue(cfg.offers, seed)
     common = {"seed": seed, "gen": cfg}
     return GeneratedTables(
-        subscribers=_subscribers(ids, run_date, functools.partial(_subscriber_rows, **common)),
+        subscribers=_subscribers(ids, run_date, snapshot,
+                                 functools.partial(_subscriber_rows, **common)),
         catalogue=_catalogue(spark, offers, cfg.bad_row_rate),
         subscriptions=_subscriptions(
-            ids, run_date, functools.partial(_subscription_rows, catalogue=offers, **common)),
-        cdr=_cdr(cdr_ids, functools.partial(_cdr_rows, run_date=run_date, **common)),
+            ids, snapshot, functools.partial(_subscription_rows, catalogue=offers, **common)),
+        cdr=_cdr(cdr_ids, functools.partial(_cdr_rows, run_date=run_date, snapshot=snapshot,
+                                            kept_days=kept_days, **common)),
         truth=_truth(ids, functools.partial(_truth_rows, catalogue=offers, **common)),
     )

@@ -24,6 +24,8 @@ from telcorec.features.window import (
 from telcorec.io.warehouse import Warehouse
 from telcorec.io.writer import DeltaRsWriter
 from telcorec.stages import features as features_stage
+from telcorec.stages import generate as generate_stage
+from telcorec.stages import ingest as ingest_stage
 
 R0 = dt.date(2026, 6, 1)
 DAY = dt.timedelta(days=1)
@@ -181,6 +183,27 @@ def test_31_incremental_days_equal_the_full_recompute(spark, tmp_path):
     moved_state = state()
     assert_same_features(moved, full_recompute(spark, cfg, last))
     assert state() == moved_state  # the integer sums themselves, exactly
+
+
+# the generate, ingest and features stages for two dates (~40 s): the demo's daily path, end to end
+def test_the_generated_operator_with_a_snapshot_date_runs_day_by_day(spark, tmp_path):
+    """generator.snapshot_date: the demo's own source moves by one day a run date, as a real
+    one does, so the second date continues from the first and gives a full recompute's rows
+    (without it each date gets its own operator and every run recomputes in full)."""
+    cfg = config.load("conf/local.yaml").with_overrides(**{
+        "warehouse": str(tmp_path / "wh"), "generator.subscribers": 300,
+        "generator.snapshot_date": R0.isoformat()})
+    modes = []
+    for day in (R0, R0 + DAY):
+        generate_stage.run(spark, cfg, day)
+        ingest_stage.run(spark, cfg, day)
+        modes.append(features_stage.run(spark, cfg, day)["usage_window"])
+    assert modes[0].startswith("full: no window state") and modes[1] == "incremental", modes
+    daily = features_at(spark, cfg, R0 + DAY)
+    recomputed = features_stage.run(spark, cfg, R0 + DAY, full=True)["usage_window"]
+    assert recomputed == "full: forced (--full)"
+    assert len(daily) == 300
+    assert_same_features(daily, features_at(spark, cfg, R0 + DAY))
 
 
 @pytest.mark.slow  # several stage runs (each ~5-20 s on 2 shared cores)

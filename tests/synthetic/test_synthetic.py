@@ -15,6 +15,7 @@ from pyspark.testing import assertSchemaEqual
 from telcorec.core import schemas
 from telcorec.core.columns import Col, EventType
 from telcorec.core.config import GeneratorConfig
+from telcorec.core.exceptions import ConfigError
 from telcorec.synthetic import generate, true_utility
 from telcorec.synthetic import population as population_module
 from telcorec.synthetic.catalogue import build_catalogue
@@ -313,3 +314,41 @@ def test_usage_scale_thins_every_event_type_in_proportion():
     assert by_type.min() > 5_000  # enough events that the ratio is tight
     assert ((ratios > 0.08) & (ratios < 0.12)).all(), ratios.to_dict()
     pd.testing.assert_frame_equal(cdr_chunk(pop, SEED, RUN_DATE, 90, usage_scale=1.0), full)
+
+
+def test_a_snapshot_date_gives_later_run_dates_the_same_operator_and_past_days():
+    """generator.snapshot_date: the run a week later sees the same subscribers, plans and CDR of
+    every day it shares with the first run, plus the week's new days; without it each run date
+    gets an operator dated back from itself (the signups move with the run date)."""
+    pop = population(np.arange(300), SEED, 0.1)
+    later = RUN_DATE + dt.timedelta(days=7)
+    first = cdr_chunk(pop, SEED, RUN_DATE, 90, snapshot=RUN_DATE)
+    again = cdr_chunk(pop, SEED, later, 90, snapshot=RUN_DATE)
+    pd.testing.assert_frame_equal(first, cdr_chunk(pop, SEED, RUN_DATE, 90))  # default intact
+    cut = np.datetime64(RUN_DATE, "s").astype(np.int64)  # the first run's date, as EPOCH_S
+    shared = again[again[GenCol.EPOCH_S] < cut].reset_index(drop=True)
+    pd.testing.assert_frame_equal(shared, first)
+    new = again[again[GenCol.EPOCH_S] >= cut]
+    assert len(new) > 7 * len(first) / 90 * 0.8  # the week's days, at the usual daily volume
+    sliding = cdr_chunk(pop, SEED, later, 90)  # no snapshot: the tenures count from `later`
+    assert not sliding[sliding[GenCol.EPOCH_S] < cut].reset_index(drop=True).equals(first)
+
+
+def test_a_snapshot_date_dates_signups_and_plans_from_it(spark):
+    later = RUN_DATE + dt.timedelta(days=30)
+    dated = [generate(spark, _cfg(snapshot_date=RUN_DATE.isoformat()), SEED, day)
+             for day in (RUN_DATE, later)]
+    for name, key in (("subscribers", Col.SIGNUP_DATE), ("subscriptions", Col.START_DATE)):
+        a, b = (sorted(getattr(t, name).select(Col.SUBSCRIBER_ID, key).collect()) for t in dated)
+        assert a == b, name
+    with pytest.raises(ConfigError, match="snapshot_date"):
+        generate(spark, _cfg(snapshot_date=later.isoformat()), SEED, RUN_DATE)
+
+
+def test_a_snapshot_date_delivers_no_day_older_than_the_source_keeps():
+    pop = population(np.arange(50), SEED, 0.0)
+    later = RUN_DATE + dt.timedelta(days=400)
+    rows = cdr_chunk(pop, SEED, later, 90, snapshot=RUN_DATE, kept_days=180)
+    days = (rows[GenCol.EPOCH_S] // 86_400).unique()
+    first = np.datetime64(later - dt.timedelta(days=180), "D").astype(np.int64)
+    assert days.min() == first and days.max() == first + 179

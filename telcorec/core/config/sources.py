@@ -20,9 +20,17 @@ class GeneratorConfig:
     # multiplies every subscriber's expected calls, SMS and data sessions (1.0: about ten CDR
     # rows a day); benchmarks lower it to set the CDR volume apart from the population size
     usage_scale: float = 1.0
+    # The day the generated operator is dated from (YYYY-MM-DD): signups and plans count back
+    # from it and its CDR start `days` before it, so later run dates see the same subscribers
+    # and the same rows of every past day, plus one more day per day, as a real source
+    # delivers them (the features' daily runs then continue from each other). "" = each run
+    # date gets its own operator, dated back from that date (a single run's demo).
+    snapshot_date: str = ""
 
     def __post_init__(self) -> None:
         check(self.subscribers >= 10, "generator.subscribers", "must be >= 10")
+        check(_iso_date_or_empty(self.snapshot_date), "generator.snapshot_date",
+              "must be YYYY-MM-DD or empty (each run date its own operator)")
         check(self.offers >= 50, "generator.offers", "must be >= 50 (a realistic catalogue)")
         check(self.days >= 90, "generator.days", "must be >= 90 days of usage")
         check(0 <= self.cold_start_share < 1, "generator.cold_start_share", "must be in [0, 1)")
@@ -153,6 +161,17 @@ class InteractionsSourceConfig:
               "is not supported: the ids must be written as in the events file")
         check(self.timestamp_unit in ("seconds", "milliseconds", "format"),
                "inputs.interactions.timestamp_unit", "must be seconds, milliseconds or format")
+
+
+def _iso_date_or_empty(text: str) -> bool:
+    import datetime as _dt
+    if not text:
+        return True
+    try:
+        _dt.date.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _iso_or_empty(text: str) -> bool:
