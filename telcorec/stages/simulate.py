@@ -49,7 +49,7 @@ def day_inputs(spark: SparkSession, cfg: Config, day: dt.date) -> int:
     answers written."""
     ctx = StageContext.open(spark, cfg, day)
     wh, writer = ctx.wh, ctx.writer
-    tables = generate(spark, cfg.generator, cfg.seed, day)
+    tables = generate(spark, cfg.generator, cfg.seed, day, kept_days=cfg.ingest.cdr_window_days)
     yesterday = day - dt.timedelta(days=1)
     offers = ctx.history("offers", yesterday, day)
     held = ctx.history("subscriber_features", yesterday, day).select(
