@@ -25,6 +25,8 @@ def test_cluster_example_is_valid():
     ({"scoring": {"k": "ten"}}, "scoring.k': must be an integer"),
     ({"train": {"lightfm": {"loss": "hinge"}}}, "train.lightfm.loss"),
     ({"generator": {"offers": 10}}, "generator.offers"),
+    ({"generator": {"snapshot_date": "2026-11-23T10:00"}}, "generator.snapshot_date': must be"),
+    ({"inputs": {"ibm_telco": {"snapshot_date": "23/11/2026"}}}, "inputs.ibm_telco.snapshot_date"),
     ({"scoring": {"k": 3}}, "scoring.k': must be >= the largest evaluation.ks"),
     ({"seed": True}, "seed': must be an integer"),
 ])

@@ -3,6 +3,7 @@ files, the public-data adapters), their validation, pseudonymisation and the Del
 from __future__ import annotations
 
 import codecs
+import datetime as dt
 from dataclasses import dataclass, field
 
 from telcorec.core.config.loader import check
@@ -29,7 +30,7 @@ class GeneratorConfig:
 
     def __post_init__(self) -> None:
         check(self.subscribers >= 10, "generator.subscribers", "must be >= 10")
-        check(_iso_date_or_empty(self.snapshot_date), "generator.snapshot_date",
+        check(_iso_or_empty(self.snapshot_date, date_only=True), "generator.snapshot_date",
               "must be YYYY-MM-DD or empty (each run date its own operator)")
         check(self.offers >= 50, "generator.offers", "must be >= 50 (a realistic catalogue)")
         check(self.days >= 90, "generator.days", "must be >= 90 days of usage")
@@ -163,23 +164,12 @@ class InteractionsSourceConfig:
                "inputs.interactions.timestamp_unit", "must be seconds, milliseconds or format")
 
 
-def _iso_date_or_empty(text: str) -> bool:
-    import datetime as _dt
+def _iso_or_empty(text: str, date_only: bool = False) -> bool:
+    """`text` is empty or an ISO date (with a time too, unless `date_only`)."""
     if not text:
         return True
     try:
-        _dt.date.fromisoformat(text)
-    except ValueError:
-        return False
-    return True
-
-
-def _iso_or_empty(text: str) -> bool:
-    import datetime as _dt
-    if not text:
-        return True
-    try:
-        _dt.datetime.fromisoformat(text)
+        (dt.date if date_only else dt.datetime).fromisoformat(text)
     except ValueError:
         return False
     return True
