@@ -166,9 +166,7 @@ def _incremental(ctx: StageContext, window: SlidingWindow, previous: Previous) -
     settling_day = window.last_settled(ctx.run_date)
     # a pushed-down filter: row groups of older days are skipped, not read
     first = F.to_timestamp(F.lit(settling_day.isoformat()))
-    started = time.monotonic()
-    daily = _write_daily(ctx, ctx.read("cdr").filter(F.col(Col.EVENT_TS) >= first))
-    daily_seconds = round(time.monotonic() - started, 2)
+    daily, daily_seconds = _write_daily(ctx, ctx.read("cdr").filter(F.col(Col.EVENT_TS) >= first))
     moved = _read_days(ctx, {d: window.daily_source(d, previous.full_from)
                              for d in window.moved_days(ctx.run_date)})
     settling = daily.filter(F.col(Col.DAY) == settling_day)
@@ -193,9 +191,7 @@ def _incremental(ctx: StageContext, window: SlidingWindow, previous: Previous) -
 
 def _full(ctx: StageContext, window: SlidingWindow, mode: str) -> Usage:
     """The window from the run date's whole CDR partition (read once), the state started anew."""
-    started = time.monotonic()
-    daily = _write_daily(ctx, ctx.read("cdr"))
-    daily_seconds = round(time.monotonic() - started, 2)
+    daily, daily_seconds = _write_daily(ctx, ctx.read("cdr"))
     grouped = state_and_totals(daily, ctx.run_date, window).cache()
     rows = _write_state(ctx, window, state_of(grouped, window), ctx.run_date)
     return Usage(totals_of(grouped, window), mode, rows, grouped, daily_seconds)
@@ -216,15 +212,16 @@ def _read_days(ctx: StageContext, sources: dict[dt.date, dt.date]) -> DataFrame:
     return daily.filter(F.col(Col.DAY).isin(list(sources)) & wanted)
 
 
-def _write_daily(ctx: StageContext, cdr: DataFrame) -> DataFrame:
+def _write_daily(ctx: StageContext, cdr: DataFrame) -> tuple[DataFrame, float]:
     """Aggregate the CDR rows per subscriber and day into this run's usage_daily partition (the
     one pass over them) and read it back: later runs read single days of it, and rows sorted
-    by day let them skip the row groups of the others."""
+    by day let them skip the row groups of the others. Also the seconds it took."""
+    started = time.monotonic()
     daily = (daily_usage(cdr).withColumn(Col.RUN_DATE, F.lit(ctx.run_date))
              .sortWithinPartitions(Col.DAY))
     ctx.writer.replace_partition(daily, ctx.wh.table("usage_daily"), schemas.USAGE_DAILY,
                                  ctx.run_date)
-    return _read_daily(ctx, ctx.run_date)
+    return _read_daily(ctx, ctx.run_date), round(time.monotonic() - started, 2)
 
 
 def _write_state(ctx: StageContext, window: SlidingWindow, state: DataFrame,

@@ -131,8 +131,8 @@ def cdr_chunk(pop: pd.DataFrame, seed: int, run_date: dt.date, days: int,
     not applicable) and GenCol.KEY (the event's random key, for bad-row selection).
     """
     run_abs, dated_from = epoch_day(run_date), epoch_day(snapshot or run_date)
-    first = dated_from - days if kept_days is None else max(dated_from - days, run_abs - kept_days)
-    day_abs = np.arange(first, run_abs, dtype=np.int64)
+    start = dated_from - days if kept_days is None else max(dated_from - days, run_abs - kept_days)
+    day_abs = np.arange(start, run_abs, dtype=np.int64)
     first_day = dated_from - pop[GenCol.TENURE_DAYS].to_numpy()  # the signup day
     counts, mb = _daily_counts(pop, seed, day_abs, first_day, usage_scale)
     ev = _expand(counts)
